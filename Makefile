@@ -1,0 +1,41 @@
+# The two commands of the README: `make repro` (the main job) and `make test` (the whole test suite).
+# Both create the project-local virtual environment on first use.
+SHELL := /bin/bash
+PY      := python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+KERNEL  := afp
+# The offline data mirror beside the checkout, when there is one (CI and this machine); else the hub.
+AFP_DATA_MIRROR ?= $(if $(wildcard ../shared/afp-data/hub),$(abspath ../shared/afp-data),)
+export AFP_DATA_MIRROR
+export HF_HUB_OFFLINE := $(if $(AFP_DATA_MIRROR),1,0)
+export HF_DATASETS_OFFLINE := $(HF_HUB_OFFLINE)
+export TOKENIZERS_PARALLELISM := false
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: setup repro test unit notebooks bench clean-runs
+setup: $(STAMP)
+
+# torch is pinned in pyproject.toml and installed in the same pip call as the rest:
+# an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "afp (.venv)" >/dev/null
+	test -d .dvc || $(BIN)/dvc init --quiet
+	$(BIN)/dvc config core.analytics false
+	touch $(STAMP)
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider
+
+unit: setup
+	$(BIN)/pytest tests -x -q
+
+bench: setup
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/eval_icl.py

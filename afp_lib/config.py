@@ -1,0 +1,147 @@
+"""Configuration is data: params.yaml holds sections, each with `base` plus one entry per profile
+(`smoke` for CI, `mini` for the embedded default, `paper` for the real reproduction).
+
+`load_section("train", "mini")` deep-merges base and profile; `from_dict(TrainConfig, d)` turns a dict
+into a frozen dataclass, checking types and suggesting the closest name for unknown keys."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from .paths import repo_root
+
+PROFILES = ("smoke", "mini", "paper")
+
+
+def read_params(path: str | Path | None = None) -> dict:
+    path = Path(path) if path else repo_root() / "params.yaml"
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def default_profile(path: str | Path | None = None) -> str:
+    return read_params(path).get("profile", "mini")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_section(section: str, profile: str | None = None, path: str | Path | None = None) -> dict:
+    """`base` of `section` overlaid with its `profile` entry."""
+    params = read_params(path)
+    profile = profile or params.get("profile", "mini")
+    if section not in params:
+        raise KeyError(_unknown("section", section, [k for k in params if isinstance(params[k], dict)], "params.yaml"))
+    block = params[section]
+    profiles = [k for k in block if k != "base"]
+    if profile not in block and profile not in PROFILES:
+        raise KeyError(_unknown("profile", profile, profiles, f"params.yaml:{section}"))
+    return deep_merge(block.get("base", {}), block.get(profile, {}))
+
+
+def _unknown(kind: str, name: str, known, where: str) -> str:
+    msg = f"unknown {kind} {name!r} in {where}"
+    close = difflib.get_close_matches(name, list(known), n=3)
+    if close:
+        msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+    return msg + f" (known: {', '.join(sorted(map(str, known)))})"
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ValueError(f"{where}={value!r} is not allowed; use one of {', '.join(map(repr, get_args(tp)))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where)
+            except (TypeError, ValueError) as e:
+                errors.append(str(e))
+        raise TypeError(f"{where}={value!r} matches none of {tp}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} must be a list, got {value!r}")
+        (inner, *_) = get_args(tp) or (Any,)
+        items = [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where} must be a number, got {value!r} ({type(value).__name__}); "
+                            "note that YAML reads 1e-5 as a string: write 1.0e-5")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, data: dict | None, where: str | None = None):
+    """Build dataclass `cls` from a plain dict: unknown keys fail with a suggestion, types are checked,
+    nested dataclasses are built recursively. `where` names the place in messages (e.g. 'train.mini')."""
+    where = where or cls.__name__
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise KeyError(_unknown("key", key, fields, where))
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def with_overrides(cfg: dict, overrides: list[str] | None) -> dict:
+    """Apply `a.b.c=value` strings (value parsed as YAML) to a nested dict; returns a new dict."""
+    out = copy.deepcopy(cfg)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out

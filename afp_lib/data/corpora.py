@@ -1,0 +1,59 @@
+"""Parallel and monolingual text. Parallel pairs use the OPUS-100 schema (`{"translation": {"en": .., "xx": ..}}`):
+from the mirror's `parallel/<source>/en-<xx>.jsonl`, or from `Helsinki-NLP/opus-100` on the hub."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+
+from ..paths import mirror_root
+from .hub import DataError, DatasetNotFound, _check_record, _listing, load_split, read_jsonl
+
+# Sources that are evaluation data: training on them contaminates the reported numbers.
+EVAL_SOURCES = {"tatoeba": "LASER Tatoeba test sets (our retrieval probe)",
+                "xnli_test": "the XNLI test set"}
+
+
+def parallel_sources() -> list[str]:
+    root = mirror_root()
+    return sorted(p.name for p in (root / "parallel").iterdir()) if root else ["opus100"]
+
+
+def load_parallel(lang: str, source: str = "opus100", pivot: str = "en") -> datasets.Dataset:
+    """Pairs (pivot, lang) as a Dataset with one `translation` dict column (keys `pivot` and `lang`)."""
+    root = mirror_root()
+    if root is None or source == "opus100":
+        pair = "-".join(sorted([pivot, lang]))
+        return load_split("Helsinki-NLP/opus-100", pair, "train")
+    path = root / "parallel" / source / f"{pivot}-{lang}.jsonl"
+    if not path.is_file():
+        folder = root / "parallel" / source
+        if not folder.is_dir():
+            raise DatasetNotFound(f"parallel source {source!r} is not in the mirror (looked for {folder}); "
+                                  f"sources: {_listing(root / 'parallel')}")
+        raise DatasetNotFound(f"no {pivot}-{lang} pairs in parallel/{source} (looked for {path}); "
+                              f"files there: {_listing(folder)}")
+    rows = read_jsonl(path, {"translation": (dict,)})
+    for i, rec in enumerate(rows, 1):
+        _check_record(rec["translation"], {pivot: (str,), lang: (str,)}, f"{path}:{i} field 'translation'")
+    return datasets.Dataset.from_list([{"translation": r["translation"]} for r in rows])
+
+
+def load_mono(lang: str, source: str = "leipzig") -> datasets.Dataset:
+    """Monolingual lines `mono/<source>/<lang>.txt` of the mirror as a Dataset with a `text` column."""
+    root = mirror_root()
+    if root is None:
+        raise DatasetNotFound("monolingual corpora are read from the offline mirror only; set $AFP_DATA_MIRROR")
+    path = root / "mono" / source / f"{lang}.txt"
+    if not path.is_file():
+        raise DatasetNotFound(f"no monolingual text for {lang!r} in mono/{source} (looked for {path}); "
+                              f"files there: {_listing(root / 'mono' / source)}")
+    return datasets.Dataset.from_dict({"text": read_lines(path)})
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None

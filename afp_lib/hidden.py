@@ -1,0 +1,77 @@
+"""Sentence representations from the hidden states after block `l`, with early exit.
+
+`hidden_at_layer(model, ids, mask, l)` runs only the embeddings and blocks `< l` (it stops the forward
+pass at the input of block `l` with a pre-hook), so MCL on layer 1 costs one block, not the whole model.
+The result equals `model(..., output_hidden_states=True).hidden_states[l]` for every `l` (tested per
+architecture). One generic mechanism, no per-model subclass: it only needs the model's block list."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Pooling = Literal["mean", "max", "last"]
+POOLINGS = ("mean", "max", "last")
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer block list of any HF causal LM (XGLM `layers`, BLOOM/GPT-2 `h`, Llama/Qwen2 `layers`)."""
+    n = model.config.num_hidden_layers
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n and name.split(".")[-1] in ("layers", "h", "blocks"):
+            return module
+    raise ValueError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
+
+
+class _StopForward(Exception):
+    pass
+
+
+def check_layer(model: nn.Module, layer: int) -> None:
+    n = model.config.num_hidden_layers
+    if not isinstance(layer, int) or not 0 <= layer <= n:
+        raise ValueError(f"layer={layer!r} is out of range for a {n}-block model; use 0 (embeddings) .. {n}")
+
+
+def hidden_at_layer(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
+    """Hidden states (B, T, H) after block `layer` (0 = embeddings), computing no block past it."""
+    check_layer(model, layer)
+    blocks = decoder_layers(model)
+    base = model.base_model
+    if layer == len(blocks):  # the last entry of hidden_states comes after the final norm: run everything
+        return base(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                    use_cache=False).hidden_states[layer]
+    captured = {}
+
+    def grab(_module, args, kwargs):
+        captured["h"] = args[0] if args else kwargs["hidden_states"]
+        raise _StopForward
+
+    handle = blocks[layer].register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: Pooling = "mean") -> torch.Tensor:
+    """(B, T, H) -> (B, H) over non-pad tokens; correct for left and right padding."""
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    if how == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    if how == "max":
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(1).values
+    if how == "last":
+        positions = torch.arange(hidden.size(1), device=hidden.device)
+        last = (attention_mask.long() * positions).argmax(-1)  # index of the last real token, (B,)
+        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+    raise ValueError(f"pooling={how!r} is not supported; use one of {', '.join(POOLINGS)}")
+
+
+def sentence_embeddings(model, input_ids, attention_mask, layer: int = 1, pooling: Pooling = "mean") -> torch.Tensor:
+    """(B, H) sentence vectors: pool(hidden_at_layer(...)). Keeps the graph when grad is enabled."""
+    return pool(hidden_at_layer(model, input_ids, attention_mask, layer), attention_mask, pooling)

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from afp_lib.hidden import decoder_layers, hidden_at_layer, pool
+from afp_lib.models import ARCHS
+
+
+def batch(tokenizer, texts, side="right"):
+    tokenizer.padding_side = side
+    enc = tokenizer(texts, return_tensors="pt", padding=True)
+    tokenizer.padding_side = "right"
+    return enc["input_ids"], enc["attention_mask"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_early_exit_equals_full_forward_every_layer(arch, tiny_models, toy_tokenizer):
+    model = tiny_models[arch]
+    ids, mask = batch(toy_tokenizer, ["The cat sat on the mat.", "猫坐在垫子上。", "Mbwa"])
+    with torch.no_grad():
+        full = model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        for layer in range(model.config.num_hidden_layers + 1):
+            early = hidden_at_layer(model, ids, mask, layer)
+            torch.testing.assert_close(early, full[layer], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["xglm", "llama"])
+def test_early_exit_runs_no_later_block(arch, tiny_models, toy_tokenizer):
+    model = tiny_models[arch]
+    calls = []
+    hooks = [b.register_forward_hook(lambda m, a, o, i=i: calls.append(i)) for i, b in enumerate(decoder_layers(model))]
+    ids, mask = batch(toy_tokenizer, ["The cat sat."])
+    try:
+        hidden_at_layer(model, ids, mask, 1)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == [0]
+
+
+def test_layer_out_of_range(tiny_models, toy_tokenizer):
+    ids, mask = batch(toy_tokenizer, ["x"])
+    with pytest.raises(ValueError, match="layer=4 is out of range for a 3-block model"):
+        hidden_at_layer(tiny_models["xglm"], ids, mask, 4)
+
+
+def test_pooling_ignores_padding_left_and_right():
+    torch.manual_seed(0)
+    h = torch.randn(2, 5, 4)
+    right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    for how in ("mean", "max", "last"):
+        a = pool(h[:, :3], right[:, :3], how)[0]
+        b = pool(h, right, how)[0]
+        torch.testing.assert_close(a, b)
+    # left padding: the same three tokens shifted right
+    left_h = torch.cat([torch.zeros(1, 2, 4), h[:1, :3]], 1)
+    left = torch.tensor([[0, 0, 1, 1, 1]])
+    for how in ("mean", "max", "last"):
+        torch.testing.assert_close(pool(left_h, left, how)[0], pool(h[:1, :3], right[:1, :3], how)[0])
+    torch.testing.assert_close(pool(h, right, "last")[0], h[0, 2])
+    torch.testing.assert_close(pool(h, right, "mean")[0], h[0, :3].mean(0))
+
+
+def test_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling='cls' is not supported"):
+        pool(torch.zeros(1, 2, 3), torch.ones(1, 2), "cls")
