@@ -1,0 +1,1 @@
+"""Analysis of representations and results: alignment/uniformity, retrieval, t-SNE, tables, plots."""
