@@ -1,0 +1,109 @@
+"""Render the numeric tables of afp_lib.analysis.tables: formatted cells ("45.5±0.3", "45.5/41.2" where the
+paper merges 0/5-shot), markdown for notebooks, LaTeX for the paper-style PDF, tidy CSV for machines.
+Files are written atomically (tmp file, then os.replace), so an interrupted run never leaves half a table."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+NAMES = {"xnli": "XNLI", "pawsx": "PAWS-X", "xcopa": "XCOPA", "xstorycloze": "XStoryCloze",
+         "xwinograd": "XWinograd", "flores": "FLORES"}
+
+
+def _pretty(level: str, value) -> str:
+    value = str(value)
+    if level in ("task",):
+        return NAMES.get(value, value)
+    if level == "language" or level == "direction":
+        return value.upper().replace("-", "→") if value not in ("Avg", "Var", "") else value
+    return value
+
+
+def pm_frame(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The ± of each cell (NaN where none) as a frame shaped like `df`, from df.attrs["pm"]."""
+    pm = df.attrs.get("pm")
+    if pm is None:
+        return None
+    frame = pd.DataFrame(pm) if isinstance(pm, dict) else pm
+    return frame.reindex(index=df.index, columns=df.columns)
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out.attrs = {}
+    return out
+
+
+def _cell(v, pm, digits: int, show_pm: bool) -> str:
+    if pd.isna(v):
+        return "–"
+    s = f"{v:.{digits}f}"
+    if show_pm and pm is not None and not pd.isna(pm):
+        s += f"±{pm:.{digits}f}"
+    return s
+
+
+def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None) -> pd.DataFrame:
+    """Strings as the paper prints them; columns flattened to header strings, rows to plain columns."""
+    digits = df.attrs.get("digits", 1) if digits is None else digits
+    pm = pm_frame(df)
+    names = list(df.columns.names)
+    groups: dict[tuple, list] = {}
+    merge = df.attrs.get("merge_shots") and names[-1] == "shots"
+    for col in df.columns:
+        key = col[:-1] if merge and col[-1] != "" else col
+        groups.setdefault(key, []).append(col)
+    vals = df.to_numpy(dtype=float)
+    pms = pm.to_numpy(dtype=float) if pm is not None else None
+    pos = {c: j for j, c in enumerate(df.columns)}
+    out = {}
+    for key, cols in groups.items():
+        parts = [_pretty(n, v) for n, v in zip(names, key) if str(v) != ""]
+        if merge and len(cols) > 1 or (merge and cols[0][-1] != ""):
+            parts[-1] = parts[-1] + "-" + "/".join(c[-1] for c in cols)
+        header = " ".join(parts)
+        out[header] = ["/".join(_cell(vals[i, pos[c]], None if pms is None else pms[i, pos[c]], digits, show_pm)
+                                for c in cols) for i in range(len(df))]
+    body = pd.DataFrame(out, index=_plain(df).index)
+    return body.reset_index()
+
+
+def to_markdown(df: pd.DataFrame, show_pm: bool = True) -> str:
+    caption = df.attrs.get("caption", "")
+    table = formatted(df, show_pm).to_markdown(index=False, disable_numparse=True)
+    return f"{caption}\n\n{table}" if caption else table
+
+
+def to_latex(df: pd.DataFrame, show_pm: bool = True) -> str:
+    body = formatted(df, show_pm)
+    tex = body.to_latex(index=False, escape=True, caption=df.attrs.get("caption"),
+                        label=f"tab:afp{df.attrs.get('table', '')}")
+    return tex.replace("±", r"$\pm$").replace("→", r"$\to$").replace("–", "--")
+
+
+def to_long(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: the index levels, the column levels, value and pm (CSV-friendly)."""
+    pm, levels = pm_frame(df), list(range(df.columns.nlevels))
+    long = _plain(df).stack(levels, future_stack=True).rename("value").to_frame()
+    if pm is not None:
+        long["pm"] = _plain(pm).stack(levels, future_stack=True)
+    return long.dropna(subset=["value"]).reset_index()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save(df: pd.DataFrame, stem: str | Path) -> dict[str, Path]:
+    """Write <stem>.csv (tidy), <stem>.md and <stem>.tex; returns the paths by suffix."""
+    stem = Path(stem)
+    paths = {ext: stem.with_name(stem.name + "." + ext) for ext in ("csv", "md", "tex")}
+    _atomic_write(paths["csv"], to_long(df).to_csv(index=False))
+    _atomic_write(paths["md"], to_markdown(df) + "\n")
+    _atomic_write(paths["tex"], to_latex(df))
+    return paths
