@@ -1,0 +1,156 @@
+"""Few-shot translation on FLORES-101 (Appendix C, Table 20): "{Src}: {src} = {Tgt}:" after k demonstrations
+from dev in the same format joined by EOS; greedy decoding that stops at EOS, a newline or max_new_tokens;
+corpus BLEU and chrF with sacrebleu on devtest.
+
+Generation reuses the demonstrations' key/value cache like the scorer. Queries differ in length, so each
+batch is left-padded *after* the cached prefix: the pads are masked out and the position ids skip them.
+`greedy_reference` (no cache, no padding, one item at a time) is what the tests compare against."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import random
+import time
+
+import sacrebleu
+import torch
+from tqdm.auto import tqdm
+
+from .prompts import flores
+from .requests import build_prefix, encode
+from .runner import Results
+from .scorer import autocast, cache_kwarg, expand_cache, kv_tensors, returned_cache
+from .tasks import SUBSET_SEED, TASKS, _rows
+
+logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=8)
+def _newline_ids(tokenizer) -> frozenset[int]:
+    pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return frozenset(i for i, p in enumerate(pieces) if "\n" in p)
+
+
+def stop_ids(tokenizer) -> frozenset[int]:
+    """EOS and every token whose text holds a newline."""
+    return _newline_ids(tokenizer) | {tokenizer.eos_token_id}
+
+
+@torch.no_grad()
+def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], stop: frozenset[int],
+                    max_new_tokens: int = 64, batch_size: int = 16, bf16: bool = False) -> list[list[int]]:
+    """Greedy continuations (stop token excluded) of prefix + each prompt; the prefix is encoded once."""
+    device = next(model.parameters()).device
+    kw = cache_kwarg(model)
+    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
+    with autocast(model, bf16):
+        kv = kv_tensors(returned_cache(model(input_ids=torch.tensor([prefix], device=device), use_cache=True,
+                                             logits_to_keep=1)))
+    P = len(prefix)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    result: list[list[int]] = [[] for _ in prompts]
+    for s in range(0, len(order), batch_size):
+        chunk = order[s:s + batch_size]
+        B, T = len(chunk), max(len(prompts[i]) for i in chunk)
+        ids = torch.zeros((B, T), dtype=torch.long)
+        mask = torch.zeros((B, P + T), dtype=torch.long)
+        mask[:, :P] = 1
+        pos = torch.full((B, T), P, dtype=torch.long)
+        for b, i in enumerate(chunk):  # left-pad each query after the prefix
+            n = len(prompts[i])
+            ids[b, T - n:] = torch.tensor(prompts[i])
+            mask[b, P + T - n:] = 1
+            pos[b, T - n:] = torch.arange(P, P + n)
+        ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
+        cache = expand_cache(kv, B)
+        done = torch.zeros(B, dtype=torch.bool, device=device)
+        stop_t = torch.tensor(sorted(stop), device=device)
+        gen = []
+        for _ in range(max_new_tokens):
+            extra = {"position_ids": pos} if takes_positions else {}
+            with autocast(model, bf16):
+                out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1, **{kw: cache}, **extra)
+            cache = returned_cache(out)
+            nxt = out.logits[:, -1].float().argmax(-1)                     # (B,)
+            done |= torch.isin(nxt, stop_t)
+            gen.append(torch.where(done, -1, nxt))
+            if bool(done.all()):
+                break
+            ids = nxt[:, None]
+            mask = torch.cat([mask, mask.new_ones((B, 1))], 1)
+            pos = pos[:, -1:] + 1
+        gen_t = torch.stack(gen, 1).tolist()                                # (B, steps), -1 after a stop
+        for b, i in enumerate(chunk):
+            row = gen_t[b]
+            result[i] = row[:row.index(-1)] if -1 in row else row
+    return result
+
+
+@torch.no_grad()
+def greedy_reference(model, ids: list[int], stop: frozenset[int], max_new_tokens: int = 64) -> list[int]:
+    """Brute force: a full forward over the whole sequence for every new token."""
+    device = next(model.parameters()).device
+    seq, out = list(ids), []
+    for _ in range(max_new_tokens):
+        nxt = int(model(input_ids=torch.tensor([seq], device=device), use_cache=False).logits[0, -1].argmax())
+        if nxt in stop:
+            break
+        out.append(nxt)
+        seq.append(nxt)
+    return out
+
+
+def _sentences(code: str, split: str) -> list[str]:
+    task = TASKS["flores"]
+    rows = sorted(_rows(task.dataset, task.lang(code).config, split), key=lambda r: r["id"])
+    return [r["sentence"] for r in rows]
+
+
+def bleu_tokenizer(tgt: str) -> str:
+    table = TASKS["flores"].bleu_tokenize
+    return table.get(tgt, table.get("default", "13a"))
+
+
+def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: int | None = None,
+                   model_name: str = "model", out_file=None, max_new_tokens: int = 128, batch_size: int = 16,
+                   bf16: bool = False, progress: bool = True) -> list[dict]:
+    """BLEU and chrF records (task "flores", language "en-zh") for each direction, shot count and seed."""
+    task = TASKS["flores"]
+    pairs = [tuple(p.split("-")) if isinstance(p, str) else tuple(p) for p in pairs]
+    for src, tgt in pairs:
+        task.lang(src), task.lang(tgt)
+        if src == tgt:
+            raise ValueError(f"translation pair {src}-{tgt} has the same source and target")
+    results, out = Results(out_file), []
+    stop = stop_ids(tokenizer)
+    units = [(p, k, s) for p in pairs for k in shots for s in seeds]
+    for (src, tgt), k, seed in tqdm(units, desc="FLORES translate", disable=not progress):
+        unit = dict(model=model_name, task="flores", language=f"{src}-{tgt}", shots=k, seed=seed, demo_lang=src,
+                    demos="random", connectors="english", max_items=max_items, version=task.version)
+        done = results.done(unit)
+        if done:
+            out += done
+            continue
+        t0 = time.perf_counter()
+        s_name, t_name = task.lang(src).name, task.lang(tgt).name
+        src_test, ref = _sentences(src, task.splits.test), _sentences(tgt, task.splits.test)
+        if max_items is not None and len(src_test) > max_items:
+            keep = sorted(random.Random(SUBSET_SEED).sample(range(len(src_test)), max_items))
+            src_test, ref = [src_test[i] for i in keep], [ref[i] for i in keep]
+        src_dev, tgt_dev = _sentences(src, task.splits.demos), _sentences(tgt, task.splits.demos)
+        picks = random.Random(seed).sample(range(len(src_dev)), k)
+        prefix = build_prefix(tokenizer, [flores(src_dev[i], s_name, t_name, tgt_dev[i]) for i in picks])
+        prompts = encode(tokenizer, [flores(s, s_name, t_name) for s in src_test])
+        gen = greedy_generate(model, prefix, prompts, stop, max_new_tokens, batch_size, bf16)
+        hyps = [tokenizer.decode(g).split("\n")[0].strip() for g in gen]
+        logger.info("flores %s-%s %d-shot: %r -> %r (ref %r)", src, tgt, k, src_test[0][:80], hyps[0][:80], ref[0][:80])
+        tok = bleu_tokenizer(tgt)
+        scores = {"bleu": sacrebleu.corpus_bleu(hyps, [ref], tokenize=tok).score,
+                  "chrf": sacrebleu.corpus_chrf(hyps, [ref]).score}
+        recs = [{**unit, "metric": m, "value": v, "n_items": len(hyps), "split": task.splits.test,
+                 "demo_pool": task.splits.demos if k else None, "bleu_tokenize": tok,
+                 "seconds": round(time.perf_counter() - t0, 3)} for m, v in scores.items()]
+        results.add(recs)
+        out += recs
+    return out
