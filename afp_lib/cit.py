@@ -1,0 +1,150 @@
+"""Cross-lingual instruction tuning samples (Eq. 3) and the parallel pairs they and MCL are built from.
+
+A CIT sample is `(context, response)`: the context is in language a and ends with a prompt naming the
+answer language b ("Answer in Chinese:"); the response is in b. With probability `p_src`, b = a (plain
+instruction tuning). The model is trained on the response tokens only (see `collate.encode_cit`).
+
+Sources:
+- `bactrian_samples`: Bactrian-X (instruction/input/output in each language, matched by `id`), the paper's data.
+- `translation_samples`: parallel pairs in translation mode (source sentence + prompt -> target sentence),
+  the offline stand-in. Here b = a means the response is the source sentence itself (t^{a->a} = identity).
+- `alpaca_samples`: the English Alpaca subset, b = a = en.
+
+Pairs: `bridge_pairs` keeps EN-XX pairs; `pairwise_pairs` adds every XX-YY pair whose sides share the
+same English sentence (§3.3.1)."""
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from typing import Iterable
+
+logger = logging.getLogger(__name__)
+
+# ISO 639-1 -> English name, for "Answer in <Language>" (paper Table 21, plus the mirror's other codes).
+LANGUAGE_NAMES = {
+    "af": "Afrikaans", "ar": "Arabic", "az": "Azerbaijani", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech",
+    "de": "German", "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque",
+    "fa": "Persian", "fi": "Finnish", "fr": "French", "gl": "Galician", "gu": "Gujarati", "he": "Hebrew",
+    "hi": "Hindi", "hr": "Croatian", "ht": "Haitian Creole", "id": "Indonesian", "it": "Italian",
+    "ja": "Japanese", "ka": "Georgian", "kk": "Kazakh", "km": "Khmer", "ko": "Korean", "lt": "Lithuanian",
+    "lv": "Latvian", "mk": "Macedonian", "ml": "Malayalam", "mn": "Mongolian", "mr": "Marathi", "my": "Burmese",
+    "ne": "Nepali", "nl": "Dutch", "pl": "Polish", "ps": "Pashto", "pt": "Portuguese", "qu": "Quechua",
+    "ro": "Romanian", "ru": "Russian", "si": "Sinhala", "sl": "Slovene", "sv": "Swedish", "sw": "Swahili",
+    "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "uk": "Ukrainian",
+    "ur": "Urdu", "vi": "Vietnamese", "xh": "Xhosa", "zh": "Chinese",
+}
+
+
+def language_name(code: str) -> str:
+    try:
+        return LANGUAGE_NAMES[code]
+    except KeyError:
+        raise KeyError(f"no language name for code {code!r}; add it to afp_lib.cit.LANGUAGE_NAMES "
+                       f"(known: {', '.join(sorted(LANGUAGE_NAMES))})") from None
+
+
+def answer_prompt(lang: str) -> str:
+    return f"Answer in {language_name(lang)}:"
+
+
+def translate_prompt(lang: str) -> str:
+    return f"Translate into {language_name(lang)}:"
+
+
+PROMPTS = {"answer": answer_prompt, "translate": translate_prompt}
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def translation_plan(pairs: list[dict], p_src: float, seed: int = 0) -> list[tuple[str, str]]:
+    """(context side, answer side) per pair, each "src" or "tgt": a random direction (0.5, as the authors'
+    translation mode), then with probability p_src the answer stays in the context's language."""
+    rng = random.Random(seed)
+    plan = []
+    for _ in pairs:
+        a, b = ("src", "tgt") if rng.random() < 0.5 else ("tgt", "src")
+        plan.append((a, a if rng.random() < p_src else b))
+    return plan
+
+
+def translation_samples(pairs: list[dict], p_src: float, prompt: str = "answer", seed: int = 0) -> list[dict]:
+    """One CIT sample per pair, following `translation_plan`; b = a means the response repeats the source."""
+    make_prompt = PROMPTS[prompt]
+    out = []
+    for p, (a, b) in zip(pairs, translation_plan(pairs, p_src, seed)):
+        out.append({"context": _join(p[a], make_prompt(p[f"{b}_lang"])), "response": p[b],
+                    "src_lang": p[f"{a}_lang"], "tgt_lang": p[f"{b}_lang"], "context_side": a})
+    return out
+
+
+def alpaca_samples(rows: Iterable[dict], limit: int = 0) -> list[dict]:
+    """English instruction samples (b = a = en); rows with an empty output are skipped and counted."""
+    out, empty = [], 0
+    for row in rows:
+        if not row["output"].strip():
+            empty += 1
+            continue
+        out.append({"context": _join(row["instruction"], row["input"], answer_prompt("en")),
+                    "response": row["output"].strip(), "src_lang": "en", "tgt_lang": "en"})
+        if limit and len(out) >= limit:
+            break
+    if empty:
+        logger.info("alpaca: skipped %d rows with an empty output", empty)
+    return out
+
+
+def match_by_id(by_lang: dict[str, list[dict]]) -> list[dict[str, dict]]:
+    """Bactrian-X rows of several languages joined on `id`: [{lang: row}] for ids present in every language."""
+    index = {lang: {r["id"]: r for r in rows} for lang, rows in by_lang.items()}
+    common = set.intersection(*(set(ix) for ix in index.values()))
+    return [{lang: index[lang][i] for lang in by_lang} for i in sorted(common)]
+
+
+def bactrian_samples(by_lang: dict[str, list[dict]], p_src: float, seed: int = 0) -> list[dict]:
+    """Eq. 3 on Bactrian-X: context (instruction + input) in a random language a, answer in b, where
+    b = a with probability p_src and otherwise another language of the set."""
+    rng = random.Random(seed)
+    langs = sorted(by_lang)
+    out = []
+    for group in match_by_id(by_lang):
+        a = rng.choice(langs)
+        b = a if rng.random() < p_src or len(langs) == 1 else rng.choice([x for x in langs if x != a])
+        if not group[b]["output"].strip():
+            continue
+        out.append({"context": _join(group[a]["instruction"], group[a]["input"], answer_prompt(b)),
+                    "response": group[b]["output"].strip(), "src_lang": a, "tgt_lang": b})
+    return out
+
+
+def bactrian_pairs(by_lang: dict[str, list[dict]], pivot: str = "en") -> list[dict]:
+    """MCL pairs from Bactrian-X instructions, pivot vs each other language, matched by id (authors' bilingual mode)."""
+    pairs = []
+    for group in match_by_id(by_lang):
+        for lang in sorted(by_lang):
+            if lang != pivot:
+                pairs.append({"src": group[pivot]["instruction"], "tgt": group[lang]["instruction"],
+                              "src_lang": pivot, "tgt_lang": lang})
+    return pairs
+
+
+def bridge_pairs(pivot_pairs: dict[str, list[tuple[str, str]]], pivot: str = "en") -> list[dict]:
+    """EN-XX pairs: `pivot_pairs[xx]` is a list of (pivot sentence, xx sentence)."""
+    return [{"src": e, "tgt": x, "src_lang": pivot, "tgt_lang": lang}
+            for lang in sorted(pivot_pairs) for e, x in pivot_pairs[lang]]
+
+
+def pairwise_pairs(pivot_pairs: dict[str, list[tuple[str, str]]], pivot: str = "en") -> list[dict]:
+    """EN-XX pairs plus every XX-YY pair whose two sentences translate the same English sentence."""
+    pairs = bridge_pairs(pivot_pairs, pivot)
+    by_pivot = {lang: {} for lang in pivot_pairs}
+    for lang, rows in pivot_pairs.items():
+        for e, x in rows:
+            by_pivot[lang].setdefault(e, x)  # first translation of a repeated English sentence
+    for xx, yy in itertools.combinations(sorted(pivot_pairs), 2):
+        shared = [e for e in by_pivot[xx] if e in by_pivot[yy]]
+        pairs += [{"src": by_pivot[xx][e], "tgt": by_pivot[yy][e], "src_lang": xx, "tgt_lang": yy} for e in shared]
+        logger.info("pairwise: %d %s-%s pairs through %s", len(shared), xx, yy, pivot)
+    return pairs

@@ -1,0 +1,87 @@
+"""The two AFP losses, SimCSE-small.
+
+`mcl_loss` is Eq. 2: InfoNCE over cosine similarities / tau with in-batch negatives. The authors' code
+uses one direction only (src -> tgt); `symmetric=True` averages both directions, so neither language is
+only ever the anchor. In multi-process runs the negatives are gathered from every rank; the local slice
+is put back into the gathered tensor so its gradient flows (other ranks' slices are constants here and
+get their gradient on their own rank).
+
+`lm_loss` is Eq. 3 (and plain CLM): next-token cross-entropy on the positions whose label is not -100,
+so a CIT batch whose prompt tokens are labelled -100 trains on the response only."""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+IGNORE = -100  # label of positions that carry no loss (prompt, padding)
+
+
+def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(B, H) on each rank -> ((world*B, H), offset of this rank's rows). Identity in one process.
+    Assumes the same B on every rank (the loop's endless sample stream never yields a partial batch)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    world, rank = dist.get_world_size(), dist.get_rank()
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[rank] = x  # keep the autograd graph of the local part
+    return torch.cat(parts, 0), rank * x.size(0)
+
+
+def mcl_loss(h_src: torch.Tensor, h_tgt: torch.Tensor, temperature: float = 0.05, symmetric: bool = True,
+             gather: bool = True) -> torch.Tensor:
+    """InfoNCE of Eq. 2. h_src, h_tgt: (B, H), row i of each is a translation pair.
+
+    sim[i, j] = cos(h_src_i, h_tgt_j) / tau; the positive of row i is column i, the other columns (from
+    every rank when `gather`) are negatives. Symmetric: mean of the src->tgt and tgt->src losses."""
+    if h_src.shape != h_tgt.shape or h_src.dim() != 2:
+        raise ValueError(f"mcl_loss needs two (B, H) tensors of one shape, got {tuple(h_src.shape)} and {tuple(h_tgt.shape)}")
+    z_src = F.normalize(h_src.float(), dim=-1)  # (B, H)
+    z_tgt = F.normalize(h_tgt.float(), dim=-1)  # (B, H)
+    if gather:
+        all_src, offset = gather_with_grad(z_src)  # (W*B, H)
+        all_tgt, _ = gather_with_grad(z_tgt)
+    else:
+        all_src, all_tgt, offset = z_src, z_tgt, 0
+    labels = torch.arange(z_src.size(0), device=z_src.device) + offset  # (B,) positives on the diagonal
+    loss = F.cross_entropy(z_src @ all_tgt.T / temperature, labels)  # (B, W*B) src -> tgt
+    if symmetric:
+        loss = 0.5 * (loss + F.cross_entropy(z_tgt @ all_src.T / temperature, labels))  # tgt -> src
+    return loss
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over labelled positions. logits (B, T, V), labels (B, T) with -100
+    where no loss is taken; label t is predicted from position t-1 (the shift happens here)."""
+    shift_logits = logits[:, :-1].float()  # (B, T-1, V)
+    shift_labels = labels[:, 1:]  # (B, T-1)
+    if not (shift_labels != IGNORE).any():
+        raise ValueError("lm_loss got a batch with no labelled token (every response was masked or truncated)")
+    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                           ignore_index=IGNORE)
+
+
+# Causal LMs whose logits are exactly lm_head(last_hidden_state): the head can run on response positions only.
+PLAIN_HEAD = ("xglm", "bloom", "llama", "gpt2", "qwen2", "mistral", "opt")
+
+
+def response_logits_loss(model, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(summed CE, number of labelled tokens) from final hidden states (B, T, H): the LM head runs only
+    where a label is predicted, so prompt tokens cost no (B, T, V) logits."""
+    keep = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts label t+1
+    h = hidden[:, :-1][keep]  # (N, H)
+    logits = model.get_output_embeddings()(h).float()  # (N, V)
+    return F.cross_entropy(logits, labels[:, 1:][keep], reduction="sum"), int(keep.sum())
+
+
+def cit_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: the causal LM loss of `model` on response tokens only (prompt and padding labelled -100)."""
+    if getattr(model.config, "model_type", None) in PLAIN_HEAD and model.get_output_embeddings() is not None:
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        total, n = response_logits_loss(model, hidden, labels)
+        if n == 0:
+            raise ValueError("cit_loss got a batch with no labelled token (every response was masked or truncated)")
+        return total / n
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, T, V)
+    return lm_loss(logits, labels)

@@ -1,0 +1,107 @@
+"""Checkpoints that plain transformers can load, plus what a resume needs.
+
+Layout of a run folder:
+    train_config.json
+    train_log.jsonl
+    checkpoints/step-0000100/   save_pretrained (safetensors) + tokenizer + train_config.json
+                                + trainer_state.pt (optimizer, scheduler, RNG) or deepspeed/ + state.json
+    final/                      save_pretrained + tokenizer + train_config.json + result.json (written last)
+
+Every folder is written under a temporary name and renamed into place, so a run killed at any moment
+leaves either the previous checkpoint or the new one, never half of one."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+logger = logging.getLogger(__name__)
+
+STATE = "state.json"
+RESULT = "result.json"  # the last file written into final/: its presence means the run finished
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_model_folder(folder: Path, model, tokenizer, config: dict) -> None:
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    write_json(folder / "train_config.json", config)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Atomically put a finished temporary folder in place (replacing an older one of the same name)."""
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def fresh_tmp(path: Path) -> Path:
+    tmp = path.with_name(f".tmp-{path.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def checkpoints(out_dir: Path) -> list[Path]:
+    """Complete checkpoints (those with a state.json), oldest first."""
+    root = Path(out_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    done = [p for p in root.iterdir() if p.name.startswith("step-") and (p / STATE).is_file()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    found = checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def prune(out_dir: Path, keep: int) -> None:
+    for old in checkpoints(out_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_weights(model, folder: Path) -> None:
+    """Load a save_pretrained folder's safetensors into a live model; only tied copies may be missing."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no .safetensors weights in {folder}")
+    state = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    loaded = {params[k].data_ptr() for k in state if k in params}
+    untied = [k for k in missing if k in params and params[k].data_ptr() not in loaded]  # buffers are rebuilt
+    if untied or unexpected:
+        raise ValueError(f"checkpoint {folder} does not match the model: missing {untied[:5]}, unexpected {unexpected[:5]}")

@@ -1,0 +1,25 @@
+"""`python -m afp_lib train --profile mini [key.sub=value ...] --base-model PATH`: one alignment run
+through the run cache (a finished run is not trained again). Prints the run folder."""
+from __future__ import annotations
+
+import argparse
+
+from .config import load_train_config
+from .runs import get_or_train, run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m afp_lib train", description=__doc__)
+    ap.add_argument("overrides", nargs="*", help="config overrides like objective=cit mcl.layer=2")
+    ap.add_argument("--profile", help="params.yaml profile (default: the file's `profile`)")
+    ap.add_argument("--config", help="a params.yaml-like file (default: the repository's params.yaml)")
+    ap.add_argument("--base-model", required=True, help="save_pretrained folder or hub id of the model to align")
+    ap.add_argument("--dry-run", action="store_true", help="print the resolved config and run folder only")
+    args = ap.parse_args(argv)
+    cfg = load_train_config(args.profile, args.overrides, path=args.config)
+    if args.dry_run:
+        print(cfg)
+        print(run_dir(cfg, args.base_model))
+        return 0
+    print(get_or_train(cfg, args.base_model))
+    return 0

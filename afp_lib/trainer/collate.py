@@ -1,0 +1,104 @@
+"""Token ids for the three kinds of training data, encoded once before the loop, and padded batches.
+
+- pairs: each side encoded alone (BOS as the tokenizer adds it); a batch stacks the B source and the
+  B target sentences into one (2B, T) tensor so MCL needs one early-exit call for both sides.
+- CIT: context ids (labels -100) + response ids + EOS (labelled, so the model learns to stop).
+- CLM: documents joined with EOS and cut into seq_len blocks; the remainder is a shorter last block.
+Nothing is dropped silently: every truncation is counted and logged with numbers."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..losses import IGNORE
+
+logger = logging.getLogger(__name__)
+
+Example = tuple[list[int], list[int]]  # (input ids, labels)
+
+
+def _ids(tokenizer, texts: list[str], special: bool) -> list[list[int]]:
+    return tokenizer(list(texts), add_special_tokens=special)["input_ids"] if texts else []
+
+
+def encode_pairs(tokenizer, pairs: list[dict], seq_len: int) -> list[tuple[list[int], list[int]]]:
+    src = _ids(tokenizer, [p["src"] for p in pairs], True)
+    tgt = _ids(tokenizer, [p["tgt"] for p in pairs], True)
+    cut = sum(len(s) > seq_len for s in src) + sum(len(t) > seq_len for t in tgt)
+    if cut:
+        logger.warning("pairs: truncated %d of %d sentences to seq_len=%d tokens", cut, 2 * len(pairs), seq_len)
+    return [(s[:seq_len], t[:seq_len]) for s, t in zip(src, tgt)]
+
+
+def encode_cit(tokenizer, samples: list[dict], seq_len: int) -> list[Example]:
+    """Context + " " + response + EOS, labels only on the response and EOS. Too long: the context is cut
+    from the left (its first token, BOS where there is one, kept); a response that alone does not fit
+    is cut at the end. Both are counted."""
+    ctx = _ids(tokenizer, [s["context"] for s in samples], True)
+    resp = _ids(tokenizer, [" " + s["response"] for s in samples], False)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    out, cut_ctx, cut_resp = [], 0, 0
+    for c, r in zip(ctx, resp):
+        r = r + eos
+        keep_ctx = max(seq_len - len(r), min(len(c), 8))  # keep at least a little context
+        if len(c) > keep_ctx:
+            c = c[:1] + c[len(c) - keep_ctx + 1:]
+            cut_ctx += 1
+        if len(c) + len(r) > seq_len:
+            r = r[:seq_len - len(c)]
+            cut_resp += 1
+        out.append((c + r, [IGNORE] * len(c) + r))
+    if cut_ctx or cut_resp:
+        logger.warning("CIT: %d of %d samples longer than seq_len=%d: %d contexts cut from the left, "
+                       "%d responses cut at the end", max(cut_ctx, cut_resp), len(samples), seq_len, cut_ctx, cut_resp)
+    return out
+
+
+def pack(examples: list[Example], seq_len: int) -> list[Example]:
+    """Whole examples packed first-fit into rows of <= seq_len tokens (no example is split or dropped).
+    As in the authors' packing there is no mask between packed samples."""
+    rows: list[Example] = []
+    for ids, labels in sorted(examples, key=lambda e: -len(e[0])):
+        for i, (r_ids, r_labels) in enumerate(rows):
+            if len(r_ids) + len(ids) <= seq_len:
+                rows[i] = (r_ids + ids, r_labels + labels)
+                break
+        else:
+            rows.append((list(ids), list(labels)))
+    return rows
+
+
+def clm_blocks(tokenizer, texts: list[str], seq_len: int) -> list[Example]:
+    """Documents -> one stream `doc EOS doc EOS ...` -> blocks of seq_len; the last block may be shorter."""
+    stream: list[int] = []
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for ids in _ids(tokenizer, texts, True):
+        stream += ids + eos
+    blocks = [stream[i:i + seq_len] for i in range(0, len(stream), seq_len)]
+    return [(b, list(b)) for b in blocks if len(b) > 1]
+
+
+def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def pair_batch(encoded: list[tuple[list[int], list[int]]], indices: list[int], pad_id: int) -> dict:
+    """input_ids/attention_mask (2B, T): rows 0..B-1 the sources, rows B..2B-1 their targets."""
+    seqs = [encoded[i][0] for i in indices] + [encoded[i][1] for i in indices]
+    return {"input_ids": _pad(seqs, pad_id),
+            "attention_mask": _pad([[1] * len(s) for s in seqs], 0)}
+
+
+def lm_batch(examples: list[Example], indices: list[int], pad_id: int) -> dict:
+    """input_ids/attention_mask/labels (B, T), right-padded; padding carries no loss."""
+    ids = [examples[i][0] for i in indices]
+    return {"input_ids": _pad(ids, pad_id),
+            "attention_mask": _pad([[1] * len(s) for s in ids], 0),
+            "labels": _pad([examples[i][1] for i in indices], IGNORE)}
+
+
+def n_tokens(batch: dict) -> int:
+    return int(batch["attention_mask"].sum())
+

@@ -1,0 +1,160 @@
+"""Typed, frozen configuration of an alignment run, read from the `train` section of params.yaml.
+
+One `TrainConfig` describes AFP and every baseline of the paper: `objective` switches the loss
+(Eq. 4 and Table 8), nothing else changes. Values are checked when the config is built, so a typo or
+an out-of-range value fails at load time with the allowed values, not after an hour of training."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..config import from_dict, load_section, to_dict, with_overrides
+
+OBJECTIVES = ("afp", "mcl", "cit", "clm", "bit")
+# Parallel sources that are evaluation data (afp_lib.data.corpora.EVAL_SOURCES): training on them is contamination.
+EVAL_SOURCES = ("tatoeba", "xnli_test")
+
+
+@dataclass(frozen=True)
+class MCLConfig:
+    layer: int = 1              # §3.2.2: the first block after the embeddings aligns best (0 = embeddings)
+    pooling: Literal["mean", "max", "last"] = "mean"  # App. B.1: mean and last token do best
+    temperature: float = 0.05   # tau of Eq. 2 (App. A)
+    symmetric: bool = True      # both directions; the authors' code uses src -> tgt only
+    gather: bool = True         # negatives from every rank in multi-process runs
+
+
+@dataclass(frozen=True)
+class CITConfig:
+    p_src: float = 0.5          # §3.2.3: probability that the answer language equals the source language
+    sources: list[str] = field(default_factory=lambda: ["translation"])  # translation | alpaca | bactrian
+    prompt: Literal["answer", "translate"] = "answer"  # translation mode: "Answer in X:" or "Translate into X:"
+    alpaca: int = 0             # English Alpaca samples to add when "alpaca" is a source (0 = all)
+    batch_size: int = 0         # CIT samples per micro-step (0 = same as batch_size)
+    pack: bool = False          # pack whole samples into seq_len rows (no sample is split or dropped)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1.0e-5          # App. A
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # App. A
+    eps: float = 1.0e-8
+    weight_decay: float = 0.0
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"  # the authors' scripts: cosine
+    warmup_ratio: float = 0.03  # the authors' scripts
+    min_lr_ratio: float = 0.0   # floor of the decay, as a fraction of lr
+    grad_clip: float = 1.0      # max global grad norm (0 = off)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    langs: list[str] = field(default_factory=lambda: ["zh"])  # aligned with the pivot (bilingual = one language)
+    pivot: str = "en"
+    sources: list[str] = field(default_factory=lambda: ["opus100"])  # parallel sources (mirror folder names)
+    policy: Literal["bridge", "pairwise"] = "bridge"  # §3.3.1: EN-XX only, or every XX-YY pair via the pivot
+    max_pairs_per_lang: int = 0  # 0 = all pairs of every source
+    bactrian_pairs: bool = False  # also use Bactrian-X instructions (en-xx matched by id) as MCL pairs
+    dev_pairs: int = 200        # held-out pairs (never trained on) for alignment/uniformity/retrieval logs
+    min_chars: int = 2          # drop pairs whose shorter side is shorter than this (UI fragments)
+    max_chars: int = 0          # drop pairs whose longer side is longer than this (0 = keep all); counted in the log
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "afp"
+    objective: Literal["afp", "mcl", "cit", "clm", "bit"] = "afp"  # Eq. 4 / Table 8 / Fig. 3c
+    alpha: float = 1.5          # weight of CIT in Eq. 4 (App. B.2)
+    seed: int = 0
+    steps: int = 10000          # optimizer steps (App. A)
+    batch_size: int = 16        # pairs per micro-step per process
+    grad_accum: int = 1
+    seq_len: int = 512
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # bf16 = torch autocast (weights stay fp32); auto =
+    # bf16 on CUDA and on CPUs with bf16 instructions, fp32 elsewhere (emulated bf16 is ~6x slower on CPU)
+    backend: Literal["torch", "deepspeed"] = "torch"
+    zero_stage: int = 2         # DeepSpeed ZeRO stage (1 or 2)
+    device: str = "auto"        # auto = cuda when present, else cpu
+    log_every: int = 10
+    eval_every: int = 50        # alignment/uniformity/retrieval on the dev pairs (0 = only at the end)
+    save_every: int = 100       # resumable checkpoint interval (0 = only the final model)
+    keep_checkpoints: int = 2
+    mcl: MCLConfig = field(default_factory=MCLConfig)
+    cit: CITConfig = field(default_factory=CITConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self):
+        validate(self)
+
+    @property
+    def uses_mcl(self) -> bool:
+        return self.objective in ("afp", "mcl")
+
+    @property
+    def uses_cit(self) -> bool:
+        return self.objective in ("afp", "cit", "bit")
+
+    @property
+    def p_src(self) -> float:
+        """BIT is instruction tuning in each language: the answer language always equals the source."""
+        return 1.0 if self.objective == "bit" else self.cit.p_src
+
+    @property
+    def cit_batch_size(self) -> int:
+        return self.cit.batch_size or self.batch_size
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Range checks that types alone cannot express; every message names the value and what is allowed."""
+    def bad(key, value, allowed):
+        raise ValueError(f"train.{key}={value!r} is invalid; {allowed}")
+
+    if cfg.alpha < 0:
+        bad("alpha", cfg.alpha, "alpha weights CIT in Eq. 4 and must be >= 0")
+    if not 0.0 <= cfg.cit.p_src <= 1.0:
+        bad("cit.p_src", cfg.cit.p_src, "a probability must lie in [0, 1]")
+    if cfg.mcl.pooling not in ("mean", "max", "last"):
+        bad("mcl.pooling", cfg.mcl.pooling, "use one of 'mean', 'max', 'last'")
+    if not isinstance(cfg.mcl.layer, int) or cfg.mcl.layer < 0:
+        bad("mcl.layer", cfg.mcl.layer, "use 0 (embeddings) .. the number of blocks of the model")
+    if cfg.mcl.temperature <= 0:
+        bad("mcl.temperature", cfg.mcl.temperature, "tau must be > 0")
+    for key in ("steps", "batch_size", "grad_accum", "seq_len", "log_every"):
+        if getattr(cfg, key) < 1:
+            bad(key, getattr(cfg, key), "must be >= 1")
+    if cfg.zero_stage not in (1, 2):
+        bad("zero_stage", cfg.zero_stage, "use ZeRO stage 1 or 2")
+    if cfg.optim.lr <= 0 or not 0 <= cfg.optim.warmup_ratio < 1:
+        bad("optim", to_dict(cfg.optim), "lr must be > 0 and warmup_ratio in [0, 1)")
+    if any(not 0 <= b < 1 for b in cfg.optim.betas) or len(cfg.optim.betas) != 2:
+        bad("optim.betas", cfg.optim.betas, "two numbers in [0, 1)")
+    unknown = sorted(set(cfg.cit.sources) - {"translation", "alpaca", "bactrian"})
+    if unknown:
+        bad("cit.sources", cfg.cit.sources, "use 'translation', 'alpaca' and/or 'bactrian'")
+    leaked = sorted(set(cfg.data.sources) & set(EVAL_SOURCES))
+    if leaked:
+        raise ValueError(f"train.data.sources={cfg.data.sources!r} contains evaluation data {leaked} "
+                         f"(contamination: {', '.join(EVAL_SOURCES)} are test sets); train on other sources")
+    if cfg.data.pivot in cfg.data.langs:
+        bad("data.langs", cfg.data.langs, f"list the languages aligned with the pivot {cfg.data.pivot!r}, not the pivot")
+    if cfg.uses_mcl and cfg.batch_size < 2:
+        bad("batch_size", cfg.batch_size, "MCL needs >= 2 pairs per batch (in-batch negatives)")
+
+
+def load_train_config(profile: str | None = None, overrides: list[str] | None = None,
+                      path=None) -> TrainConfig:
+    """The `train` section of params.yaml (base + profile) with `key.sub=value` overrides applied."""
+    from ..config import default_profile
+    profile = profile or default_profile(path)
+    raw = with_overrides(load_section("train", profile, path), overrides)
+    return from_dict(TrainConfig, raw, where=f"train.{profile}")
+
+
+def replace(cfg: TrainConfig, **changes) -> TrainConfig:
+    """A new config with top-level fields changed (nested: pass a whole sub-config)."""
+    return dataclasses.replace(cfg, **changes)
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    return to_dict(cfg)

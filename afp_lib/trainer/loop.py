@@ -1,0 +1,310 @@
+"""The one training loop: AFP (MCL + alpha * CIT) and every baseline, on torch or DeepSpeed.
+
+    for each step:  maybe resume -> accumulate (MCL early exit | CIT | CLM) -> clip -> update
+                    -> log loss parts -> maybe evaluate alignment on dev pairs -> maybe checkpoint
+
+Data order is a pure function of (seed, step), so a resumed run sees exactly the batches an
+uninterrupted run would, and its final weights are identical."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
+from ..cit import translation_samples
+from ..hidden import check_layer, hidden_at_layer, pool
+from ..losses import cit_loss, mcl_loss
+from . import checkpoint as ckpt
+from . import collate
+from .config import TrainConfig, config_dict
+from .data import TrainData, build_train_data, check_data
+
+logger = logging.getLogger(__name__)
+LOG_NAME = "train_log.jsonl"
+
+
+class TrainingDiverged(RuntimeError):
+    """A NaN/inf loss or gradient: the run stops; the last good checkpoint stays on disk."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    final_dir: Path
+    log_path: Path
+    steps: int
+    resumed_from: int | None = None
+    last: dict = field(default_factory=dict)  # the last log record (loss parts, alignment metrics)
+
+
+class Stream:
+    """Endless sample order: epoch e is a seeded permutation of range(n); position i -> sample."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self._perms = n, seed, {}
+
+    def take(self, start: int, count: int) -> list[int]:
+        out = []
+        for i in range(start, start + count):
+            epoch, pos = divmod(i, self.n)
+            if epoch not in self._perms:
+                perm = list(range(self.n))
+                random.Random(f"{self.seed}-{epoch}").shuffle(perm)
+                self._perms = {epoch: perm}
+            out.append(self._perms[epoch][pos])
+        return out
+
+
+@dataclass
+class Prepared:
+    pairs: list = field(default_factory=list)     # encoded (src ids, tgt ids)
+    cit: list = field(default_factory=list)       # (ids, labels)
+    clm: list = field(default_factory=list)       # (ids, labels)
+    dev: list = field(default_factory=list)
+
+
+def prepare(cfg: TrainConfig, tokenizer, data: TrainData) -> Prepared:
+    if cfg.uses_cit and not data.cit and data.pairs:  # pairs only: translation-mode CIT from them
+        data.cit = translation_samples(data.pairs, cfg.p_src, cfg.cit.prompt, seed=cfg.seed)
+    check_data(cfg, data)
+    p = Prepared(dev=collate.encode_pairs(tokenizer, data.dev_pairs, cfg.seq_len))
+    if cfg.uses_mcl:
+        p.pairs = collate.encode_pairs(tokenizer, data.pairs, cfg.seq_len)
+    if cfg.uses_cit:
+        p.cit = collate.encode_cit(tokenizer, data.cit, cfg.seq_len)
+        p.cit = collate.pack(p.cit, cfg.seq_len) if cfg.cit.pack else p.cit
+    if cfg.objective == "clm":
+        texts = data.clm_texts or [p_[k] for p_ in data.pairs for k in ("src", "tgt")]
+        p.clm = collate.clm_blocks(tokenizer, texts, cfg.seq_len)
+    return p
+
+
+def step_losses(model, cfg: TrainConfig, pairs: dict | None, lm: dict | None) -> dict[str, torch.Tensor]:
+    """Loss parts of one micro-batch; `loss` is the objective (Eq. 4 for AFP)."""
+    parts = {}
+    if pairs is not None:  # one early-exit call for both sides: (2B, T) -> (2B, T, H) after block l
+        h = hidden_at_layer(model, pairs["input_ids"], pairs["attention_mask"], cfg.mcl.layer)
+        z = pool(h, pairs["attention_mask"], cfg.mcl.pooling)  # (2B, H)
+        b = z.size(0) // 2
+        parts["mcl"] = mcl_loss(z[:b], z[b:], cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
+    if lm is not None:
+        parts["clm" if cfg.objective == "clm" else "cit"] = cit_loss(model, **lm)
+    if cfg.objective == "afp":
+        parts["loss"] = parts["mcl"] + cfg.alpha * parts["cit"]
+    else:
+        parts["loss"] = parts[{"mcl": "mcl", "clm": "clm"}.get(cfg.objective, "cit")]
+    return parts
+
+
+@torch.no_grad()
+def evaluate_alignment(model, cfg: TrainConfig, dev: list, pad_id: int, device, batch_size: int = 64) -> dict:
+    """Alignment/uniformity (Wang & Isola) and retrieval on the dev pairs at the MCL layer and pooling."""
+    if len(dev) < 2:
+        return {}
+    was_training = model.training
+    model.eval()
+    zs = []
+    for i in range(0, len(dev), batch_size):
+        batch = collate.pair_batch(dev, list(range(i, min(i + batch_size, len(dev)))), pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        h = hidden_at_layer(model, batch["input_ids"], batch["attention_mask"], cfg.mcl.layer)
+        z = pool(h.float(), batch["attention_mask"], cfg.mcl.pooling)
+        b = z.size(0) // 2
+        zs.append((z[:b].cpu(), z[b:].cpu()))
+    model.train(was_training)
+    src, tgt = torch.cat([a for a, _ in zs]), torch.cat([b for _, b in zs])
+    r = retrieval_accuracy(src, tgt)
+    return {"align": alignment(src, tgt), "uniform": uniformity(torch.cat([src, tgt])),
+            "retrieval": 0.5 * (r["x2y"] + r["y2x"])}
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device != "auto":
+        return torch.device(cfg.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16" if device.type == "cuda" or _cpu_has_bf16() else "fp32"
+
+
+def _make_backend(cfg, model, device):
+    if cfg.backend == "deepspeed":
+        from .ds_backend import DeepSpeedBackend
+        return DeepSpeedBackend(cfg, model, device)
+    from .backends import TorchBackend
+    return TorchBackend(cfg, model, device)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log records written after the checkpoint we resume from (they will be written again)."""
+    if path.is_file():
+        keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        tmp.replace(path)
+
+
+def _log_examples(tokenizer, data: TrainData, prep: Prepared) -> None:
+    for p in data.pairs[:2]:
+        logger.info("pair %s-%s: %r | %r", p["src_lang"], p["tgt_lang"], p["src"][:120], p["tgt"][:120])
+    for ids, labels in prep.cit[:2]:
+        n_ctx = sum(1 for x in labels if x == -100)
+        logger.info("CIT sample: context %r -> response %r", tokenizer.decode(ids[:n_ctx])[-160:],
+                    tokenizer.decode(ids[n_ctx:])[:160])
+
+
+def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = None,
+          callbacks: list[Callable[[int, dict], None]] = ()) -> TrainResult:
+    """Train `model` in place by `cfg` into `out_dir`, resuming from its last checkpoint if there is one.
+    Returns where the final `save_pretrained` folder and the JSON-lines log are."""
+    out_dir = Path(out_dir)
+    final_dir, log_path = out_dir / "final", out_dir / LOG_NAME
+    if (final_dir / ckpt.RESULT).is_file():  # finished before: load it instead of training again
+        ckpt.load_weights(model, final_dir)
+        result = json.loads((final_dir / ckpt.RESULT).read_text(encoding="utf-8"))
+        logger.info("run %s already finished (%d steps); loaded its final weights", out_dir, result["steps"])
+        return TrainResult(out_dir, final_dir, log_path, result["steps"], None, result.get("last", {}))
+    if cfg.uses_mcl:
+        check_layer(model, cfg.mcl.layer)
+    torch.manual_seed(cfg.seed)
+    data = data if data is not None else build_train_data(cfg)
+    prep = prepare(cfg, tokenizer, data)
+    device = _device(cfg)
+    backend = _make_backend(cfg, model, device)
+    rank, world = _rank_world()  # DeepSpeed may have just joined the process group
+    main = rank == 0
+    model = backend.model
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    start, resumed = 0, None
+    last = ckpt.latest_checkpoint(out_dir)
+    if last is not None:
+        ckpt.load_weights(model, last)
+        backend.load(last)
+        start = resumed = json.loads((last / ckpt.STATE).read_text())["step"]
+        logger.info("resuming %s from step %d", out_dir, start)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        ckpt.write_json(out_dir / "train_config.json", config_dict(cfg))
+        _truncate_log(log_path, start)
+    lm_items = prep.cit if cfg.uses_cit else prep.clm
+    pair_stream = Stream(len(prep.pairs), cfg.seed) if prep.pairs else None
+    lm_stream = Stream(len(lm_items), cfg.seed + 1) if lm_items else None
+    lm_bs = cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size
+    precision = resolve_precision(cfg, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, data: %s *****",
+                cfg.objective.upper(), type(model).__name__, cfg.steps, cfg.batch_size, cfg.grad_accum, world,
+                cfg.seq_len, cfg.backend, precision, data.summary())
+    if main:
+        _log_examples(tokenizer, data, prep)
+
+    model.train()
+    sums, n_sum, t0, tokens, record = {}, 0, time.perf_counter(), 0, {}
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective.upper()} train", disable=not main)
+    for step in range(start, cfg.steps):
+        for micro in range(cfg.grad_accum):
+            m = (step * cfg.grad_accum + micro) * world + rank  # this rank's global micro-batch number
+            pairs = lm = None
+            if pair_stream:
+                pairs = collate.pair_batch(prep.pairs, pair_stream.take(m * cfg.batch_size, cfg.batch_size), pad_id)
+            if lm_stream:
+                lm = collate.lm_batch(lm_items, lm_stream.take(m * lm_bs, lm_bs), pad_id)
+            pairs = {k: v.to(device) for k, v in pairs.items()} if pairs else None
+            lm = {k: v.to(device) for k, v in lm.items()} if lm else None
+            with autocast:
+                parts = step_losses(model, cfg, pairs, lm)
+            values = {k: v.item() for k, v in parts.items()}  # a sync point, needed for the NaN check anyway
+            if not all(math.isfinite(v) for v in values.values()):
+                raise TrainingDiverged(f"non-finite loss at step {step + 1}: {values}; stopped before the update. "
+                                       f"Last good checkpoint: {ckpt.latest_checkpoint(out_dir) or 'none'}. "
+                                       "Lower optim.lr or check the data.")
+            backend.backward(parts["loss"])
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_sum += 1
+            tokens += sum(collate.n_tokens(b) for b in (pairs, lm) if b is not None)
+        lr = backend.lr()
+        grad_norm = backend.step()
+        if not math.isfinite(grad_norm):
+            raise TrainingDiverged(f"non-finite gradient norm at step {step + 1}; stopped before the update. "
+                                   f"Last good checkpoint: {ckpt.latest_checkpoint(out_dir) or 'none'}.")
+        done = step + 1
+        bar.update(1)
+        is_last = done == cfg.steps
+        if done % cfg.log_every == 0 or is_last or (cfg.eval_every and done % cfg.eval_every == 0):
+            record = {"step": done, "lr": lr, **{k: v / n_sum for k, v in sums.items()}, "grad_norm": grad_norm,
+                      "tokens_per_s": tokens / (time.perf_counter() - t0)}
+            if (cfg.eval_every and done % cfg.eval_every == 0) or is_last:
+                record.update(evaluate_alignment(model, cfg, prep.dev, pad_id, device))
+            bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "mcl", "cit", "clm", "retrieval") if k in record})
+            if main:
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            sums, n_sum, t0, tokens = {}, 0, time.perf_counter(), 0
+        if cfg.save_every and done % cfg.save_every == 0 and not is_last:
+            save_checkpoint(cfg, out_dir, done, model, tokenizer, backend, main)
+        for cb in callbacks:
+            cb(done, record)
+    bar.close()
+    result = {"steps": cfg.steps, "last": record}
+    if main:
+        tmp = ckpt.fresh_tmp(final_dir)
+        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg))
+        ckpt.write_json(tmp / ckpt.RESULT, result)
+        ckpt.commit(tmp, final_dir)
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # they only served resuming
+    _barrier()
+    return TrainResult(out_dir, final_dir, log_path, cfg.steps, resumed, record)
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend, main: bool) -> Path:
+    """Write checkpoints/step-N atomically: weights + tokenizer + config + optimizer/scheduler/RNG."""
+    final = out_dir / "checkpoints" / f"step-{step:07d}"
+    tmp = ckpt.fresh_tmp(final) if main else final.with_name(f".tmp-{final.name}")
+    _barrier()
+    backend.save(tmp)  # collective under DeepSpeed
+    if main:
+        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg))
+        ckpt.write_json(tmp / ckpt.STATE, {"step": step})
+        ckpt.commit(tmp, final)
+        ckpt.prune(out_dir, cfg.keep_checkpoints)
+    _barrier()
+    return final

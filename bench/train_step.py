@@ -1,0 +1,125 @@
+"""Benchmark (not a test): throughput of one training step at the mini shape, measured side by side.
+
+(a) our AFP step: MCL on one batched early-exit call (embeddings + blocks < l) for both sides + CIT
+(b) the authors' AFP step: each side of the pairs runs the whole model with output_hidden_states=True
+    and only hidden_states[l] is read; same CIT
+(c) a CIT-only step
+step time = the fastest of the measured steps (shared CPUs only add noise); tokens/s counts the CIT tokens of the step (the same batch in all three), so every ratio is a ratio of
+step times. Targets: (a)/(b) >= 1.5 and (c)/(a) <= 1.15 at layer 1.
+
+    python bench/train_step.py [--layer 1] [--precision bf16|fp32] [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from afp_lib.cit import translation_samples  # noqa: E402
+from afp_lib.config import from_dict  # noqa: E402
+from afp_lib.hidden import pool  # noqa: E402
+from afp_lib.losses import cit_loss, mcl_loss  # noqa: E402
+from afp_lib.models import ModelShape, build_model  # noqa: E402
+from afp_lib.tokenizer import train_bpe  # noqa: E402
+from afp_lib.trainer import TrainConfig  # noqa: E402
+from afp_lib.trainer import collate  # noqa: E402
+from afp_lib.trainer.backends import make_optimizer  # noqa: E402
+from afp_lib.trainer.loop import resolve_precision, step_losses  # noqa: E402
+
+SHAPE = ModelShape(d_model=256, n_layers=4, n_heads=4, ffn_dim=1024, max_positions=512)
+
+
+def bench_pairs(n: int) -> list[dict]:
+    """Real en-xx pairs from the mirror when there is one, else synthetic sentences (no mini world needed)."""
+    mirror = os.environ.get("AFP_DATA_MIRROR")
+    if mirror and Path(mirror, "parallel").is_dir():
+        from afp_lib.data import load_parallel
+        pairs = []
+        for lang, source in (("zh", "ntrex128"), ("sw", "ntrex128"), ("th", "ntrex128"), ("tr", "ntrex128")):
+            for rec in load_parallel(lang, source)["translation"][: n // 4]:
+                pairs.append({"src": rec["en"], "tgt": rec[lang], "src_lang": "en", "tgt_lang": lang})
+        return pairs
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(3000)]
+    sent = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) + "."  # noqa: E731
+    return [{"src": sent(), "tgt": sent(), "src_lang": "en", "tgt_lang": "sw"} for _ in range(n)]
+
+
+def authors_step_losses(model, cfg, pairs, lm):
+    """The authors' way: whole-model forwards with all hidden states, one per side, read layer l."""
+    ids, mask = pairs["input_ids"], pairs["attention_mask"]
+    b = ids.size(0) // 2
+    z = []
+    for side in (slice(0, b), slice(b, 2 * b)):
+        out = model(input_ids=ids[side], attention_mask=mask[side], output_hidden_states=True, use_cache=False)
+        z.append(pool(out.hidden_states[cfg.mcl.layer], mask[side], cfg.mcl.pooling))
+    mcl = mcl_loss(z[0], z[1], cfg.mcl.temperature, cfg.mcl.symmetric)
+    return {"loss": mcl + cfg.alpha * cit_loss(model, **lm)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--layer", type=int, default=1)
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--vocab", type=int, default=8000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=2, help="steps per variant per round")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    pairs = bench_pairs(400)
+    tokenizer = train_bpe([p[k] for p in pairs for k in ("src", "tgt")] * 3, vocab_size=args.vocab, min_frequency=1)
+    cfg = from_dict(TrainConfig, {"objective": "afp", "batch_size": args.batch, "seq_len": args.seq,
+                                  "precision": args.precision, "mcl": {"layer": args.layer}}, "bench")
+    enc_pairs = collate.encode_pairs(tokenizer, pairs, args.seq)
+    enc_cit = collate.encode_cit(tokenizer, translation_samples(pairs, 0.5, seed=0), args.seq)
+    model = build_model("xglm", SHAPE, tokenizer, seed=0).train()
+    opt = make_optimizer(model.parameters(), cfg)
+    cit_cfg = from_dict(TrainConfig, {**{"objective": "cit"}, "batch_size": args.batch, "seq_len": args.seq}, "bench")
+    variants = {"a_ours": lambda p, l: step_losses(model, cfg, p, l),
+                "b_full_forward": lambda p, l: authors_step_losses(model, cfg, p, l),
+                "c_cit_only": lambda p, l: step_losses(model, cit_cfg, None, l)}
+    args.precision = resolve_precision(cfg, torch.device("cpu"))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    times = {k: [] for k in variants}
+    cit_tokens = {k: [] for k in variants}
+    print(f"mini shape {SHAPE}, vocab {len(tokenizer)}, seq {args.seq}, batch {args.batch} pairs + {args.batch} CIT "
+          f"samples, layer {args.layer}, {args.precision}, threads {torch.get_num_threads()}")
+    for rnd in range(args.rounds + 1):  # round 0 warms up
+        for name, fn in variants.items():
+            for s in range(args.steps):
+                idx = list(range((rnd * args.steps + s) * args.batch % 384, (rnd * args.steps + s) * args.batch % 384 + args.batch))
+                p = collate.pair_batch(enc_pairs, idx, tokenizer.pad_token_id)
+                l = collate.lm_batch(enc_cit, idx, tokenizer.pad_token_id)
+                t0 = time.perf_counter()
+                with autocast:
+                    loss = fn(p, l)["loss"]
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if rnd:
+                    times[name].append(time.perf_counter() - t0)
+                    cit_tokens[name].append(collate.n_tokens(l))
+    tps = {}
+    for name in variants:
+        # the least-disturbed step (other processes share these cores); all variants see the same batches
+        tps[name] = max(n / t for n, t in zip(cit_tokens[name], times[name]))
+        step = statistics.mean(cit_tokens[name]) / tps[name]
+        print(f"{name:15s} {1000 * step:8.1f} ms/step  {tps[name]:9.0f} tokens/s")
+    a_b = tps["a_ours"] / tps["b_full_forward"]
+    c_a = tps["c_cit_only"] / tps["a_ours"]
+    print(f"targets: (a)/(b) >= 1.5 -> {a_b:.2f}; (c)/(a) <= 1.15 -> {c_a:.2f}")
+    print(f"RATIO afp_vs_full_forward={a_b:.3f} cit_vs_afp={c_a:.3f}")
+
+
+if __name__ == "__main__":
+    main()
