@@ -1,0 +1,356 @@
+"""Train-or-load and evaluate-or-load: the few calls a section notebook makes.
+
+A `Variant` names one model of a section: an architecture of the profile's world and, unless it is the
+vanilla model, the `train` overrides that align it (objective, layer, p_src, ...). Training goes through
+the run cache (`afp_lib.trainer.get_or_train`) and evaluation through a per-model records file that
+resumes, so notebooks that share a model share its training and its scores."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import load_section, to_dict
+from .paths import runs_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of a section. `train=None` is the vanilla (unaligned) model."""
+    label: str                              # shown in tables and plots: "vanilla", "AFP", "layer 2", ...
+    arch: str = "xglm"
+    train: tuple[str, ...] | None = None    # `train` section overrides, e.g. ("objective=cit",)
+    seed: int = 0                           # training seed (vanilla models have none)
+    meta: dict = field(default_factory=dict, compare=False, hash=False)  # sweep coordinates for plots
+
+    @property
+    def vanilla(self) -> bool:
+        return self.train is None
+
+    def display(self, profile: str) -> str:
+        """The name tables use: seeds of one variant are averaged under it."""
+        base = f"{self.arch}-{profile}"
+        return base if self.vanilla else f"{base}+{self.label}"
+
+    def name(self, profile: str) -> str:
+        """Unique per trained model (the training seed included)."""
+        return self.display(profile) if self.vanilla else f"{self.display(profile)}#s{self.seed}"
+
+
+def section(name: str, profile: str) -> dict:
+    """The notebook's own block of params.yaml (base + profile)."""
+    return load_section(name, profile)
+
+
+def variants(spec: dict, archs: list[str], seeds: list[int], common: list[str] = ()) -> list[Variant]:
+    """Variants from a params block `{label: overrides-or-null}` for each arch and (aligned) seed;
+    `common` overrides (e.g. the section's languages) come first."""
+    out = []
+    for arch in archs:
+        for label, overrides in spec.items():
+            if overrides is None:
+                out.append(Variant(label, arch))
+            else:
+                out += [Variant(label, arch, (*common, *overrides), seed) for seed in seeds]
+    return out
+
+
+def train_config(v: Variant, profile: str):
+    from .trainer import load_train_config
+    return load_train_config(profile, list(v.train or ()) + [f"seed={v.seed}"])
+
+
+def run_dir(v: Variant, profile: str) -> Path | None:
+    """The alignment run folder (train_log.jsonl, final/), training it first if needed; None if vanilla."""
+    if v.vanilla:
+        return None
+    from .trainer import get_or_train
+    from .world import base_model
+    t0 = time.time()
+    path = get_or_train(train_config(v, profile), base_model(profile, v.arch))
+    logger.info("%s ready in %.0fs: %s", v.name(profile), time.time() - t0, path)
+    return path
+
+
+def model_path(v: Variant, profile: str) -> str:
+    """A folder (or hub id) that `afp_lib.models.load_model` loads."""
+    from .world import base_model
+    return base_model(profile, v.arch) if v.vanilla else str(run_dir(v, profile) / "final")
+
+
+def load(v: Variant, profile: str):
+    from .models import load_model
+    model, tokenizer = load_model(model_path(v, profile))
+    return model.eval(), tokenizer
+
+
+def _cache_file(kind: str, path: str, payload: dict) -> Path:
+    key = hashlib.sha256(json.dumps({"model": path, **payload}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    out = runs_dir() / kind / f"{key}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def evaluate(v: Variant, profile: str, overrides: dict | None = None, translation: bool = True) -> list[dict]:
+    """ICL (and translation) records of `v` under the profile's `eval` section plus `overrides`; cached
+    per model folder and eval config, resumed after an interruption."""
+    from dataclasses import replace
+
+    from .eval import load_eval_config, run_suite
+    cfg = load_eval_config(profile, overrides=overrides)
+    if not translation:
+        cfg = replace(cfg, translation=replace(cfg.translation, langs=[]))
+    path = model_path(v, profile)
+    out = _cache_file("eval", path, to_dict(cfg))
+    model, tokenizer = load(v, profile)
+    t0 = time.time()
+    records = run_suite(model, tokenizer, cfg, model_name=v.name(profile), out_file=out, progress=False)
+    logger.info("%s evaluated in %.0fs (%d records)", v.name(profile), time.time() - t0, len(records))
+    return [{**r, "model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
+             "train_seed": v.seed, **v.meta} for r in records]
+
+
+def paper_match(profile: str, archs, labels=("AFP",)) -> dict[str, str]:
+    """Our model names -> the paper's closest rows (its smallest model of each family), for the diff rows."""
+    paper_names = {"xglm": "XGLM-564M", "bloom": "BLOOM-560M", "llama": "Llama-7B"}
+    out = {}
+    for arch in archs:
+        if arch in paper_names:
+            out[f"{arch}-{profile}"] = paper_names[arch]
+            out.update({f"{arch}-{profile}+{lab}": f"{paper_names[arch]} + {lab}" for lab in labels})
+    return out
+
+
+def representations(v: Variant, profile: str, langs: list[str] | None = None, pivot: str = "en",
+                    layer: int | None = None):
+    """Sentence representations of held-out bitext (analysis section: layer, pooling, source, n_pairs):
+    returns {lang: (pivot_vectors, lang_vectors)} for the languages asked for."""
+    from .analysis.config import analysis_config
+    from .analysis.representations import embed, sample_pairs
+    cfg = analysis_config(profile, overrides=None if layer is None else {"layer": layer})
+    model, tokenizer = load(v, profile)
+    out = {}
+    for lang in langs or cfg.languages:
+        src, tgt = sample_pairs(lang, source=cfg.source, pivot=pivot, n=cfg.n_pairs, seed=cfg.tsne.seed)
+        kw = dict(layer=cfg.layer, pooling=cfg.pooling, batch_size=cfg.batch_size, max_length=cfg.max_length)
+        out[lang] = (embed(model, tokenizer, src, **kw), embed(model, tokenizer, tgt, **kw))
+    return out
+
+
+def stacked_representations(v: Variant, profile: str, langs: list[str]):
+    """(N, H) vectors of the English side (of the first pair) and every language, with each row's language."""
+    import torch
+    reps = representations(v, profile, langs)
+    first = reps[langs[0]][0]
+    parts, names = [first], ["en"] * len(first)
+    for lang in langs:
+        parts.append(reps[lang][1])
+        names += [lang] * len(reps[lang][1])
+    return torch.cat(parts), names
+
+
+def probe(v: Variant, profile: str, langs: list[str] | None = None, layer: int | None = None) -> list[dict]:
+    """Alignment probes of `v`: alignment, uniformity and bitext retrieval (%) per language pair."""
+    from .analysis.metrics import alignment, retrieval_accuracy, uniformity
+    import torch
+    rows = []
+    base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
+            "train_seed": v.seed, **v.meta}
+    for lang, (h_en, h_xx) in representations(v, profile, langs, layer=layer).items():
+        r = retrieval_accuracy(h_en, h_xx)
+        rows.append({**base, "pair": f"en-{lang}", "align": alignment(h_en, h_xx),
+                     "uniform": uniformity(torch.cat([h_en, h_xx])), "retrieval": 50 * (r["x2y"] + r["y2x"])})
+    return rows
+
+
+def perplexity(v: Variant, profile: str, langs: list[str]) -> list[dict]:
+    """Held-out perplexity and bits per byte of the world's held-out monolingual text (what MCL alone harms)."""
+    from .world import world_dir
+    from .world.corpus import read_corpus
+    from .world.diagnose import heldout_perplexity
+    model, tokenizer = load(v, profile)
+    heldout = read_corpus(world_dir(profile) / "corpus", "heldout", langs)
+    return [{"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
+             "train_seed": v.seed, "language": lang, **heldout_perplexity(model, tokenizer, lines)}
+            for lang, lines in heldout.items()]
+
+
+SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "th": ("\u0e00", "\u0e7f"), "en": ("a", "z")}
+
+
+def script_share(text: str, lang: str) -> float:
+    """Share of the letters of `text` written in `lang`'s script (CJK, Thai, or Latin for en)."""
+    lo, hi = SCRIPTS[lang]
+    letters = [c for c in text.lower() if c.isalpha()]
+    return sum(lo <= c <= hi for c in letters) / len(letters) if letters else 0.0
+
+
+def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", n: int = 50,
+                    max_new_tokens: int = 24) -> dict:
+    """Does the model answer in the language the CIT prompt asks for? Greedy continuations of
+    "<held-out src sentence> Answer in <Tgt>:" scored by the share of their letters in tgt's script."""
+    import torch
+    from .analysis.representations import sample_pairs
+    from .cit import answer_prompt
+    model, tokenizer = load(v, profile)
+    other = tgt if src == "en" else src  # tatoeba pairs are en-xx
+    en_side, xx_side = sample_pairs(other, source="tatoeba", n=n, seed=1)
+    src_sents = en_side if src == "en" else xx_side
+    shares = []
+    for sent in src_sents:
+        ids = tokenizer(f"{sent} {answer_prompt(tgt)}", return_tensors="pt")
+        with torch.no_grad():
+            gen = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        text = tokenizer.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).split("\n")[0]
+        shares.append(script_share(text, tgt))
+    return {"model": v.display(profile), "run": v.name(profile), "label": v.label, "direction": f"{src}->{tgt}",
+            "target_script_share": 100 * sum(shares) / max(len(shares), 1), "n": len(shares)}
+
+
+def train_log(v: Variant, profile: str) -> list[dict]:
+    """The JSON-lines training log of an aligned variant (Fig. 3c)."""
+    path = run_dir(v, profile) / "train_log.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_json(path: Path, data) -> None:
+    """Atomic JSON write (metrics files that DVC reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# --- summaries the notebooks print: every number comes from the records, none is typed by hand
+
+ORDER = ["vanilla", "BPre", "BIT", "CIT", "MCL", "AFP"]
+
+
+def _mean_se(df, by: str, col: str):
+    import pandas as pd
+    g = df.groupby(by)[col]
+    n = g.count()
+    se = g.std(ddof=1) / n.pow(0.5)
+    return pd.DataFrame({col: g.mean(), f"{col} se": se.fillna(0.0)})
+
+
+def findings_table(probes, ppl, answers):
+    """One row per method: retrieval/alignment/uniformity, perplexity per language, answer-language share;
+    mean and standard error over training seeds."""
+    import pandas as pd
+    parts = [_mean_se(probes, "label", c) for c in ("retrieval", "align", "uniform")]
+    for lang, d in ppl.groupby("language"):
+        parts.append(_mean_se(d.rename(columns={"perplexity": f"ppl {lang}"}), "label", f"ppl {lang}"))
+    for direction, d in answers.groupby("direction"):
+        col = f"answers in {direction.split('->')[1]} (%)"
+        parts.append(_mean_se(d.rename(columns={"target_script_share": col}), "label", col))
+    out = pd.concat(parts, axis=1)
+    out["n seeds"] = probes.groupby("label")["retrieval"].count()
+    return out.reindex([x for x in ORDER if x in out.index] + [x for x in out.index if x not in ORDER])
+
+
+def describe_findings(f) -> str:
+    """Sentences that state the comparisons the paper makes, with our numbers (mean ± se over seeds)."""
+    def val(label, col):
+        return f"{f.loc[label, col]:.1f} ± {f.loc[label, col + ' se']:.1f}" if label in f.index else "n/a"
+
+    def above(a, b, col, lower_better=False):
+        if a not in f.index or b not in f.index:
+            return "not measured"
+        da, db = f.loc[a, col], f.loc[b, col]
+        gap, se = (db - da if lower_better else da - db), (f.loc[a, col + " se"] ** 2 + f.loc[b, col + " se"] ** 2) ** 0.5
+        word = "clearly better than" if gap > 2 * se and gap > 0 else ("better than" if gap > 0 else "not better than")
+        return f"{a} is {word} {b}"
+
+    zh_col = next((c for c in f.columns if c.startswith("answers in zh")), None)
+    lines = [
+        f"- **Bitext retrieval EN–ZH** (%): AFP {val('AFP', 'retrieval')}, CIT {val('CIT', 'retrieval')}, "
+        f"MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: {above('AFP', 'CIT', 'retrieval')}; "
+        f"{above('AFP', 'vanilla', 'retrieval')}.",
+        f"- **Alignment** (lower is better): AFP {val('AFP', 'align')}, CIT {val('CIT', 'align')}, vanilla "
+        f"{val('vanilla', 'align')}; **uniformity**: AFP {val('AFP', 'uniform')}, vanilla {val('vanilla', 'uniform')}.",
+    ]
+    for lang in ("en", "zh"):
+        col = f"ppl {lang}"
+        if col in f.columns:
+            lines.append(f"- **Held-out perplexity ({lang})**: vanilla {val('vanilla', col)}, MCL only {val('MCL', col)}, "
+                         f"CIT {val('CIT', col)}, AFP {val('AFP', col)}: MCL alone "
+                         f"{'raises' if f.loc['MCL', col] > f.loc['vanilla', col] else 'does not raise'} it."
+                         if "MCL" in f.index and "vanilla" in f.index else f"- perplexity ({lang}): {val('AFP', col)}")
+    if zh_col:
+        lines.append(f"- **CIT teaches the output language**: answers to `Answer in Chinese:` are "
+                     f"{val('CIT', zh_col)}% Chinese after CIT, {val('AFP', zh_col)}% after AFP, "
+                     f"{val('vanilla', zh_col)}% for the vanilla model.")
+    return "\n".join(lines)
+
+
+def five_task_scores(records, by=("model",)):
+    """The paper's "average over the 5 EN-ZH datasets" per (by..., training seed, eval seed)."""
+    from .analysis.records import seed_scores
+    icl = records[records["task"] != "flores"]
+    return seed_scores(icl, by=(*by, "train_seed"), tasks=sorted(icl["task"].unique()),
+                       languages=("en", "zh"), shots=tuple(sorted(icl["shots"].unique())))
+
+
+def headline(records, findings=None) -> dict:
+    """Metrics for DVC: mean ICL accuracy per model and shot count, BLEU per model, probe results."""
+    icl = records[(records["task"] != "flores") & (records["metric"] == "acc")]
+    out = {"icl_accuracy": {f"{m} {s}-shot": round(float(v), 3)
+                            for (m, s), v in icl.groupby(["model", "shots"])["value"].mean().items()}}
+    bleu = records[(records["task"] == "flores") & (records["metric"] == "bleu")]
+    if len(bleu):
+        out["bleu"] = {m: round(float(v), 3) for m, v in bleu.groupby("model")["value"].mean().items()}
+    if findings is not None:
+        out["probes"] = {lab: {k: round(float(v), 4) for k, v in row.items()} for lab, row in findings.iterrows()}
+    return out
+
+
+def policy_match(profile: str, archs) -> dict[str, str]:
+    names = paper_match(profile, archs, labels=())
+    out = dict(names)
+    for ours, paper in names.items():
+        out[f"{ours}+bridge"] = f"{paper} + AFP (EN bridge)"
+        out[f"{ours}+pairwise"] = f"{paper} + AFP (pairwise)"
+    return out
+
+
+def semantic_match(profile: str, archs) -> dict[str, str]:
+    """Table 6 reports only the 7B models: our bridge-aligned models stand against those rows."""
+    big = {"xglm": "XGLM-7.5B", "bloom": "BLOOM-7.1B"}
+    out = {}
+    for arch in archs:
+        if arch in big:
+            out[f"{arch}-{profile}+bridge"] = f"{big[arch]} + AFP"
+            out[f"{arch}-{profile}+bridge w/ semantic demos"] = f"{big[arch]} + AFP + semantic demos"
+    return out
+
+
+def ablation_match(profile: str, archs, methods: dict) -> dict[str, str]:
+    names = paper_match(profile, archs, labels=())
+    out = dict(names)
+    for ours, paper in names.items():
+        for label, overrides in methods.items():
+            if overrides is not None:
+                out[f"{ours}+{label}"] = f"{paper} + {label.replace('w/ ', '')}"
+    return out
+
+
+def trainable_languages(profile: str) -> list[str]:
+    """Languages with training pairs in the profile's parallel sources (and a name for CIT prompts)."""
+    from .cit import LANGUAGE_NAMES
+    from .paths import mirror_root
+    from .trainer import load_train_config
+    cfg = load_train_config(profile)
+    root = mirror_root()
+    if root is None:  # the hub: Bactrian-X's languages (paper Table 21 without the evaluation-only ones)
+        return sorted(set(LANGUAGE_NAMES) - {"en", "bg", "el", "eu", "ht", "qu"})
+    found = set()
+    for source in cfg.data.sources:
+        found |= {p.stem.split("-", 1)[1] for p in (root / "parallel" / source).glob(f"{cfg.data.pivot}-*.jsonl")}
+    return sorted(found & set(LANGUAGE_NAMES) - {cfg.data.pivot})

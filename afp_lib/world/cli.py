@@ -1,0 +1,65 @@
+"""`python -m afp_lib world {corpus,tokenizer,pretrain,diagnose,all} --profile P [--arch A] [--set k=v]`.
+
+Each step command rebuilds its step (DVC decides when); `all` builds only what is missing or stale and then
+writes the diagnostic. The paper profile uses hub checkpoints: its build steps only leave a note."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..config import default_profile
+from . import BUILT_PROFILES, ensure_world, world_dir
+from .config import load_world_config
+
+STEPS = ("corpus", "tokenizer", "pretrain", "diagnose", "all")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`--set pretrain.steps=10` -> {"pretrain": {"steps": 10}} (values parsed as YAML)."""
+    from ..config import with_overrides
+    return with_overrides({}, items)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m afp_lib world", description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=STEPS)
+    parser.add_argument("--profile", default=None, help="smoke | mini | paper (default: params.yaml `profile`)")
+    parser.add_argument("--arch", default=None, help="pretrain only this architecture (default: world.archs)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a world setting for this run, e.g. --set pretrain.threads=1")
+    args = parser.parse_args(argv)
+    profile = args.profile or default_profile()
+    cfg = load_world_config(profile, parse_overrides(args.overrides))
+    from . import steps
+
+    if profile not in BUILT_PROFILES and args.step != "diagnose":
+        return _paper_note(profile, cfg, args.step)
+    if args.step == "corpus":
+        steps.corpus(profile, cfg)
+    elif args.step == "tokenizer":
+        steps.tokenizer(profile, cfg)
+    elif args.step == "pretrain":
+        for arch in [args.arch] if args.arch else cfg.archs:
+            if arch not in cfg.archs:
+                parser.error(f"--arch {arch!r} is not in world.{profile}.archs ({', '.join(cfg.archs)})")
+            steps.pretrain(profile, cfg, arch)
+    elif args.step == "diagnose":
+        steps.diagnose(profile, cfg)
+    else:
+        if args.overrides:
+            parser.error("`all` builds the configuration in params.yaml; use the step commands with --set")
+        ensure_world(profile, [args.arch] if args.arch else None)
+        steps.diagnose(profile, cfg)
+    return 0
+
+
+def _paper_note(profile: str, cfg, step: str) -> int:
+    """Hub profiles pretrain nothing; the note keeps DVC's declared outputs honest about that."""
+    from .corpus import write_text
+    folders = {"corpus": ["corpus"], "tokenizer": ["tokenizer"], "pretrain": list(cfg.archs),
+               "all": ["corpus", "tokenizer", *cfg.archs]}[step]
+    for name in folders:
+        note = {"profile": profile, "note": "this profile uses hub checkpoints; nothing is built here",
+                "models": cfg.models}
+        write_text(world_dir(profile) / name / "NOTE.json", json.dumps(note, indent=1))
+    return 0
