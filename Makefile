@@ -13,6 +13,8 @@ export HF_HUB_OFFLINE := $(if $(AFP_DATA_MIRROR),1,0)
 export HF_DATASETS_OFFLINE := $(HF_HUB_OFFLINE)
 export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# DVC stages call the venv's python and papermill
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test unit notebooks bench clean-runs
 setup: $(STAMP)
@@ -27,8 +29,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/dvc config core.analytics false
 	touch $(STAMP)
 
+# one log line per training run instead of progress bars (the executed notebooks keep every output)
 repro: setup
-	$(BIN)/dvc repro
+	TQDM_DISABLE=1 $(BIN)/dvc repro
 
 test: setup
 	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import difflib
 import types
 import typing
@@ -21,7 +22,14 @@ PROFILES = ("smoke", "mini", "paper")
 
 
 def read_params(path: str | Path | None = None) -> dict:
+    """params.yaml as a dict (a fresh copy: callers may change it). Parsed once per file version."""
     path = Path(path) if path else repo_root() / "params.yaml"
+    stat = path.stat()
+    return copy.deepcopy(_parse(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(path: str, mtime_ns: int, size: int) -> dict:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f) or {}
 

@@ -6,6 +6,7 @@ the run cache (`afp_lib.trainer.get_or_train`) and evaluation through a per-mode
 resumes, so notebooks that share a model share its training and its scores."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -84,8 +85,15 @@ def model_path(v: Variant, profile: str) -> str:
 
 
 def load(v: Variant, profile: str):
+    """(model, tokenizer) of `v` in eval mode; the last few are kept, since a notebook asks for the same
+    model for several probes in a row."""
+    return _load_path(model_path(v, profile))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_path(path: str):
     from .models import load_model
-    model, tokenizer = load_model(model_path(v, profile))
+    model, tokenizer = load_model(path)
     return model.eval(), tokenizer
 
 
@@ -200,15 +208,18 @@ def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", 
     model, tokenizer = load(v, profile)
     other = tgt if src == "en" else src  # tatoeba pairs are en-xx
     en_side, xx_side = sample_pairs(other, source="tatoeba", n=n, seed=1)
-    src_sents = en_side if src == "en" else xx_side
-    shares = []
-    for sent in src_sents:
-        ids = tokenizer(f"{sent} {answer_prompt(tgt)}", return_tensors="pt")
-        with torch.no_grad():
-            gen = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        text = tokenizer.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).split("\n")[0]
-        shares.append(script_share(text, tgt))
+    prompts = [f"{sent} {answer_prompt(tgt)}" for sent in (en_side if src == "en" else xx_side)]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues every row from its last real token
+    try:
+        batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = side
+    with torch.no_grad():
+        gen = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    texts = tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    shares = [script_share(t.split("\n")[0], tgt) for t in texts]
     return {"model": v.display(profile), "run": v.name(profile), "label": v.label, "direction": f"{src}->{tgt}",
             "target_script_share": 100 * sum(shares) / max(len(shares), 1), "n": len(shares)}
 
@@ -348,8 +359,9 @@ def trainable_languages(profile: str) -> list[str]:
     from .trainer import load_train_config
     cfg = load_train_config(profile)
     root = mirror_root()
-    if root is None:  # the hub: Bactrian-X's languages (paper Table 21 without the evaluation-only ones)
-        return sorted(set(LANGUAGE_NAMES) - {"en", "bg", "el", "eu", "ht", "qu"})
+    if root is None or "opus100" in cfg.data.sources:  # the hub recipe: Bactrian-X's languages (paper Table 21)
+        from .plan.facts import BACTRIAN_X_LANGS
+        return sorted(set(BACTRIAN_X_LANGS) - {cfg.data.pivot})
     found = set()
     for source in cfg.data.sources:
         found |= {p.stem.split("-", 1)[1] for p in (root / "parallel" / source).glob(f"{cfg.data.pivot}-*.jsonl")}

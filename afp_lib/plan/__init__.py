@@ -1,0 +1,150 @@
+"""The paper plan: every training run the notebooks make under a profile (default `paper`), deduplicated
+through the run cache, with data sizes and a GPU-hour estimate; `--dry-run` exercises all of it on tiny models.
+
+    python -m afp_lib paper-plan                       # print the plan
+    python -m afp_lib paper-plan --out plan.json --out plan.csv
+    python -m afp_lib paper-plan --dry-run             # ~1 minute on 2 CPU cores, offline
+    python -m afp_lib paper-plan --ds-config configs/deepspeed_zero2_bf16.json   # regenerate the DS config
+    python -m afp_lib paper-plan --commands train_all.sh   # one `torchrun --nproc_per_node 8` launch per run
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shlex
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from .facts import PAPER_GPUS, Throughput
+from .resolve import SECTIONS, Plan, PlanRun, resolve_plan, section_variants  # noqa: F401
+
+DS_CONFIG = "configs/deepspeed_zero2_bf16.json"
+COLUMNS = ("key", "arch", "objective", "layer", "pooling", "p_src", "alpha", "policy", "langs", "steps",
+           "global_batch", "mcl_pairs", "epochs", "gpu_hours", "state_gb_per_gpu", "used_by")
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) if len(value) <= 4 else f"{len(value)} ({','.join(map(str, value[:3]))},...)"
+    return str(value)
+
+
+def summary(plan: Plan) -> str:
+    t = plan.totals
+    lines = [f"afp plan, profile {plan.profile!r}: {t['runs']} training runs (after sharing through the run cache), "
+             f"{t['vanilla_models']} vanilla models evaluated",
+             f"  {t['optimizer_steps']:,} optimizer steps, ~{t['tokens'] / 1e9:.2f}B tokens processed, "
+             f"~{t['gpu_hours']:,} GPU-hours = ~{t['wall_hours']:,} h on {plan.gpus} GPUs",
+             f"  assumption: {plan.throughput.describe()}", "", "sections (variants -> runs, new after sharing):"]
+    lines += [f"  {name:<14} {s['variants']:>3} -> {s['runs']:>3} runs, {s['new_runs']:>3} new" for name, s in plan.sections.items()]
+    rows = [[_cell(getattr(r, c)) for c in COLUMNS] for r in plan.runs]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
+    lines += ["", "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    if plan.problems:
+        lines += ["", f"PROBLEMS ({len(plan.problems)}):"] + [f"  - {p}" for p in plan.problems]
+    return "\n".join(lines)
+
+
+def to_csv(plan: Plan) -> str:
+    buf = io.StringIO()
+    rows = [r.row() for r in plan.runs]
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else list(COLUMNS))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def write(path: Path, text: str) -> None:
+    """Atomic: a reader never sees half a plan."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_ds_config(plan: Plan, path: Path) -> dict:
+    """The DeepSpeed config the trainer generates for the plan's first run on `plan.gpus` CUDA ranks."""
+    from ..trainer.ds_backend import ds_config
+    conf = ds_config(plan.runs[0].cfg, plan.gpus, cuda=True)
+    write(path, json.dumps(conf, indent=2) + "\n")
+    return conf
+
+
+def launch_commands(plan: Plan, launcher: str = "torchrun") -> str:
+    """One launch per run, largest first: the trainer CLI resolves the same config and run-cache key as the
+    notebooks, so after these the notebooks find every model in runs/align and only evaluate."""
+    start = {"torchrun": f"torchrun --nproc_per_node {plan.gpus} -m afp_lib train",
+             "deepspeed": f"deepspeed --num_gpus {plan.gpus} --no_local_rank --module afp_lib train"}[launcher]
+    lines = ["#!/usr/bin/env bash", f"# {len(plan.runs)} runs of the {plan.profile!r} plan, ~{plan.totals['wall_hours']} h "
+             f"on {plan.gpus} GPUs ({plan.throughput.describe()})", "set -euo pipefail"]
+    for r in sorted(plan.runs, key=lambda r: -r.gpu_hours if r.gpu_hours == r.gpu_hours else 0):
+        args = ["--profile", plan.profile, "--base-model", r.hub_id, *r.overrides, f"seed={r.seed}"]
+        lines += [f"# {r.key}: {', '.join(r.used_by)} (~{r.wall_hours} h)", f"{start} {shlex.join(args)}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m afp_lib paper-plan", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="paper", help="params.yaml profile (default: paper)")
+    ap.add_argument("--gpus", type=int, default=PAPER_GPUS, help="data-parallel GPUs (App. A: 8)")
+    ap.add_argument("--peak-tflops", type=float, default=Throughput.peak_tflops, help="bf16 peak per GPU")
+    ap.add_argument("--mfu", type=float, default=Throughput.mfu, help="assumed model-FLOPs utilisation")
+    ap.add_argument("--out", action="append", default=[], help="write the plan: FILE.json or FILE.csv (repeatable)")
+    ap.add_argument("--ds-config", help=f"write the trainer's DeepSpeed config for --gpus GPUs (e.g. {DS_CONFIG})")
+    ap.add_argument("--commands", help="write a shell script with one multi-GPU launch per run to this file")
+    ap.add_argument("--launcher", choices=("torchrun", "deepspeed"), default="torchrun", help="for --commands")
+    ap.add_argument("--dry-run", action="store_true", help="train each distinct run configuration 1 step on tiny models")
+    ap.add_argument("--workdir", help="dry-run scratch folder (default: a temporary one, removed afterwards)")
+    ap.add_argument("--report", help="write the dry run's outcome per configuration as JSON to this file")
+    args = ap.parse_args(argv)
+
+    tp = Throughput(peak_tflops=args.peak_tflops, mfu=args.mfu)
+    plan = resolve_plan(args.profile, gpus=args.gpus, throughput=tp)
+    print(summary(plan))
+    for out in map(Path, args.out):
+        if out.suffix not in (".json", ".csv"):
+            ap.error(f"--out {out}: use a .json or .csv file name")
+        write(out, plan.to_json() + "\n" if out.suffix == ".json" else to_csv(plan))
+        print(f"wrote {out}")
+    if args.ds_config:
+        write_ds_config(plan, Path(args.ds_config))
+        print(f"wrote {args.ds_config}")
+    if args.commands:
+        write(Path(args.commands), launch_commands(plan, args.launcher))
+        print(f"wrote {args.commands}")
+    if not args.dry_run:
+        return 0
+
+    from ..paths import repo_root
+    from .dryrun import distinct_runs, dry_run
+    print(f"\ndry run: {len(distinct_runs(plan))} distinct run configurations on tiny random models ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="afp-dry-run-") as tmp:
+        report = dry_run(plan, Path(args.workdir or tmp), committed_ds_config=repo_root() / DS_CONFIG)
+    if args.report:
+        write(Path(args.report), json.dumps(asdict(report) | {"blocked": report.blocked, "failures": report.failures},
+                                            indent=1, ensure_ascii=False) + "\n")
+    ok = [r for r in report.runs if not r.get("error")]
+    print(f"  trained {len(ok)}/{len(report.runs)} configurations (1 step each, "
+          f"{sum(r['seconds'] for r in ok):.0f}s)")
+    ds = report.deepspeed
+    if "paper_config" in ds:
+        print(f"  DeepSpeed: paper config for {plan.gpus} GPUs parsed by DeepSpeed: {ds['paper_config']}; "
+              f"ZeRO-{plan.runs[0].cfg.zero_stage} CPU run, 2 steps: loss {ds.get('loss')}")
+    if "records" in report.eval:
+        print(f"  evaluation: {report.eval['records']} records from {', '.join(report.eval['tasks'])}")
+    print(f"  dry run took {report.seconds:.0f}s")
+    if report.failures:
+        print(f"\nDRY RUN FAILED ({len(report.failures)}):\n" + "\n".join(f"  - {f}" for f in report.failures))
+        if report.blocked:
+            rest = sum(r.get("without_uncovered") == "ok" for r in report.runs)
+            print(f"  ({len(report.blocked)} of them were predicted by the plan's PROBLEMS above: languages without "
+                  f"pairs in train.data.sources; {rest} of those trained once those languages were left out)")
+        return 1
+    print("dry run passed")
+    return 0

@@ -1,0 +1,59 @@
+"""Facts the paper plan needs that cannot be read offline: the hub models' sizes, the data sets' languages
+and sizes, and the throughput assumption behind the GPU-hour estimate. Sources are named per constant."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HubModel:
+    family: str       # afp_lib.models architecture (the tiny dry-run model is built with it)
+    params: float     # parameters
+    n_layers: int     # transformer blocks: MCL layers 0..n_layers are valid
+    d_model: int
+
+
+# From each checkpoint's config.json on the hub (num_layers / n_layer / num_hidden_layers, hidden size).
+HUB_MODELS = {
+    "facebook/xglm-564M": HubModel("xglm", 564e6, 24, 1024),
+    "facebook/xglm-1.7B": HubModel("xglm", 1.7e9, 24, 2048),
+    "facebook/xglm-7.5B": HubModel("xglm", 7.5e9, 32, 4096),
+    "bigscience/bloom-560m": HubModel("bloom", 559e6, 24, 1024),
+    "bigscience/bloom-1b7": HubModel("bloom", 1.72e9, 24, 2048),
+    "bigscience/bloom-7b1": HubModel("bloom", 7.07e9, 30, 4096),
+    "huggyllama/llama-7b": HubModel("llama", 6.74e9, 32, 4096),
+}
+
+BACTRIAN_X = "MBZUAI/Bactrian-X"
+OPUS100 = "Helsinki-NLP/opus-100"
+
+# Bactrian-X: 52 languages (paper Table 21 without the evaluation-only ones), ~67k rows each (paper §3.1).
+BACTRIAN_X_LANGS = tuple("af ar az bn cs de en es et fa fi fr gl gu he hi hr id it ja ka kk km ko lt lv mk ml mn mr "
+                         "my ne nl pl ps pt ro ru si sl sv sw ta te th tl tr uk ur vi xh zh".split())
+BACTRIAN_X_ROWS = 67_000
+
+# OPUS-100's 99 English-centric pairs (the dataset card's `en-xx` configs). Note: no Swahili, no Tagalog.
+OPUS100_LANGS = frozenset("af am an ar as az be bg bn br bs ca cs cy da de dz el eo es et eu fa fi fr fy ga gd gl gu ha "
+                          "he hi hr hu hy id ig is it ja ka kk km kn ko ku ky li lt lv mg mk ml mn mr ms mt my nb ne nl "
+                          "nn no oc or pa pl ps pt ro ru rw se sh si sk sl sq sr sv ta te tg th tk tr tt ug uk ur uz vi "
+                          "wa xh yi yo zh zu".split())
+
+# App. A: "a GPU server with 8*A100 80GB"; batch 128 = 16 per GPU x 8.
+PAPER_GPUS = 8
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """The stated assumption behind every time estimate (change it with --peak-tflops / --mfu)."""
+    gpu: str = "A100 80GB"
+    peak_tflops: float = 312.0       # dense bf16 peak of an A100
+    mfu: float = 0.35                # model-FLOPs utilisation assumed for ZeRO-2 data parallel, seq <= 512
+    # ~20M tokens for the 167k EN-ZH pairs (paper §3.1) -> ~60 tokens per sentence, ~125 per CIT sample
+    tokens_per_sentence: int = 60
+    prompt_tokens: int = 5           # "Answer in Chinese:"
+
+    def describe(self) -> str:
+        return (f"{self.gpu}: {self.peak_tflops:g} TFLOP/s bf16 peak x {self.mfu:.0%} MFU = "
+                f"{self.peak_tflops * self.mfu:g} TFLOP/s per GPU; training FLOPs = 6 x params x tokens "
+                f"(MCL counts only the blocks below its layer); {self.tokens_per_sentence} tokens per sentence "
+                f"(paper §3.1: ~20M tokens / 167k EN-ZH pairs); evaluation not included")

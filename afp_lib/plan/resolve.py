@@ -1,0 +1,235 @@
+"""Every run of every notebook section, resolved from params.yaml the way the notebooks read their blocks.
+
+`section_variants(name, profile)` turns a section block into `experiment.Variant`s (the notebooks' models);
+`resolve_plan(profile)` turns those into training runs through the same `load_train_config` and run-cache
+key the notebooks use, so a run shared by two sections (the XGLM AFP run of Table 1 and of Table 8) is one
+row here, as it is one folder under runs/align."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..experiment import Variant, section, train_config, variants
+from ..paths import mirror_root
+from ..trainer.config import EVAL_SOURCES, TrainConfig
+from ..trainer.runs import run_dir, run_key
+from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS, HubModel,
+                    Throughput)
+
+SECTIONS = ("bilingual", "mcl_layer", "p_src", "multilingual", "all_languages", "ablation", "appendix")
+
+
+def _sweep(sec: dict, values: str, override: str, label: str) -> list[Variant]:
+    """One aligned variant per (arch, swept value, seed): the block's `train` overrides plus the swept key."""
+    train = list(sec.get("train") or [])
+    return [Variant(label.format(v), arch, tuple(train + [f"{override}={v}"]), seed, meta={override: v})
+            for arch in sec["archs"] for v in sec[values] for seed in sec["seeds"]]
+
+
+def all_langs(profile: str, pivot: str = "en") -> list[str]:
+    """`langs: all`: Bactrian-X's languages for the paper (whether or not a mirror is set: the paper's data
+    is the hub's), else what notebook 05 uses, `experiment.trainable_languages` (the mirror's languages)."""
+    if profile == "paper":
+        return [c for c in BACTRIAN_X_LANGS if c != pivot]
+    from ..experiment import trainable_languages
+    return trainable_languages(profile)
+
+
+def _langs_override(langs: list[str]) -> str:
+    return f"data.langs=[{', '.join(langs)}]"
+
+
+def section_variants(name: str, profile: str) -> list[Variant]:
+    """The models of notebook section `name` under `profile` (vanilla ones included, train=None)."""
+    sec = section(name, profile)
+    archs, seeds = sec["archs"], sec["seeds"]
+    vanilla = [Variant("vanilla", a) for a in archs]
+    common = sec.get("train") or []
+    if name == "bilingual":   # Tables 1-2 (methods), Fig. 3c and the alignment findings (baselines, first arch)
+        return (variants(sec["methods"], archs, seeds, common=common)
+                + variants(sec.get("baselines") or {}, archs[:1], seeds, common=common))
+    if name == "mcl_layer":   # Fig. 4a
+        return _sweep(sec, "layers", "mcl.layer", "layer {}")
+    if name == "p_src":       # Fig. 4b
+        return _sweep(sec, "values", "cit.p_src", "p_src {}")
+    if name == "appendix":    # Figs. 5a, 5b
+        return _sweep(sec, "poolings", "mcl.pooling", "pooling {}") + _sweep(sec, "alphas", "alpha", "alpha {}")
+    if name == "ablation":    # Table 8
+        return variants(sec["methods"], archs, seeds, common=common)
+    if name in ("multilingual", "all_languages"):  # Tables 3-6 (bridge vs pairwise), Table 7 and 9-13
+        langs = all_langs(profile) if sec["langs"] == "all" else list(sec["langs"])
+        train = list(common) + [_langs_override(langs)]
+        out = list(vanilla)
+        if "policies" not in sec:   # notebook 05: English as the bridge, the trainer's default
+            return out + [Variant("AFP", a, tuple(train), s, meta={"langs": len(langs)}) for a in archs for s in seeds]
+        for policy in sec["policies"]:
+            for arch in sec.get(f"{policy}_archs", archs):   # multilingual.paper.pairwise_archs: Table 5's two
+                out += [Variant(policy, arch, tuple(train + [f"data.policy={policy}"]), s,
+                                meta={"policy": policy, "langs": len(langs)}) for s in seeds]
+        return out
+    raise KeyError(f"unknown section {name!r}; use one of {', '.join(SECTIONS)}")
+
+
+@dataclass
+class PlanRun:
+    """One training run of the plan (after deduplication through the run-cache key)."""
+    key: str
+    run_dir: str
+    arch: str
+    hub_id: str
+    family: str
+    seed: int
+    objective: str
+    layer: int
+    pooling: str
+    p_src: float
+    alpha: float
+    policy: str
+    langs: list[str]
+    steps: int
+    batch_per_gpu: int
+    grad_accum: int
+    gpus: int
+    global_batch: int
+    seq_len: int
+    sources: dict            # source -> expected rows per language (hub sizes as configured / known)
+    mcl_pairs: int           # expected training pairs (all languages, before the dev hold-out)
+    cit_samples: int
+    epochs: float            # passes over the pairs that `steps x global_batch` amounts to
+    tokens: int              # estimated tokens processed (Throughput assumption)
+    gpu_hours: float
+    wall_hours: float        # on `gpus` GPUs
+    state_gb_per_gpu: float  # ZeRO-2 bf16 model states per GPU (weights 2P + grads/master/Adam 14P/gpus)
+    used_by: list[str] = field(default_factory=list)   # "section:label" of every notebook model that is this run
+    uncovered: list[str] = field(default_factory=list)  # languages without pairs in train.data.sources (a PROBLEM)
+    overrides: list[str] = field(default_factory=list)
+    cfg: TrainConfig | None = field(default=None, repr=False)
+
+    def row(self) -> dict:
+        d = asdict(self)
+        d.pop("cfg")
+        return d
+
+
+@dataclass
+class Plan:
+    profile: str
+    gpus: int
+    throughput: Throughput
+    runs: list[PlanRun]
+    vanilla: dict[str, list[str]]        # hub id / folder -> sections that evaluate the unaligned model
+    sections: dict[str, dict]            # name -> {"variants": n, "runs": n, "new_runs": n}
+    problems: list[str]
+
+    @property
+    def totals(self) -> dict:
+        return {"runs": len(self.runs), "vanilla_models": len(self.vanilla),
+                "optimizer_steps": sum(r.steps for r in self.runs), "tokens": sum(r.tokens for r in self.runs),
+                "gpu_hours": round(sum(r.gpu_hours for r in self.runs), 1),
+                "wall_hours": round(sum(r.wall_hours for r in self.runs), 1)}
+
+    def to_json(self) -> str:
+        return json.dumps({"profile": self.profile, "gpus": self.gpus, "throughput": asdict(self.throughput),
+                           "assumption": self.throughput.describe(), "totals": self.totals,
+                           "sections": self.sections, "problems": self.problems,
+                           "vanilla": self.vanilla, "runs": [r.row() for r in self.runs]}, indent=1, ensure_ascii=False)
+
+
+def _base_model(profile: str, arch: str) -> str:
+    from ..world import base_model, world_dir
+    try:
+        return base_model(profile, arch)
+    except FileNotFoundError:  # smoke/mini world not built yet: name the folder it will be
+        return str(world_dir(profile) / arch)
+
+
+def expected_sources(cfg: TrainConfig) -> tuple[dict, list[str]]:
+    """source -> {lang: expected rows} for the run's data recipe, and the languages no pair source covers."""
+    d, out = cfg.data, {}
+    root = mirror_root()
+    manifest = json.loads((root / "manifest.json").read_text()) if root and (root / "manifest.json").is_file() else {}
+    for s in d.sources:
+        rows = {}
+        for lang in d.langs:
+            if s == "opus100":
+                n = d.max_pairs_per_lang if lang in OPUS100_LANGS else 0   # the cap as configured (hub has >= 100k for most)
+            else:
+                n = manifest.get(f"parallel/{s}/{d.pivot}-{lang}.jsonl", {}).get("rows", 0)
+            rows[lang] = min(n, d.max_pairs_per_lang) if d.max_pairs_per_lang else n
+        out[s] = rows
+    uncovered = [lang for lang in d.langs if not any(out[s][lang] for s in d.sources)]
+    if d.bactrian_pairs or (cfg.uses_cit and "bactrian" in cfg.cit.sources):
+        out["bactrian"] = {lang: BACTRIAN_X_ROWS if lang in BACTRIAN_X_LANGS else 0 for lang in d.langs}
+    return out, uncovered
+
+
+def estimate(cfg: TrainConfig, model: HubModel | None, gpus: int, tp: Throughput) -> dict:
+    """Tokens, GPU-hours and ZeRO-2 memory of one run under the stated throughput assumption."""
+    gb = cfg.batch_size * cfg.grad_accum * gpus
+    lm_batch = (cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size) * cfg.grad_accum * gpus
+    mcl_tokens = 2 * tp.tokens_per_sentence * gb if cfg.uses_mcl else 0
+    per_sample = cfg.seq_len if cfg.objective == "clm" else 2 * tp.tokens_per_sentence + tp.prompt_tokens
+    lm_tokens = min(per_sample, cfg.seq_len) * lm_batch if (cfg.uses_cit or cfg.objective == "clm") else 0
+    out = {"tokens": cfg.steps * (mcl_tokens + lm_tokens), "gpu_hours": float("nan"), "wall_hours": float("nan"),
+           "state_gb_per_gpu": float("nan")}
+    if model is not None:
+        depth = min(1.0, cfg.mcl.layer / model.n_layers)    # MCL's early exit runs only the first `layer` blocks
+        flops = 6 * model.params * cfg.steps * (mcl_tokens * depth + lm_tokens)
+        gpu_h = flops / (tp.peak_tflops * 1e12 * tp.mfu) / 3600
+        out.update(gpu_hours=round(gpu_h, 2), wall_hours=round(gpu_h / gpus, 2),
+                   state_gb_per_gpu=round((2 * model.params + 14 * model.params / gpus) / 1e9, 1))
+    return out
+
+
+def resolve_plan(profile: str = "paper", gpus: int = PAPER_GPUS, throughput: Throughput | None = None,
+                 sections: tuple[str, ...] = SECTIONS) -> Plan:
+    return _resolve(profile, gpus, throughput or Throughput(), sections)
+
+
+def _resolve(profile: str, gpus: int, tp: Throughput, sections: tuple[str, ...]) -> Plan:
+    runs: dict[str, PlanRun] = {}
+    vanilla: dict[str, list[str]] = {}
+    summary, problems = {}, []
+    for name in sections:
+        vs = section_variants(name, profile)
+        before, keys = len(runs), set()
+        for v in vs:
+            hub = _base_model(profile, v.arch)
+            if v.vanilla:
+                vanilla.setdefault(hub, []).append(name)
+                continue
+            cfg = train_config(v, profile)
+            key = run_key(cfg, hub)
+            keys.add(key)
+            if key in runs:
+                runs[key].used_by.append(f"{name}:{v.label}")
+                continue
+            model = HUB_MODELS.get(hub)
+            sources, uncovered = expected_sources(cfg)
+            where = f"{name}:{v.label} ({v.arch})"
+            if profile == "paper" and model is None:
+                problems.append(f"{where}: {hub!r} is not in afp_lib.plan.facts.HUB_MODELS (size unknown)")
+            if model and cfg.uses_mcl and cfg.mcl.layer > model.n_layers:
+                problems.append(f"{where}: mcl.layer={cfg.mcl.layer} but {hub} has {model.n_layers} blocks")
+            if uncovered:
+                problems.append(f"{where}: no {cfg.data.pivot}-xx pairs in train.data.sources={cfg.data.sources} "
+                                f"for {', '.join(uncovered)} (the trainer needs them for every language)")
+            if set(cfg.data.sources) & set(EVAL_SOURCES):
+                problems.append(f"{where}: trains on evaluation data {sorted(set(cfg.data.sources) & set(EVAL_SOURCES))}")
+            pairs = sum(sum(rows.values()) for s, rows in sources.items() if s != "bactrian" or cfg.data.bactrian_pairs)
+            cit = 0
+            if cfg.uses_cit:
+                cit = pairs if "translation" in cfg.cit.sources else 0
+                cit += BACTRIAN_X_ROWS if "bactrian" in cfg.cit.sources else 0   # one sample per Bactrian-X id
+            gb = cfg.batch_size * cfg.grad_accum * gpus
+            runs[key] = PlanRun(
+                key=key, run_dir=str(run_dir(cfg, hub)), arch=v.arch, hub_id=hub,
+                family=model.family if model else v.arch.split("-")[0], seed=cfg.seed, objective=cfg.objective,
+                layer=cfg.mcl.layer, pooling=cfg.mcl.pooling, p_src=cfg.p_src, alpha=cfg.alpha, policy=cfg.data.policy,
+                langs=list(cfg.data.langs), steps=cfg.steps, batch_per_gpu=cfg.batch_size, grad_accum=cfg.grad_accum,
+                gpus=gpus, global_batch=gb, seq_len=cfg.seq_len, sources=sources, mcl_pairs=pairs, cit_samples=cit,
+                epochs=round(cfg.steps * gb / pairs, 2) if pairs else float("nan"),
+                used_by=[f"{name}:{v.label}"], uncovered=uncovered, overrides=list(v.train or ()), cfg=cfg,
+                **estimate(cfg, model, gpus, tp))
+        summary[name] = {"variants": len(vs), "runs": len(keys), "new_runs": len(runs) - before}
+    return Plan(profile, gpus, tp, list(runs.values()), vanilla, summary, problems)
