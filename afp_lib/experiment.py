@@ -268,8 +268,8 @@ def findings_table(probes, ppl, answers):
 
 def describe_findings(f) -> str:
     """Sentences that state the comparisons the paper makes, with our numbers (mean ± se over seeds)."""
-    def val(label, col):
-        return f"{f.loc[label, col]:.1f} ± {f.loc[label, col + ' se']:.1f}" if label in f.index else "n/a"
+    def val(label, col, digits=1):
+        return f"{f.loc[label, col]:.{digits}f} ± {f.loc[label, col + ' se']:.{digits}f}" if label in f.index else "n/a"
 
     def above(a, b, col, lower_better=False):
         if a not in f.index or b not in f.index:
@@ -284,8 +284,8 @@ def describe_findings(f) -> str:
         f"- **Bitext retrieval EN–ZH** (%): AFP {val('AFP', 'retrieval')}, CIT {val('CIT', 'retrieval')}, "
         f"MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: {above('AFP', 'CIT', 'retrieval')}; "
         f"{above('AFP', 'vanilla', 'retrieval')}.",
-        f"- **Alignment** (lower is better): AFP {val('AFP', 'align')}, CIT {val('CIT', 'align')}, vanilla "
-        f"{val('vanilla', 'align')}; **uniformity**: AFP {val('AFP', 'uniform')}, vanilla {val('vanilla', 'uniform')}.",
+        f"- **Alignment** (lower is better): AFP {val('AFP', 'align', 3)}, CIT {val('CIT', 'align', 3)}, vanilla "
+        f"{val('vanilla', 'align', 3)}; **uniformity**: AFP {val('AFP', 'uniform', 3)}, vanilla {val('vanilla', 'uniform', 3)}.",
     ]
     for lang in ("en", "zh"):
         col = f"ppl {lang}"

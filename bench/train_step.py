@@ -1,13 +1,19 @@
 """Benchmark (not a test): throughput of one training step at the mini shape, measured side by side.
 
-(a) our AFP step: MCL on one batched early-exit call (embeddings + blocks < l) for both sides + CIT
+(a) our AFP step, as the trainer runs it: the CIT rows are the translation samples of the step's pairs,
+    so the context side of each pair is read from the CIT forward (a hook on block l, trainer.shared)
+    and only the other side runs the early-exit call (embeddings + blocks < l) + CIT
 (b) the authors' AFP step: each side of the pairs runs the whole model with output_hidden_states=True
     and only hidden_states[l] is read; same CIT
 (c) a CIT-only step
-step time = the fastest of the measured steps (shared CPUs only add noise); tokens/s counts the CIT tokens of the step (the same batch in all three), so every ratio is a ratio of
+The three variants take turns step by step (a b c, b c a, ...), so a burst of load from other processes
+hits all of them alike. step time = the fastest of the measured steps (shared CPUs only add noise);
+tokens/s counts the CIT tokens of the step (the same batch in all three), so every ratio is a ratio of
 step times. Targets: (a)/(b) >= 1.5 and (c)/(a) <= 1.15 at layer 1.
+One intra-op thread by default: on a CPU shared with other jobs, several threads spin-wait on each other
+and single steps take 5-10x longer at random, while one thread gives steps within a few percent.
 
-    python bench/train_step.py [--layer 1] [--precision bf16|fp32] [--rounds 5]
+    python bench/train_step.py [--layer 1] [--precision bf16|fp32] [--rounds 8] [--threads 1]
 """
 from __future__ import annotations
 
@@ -22,16 +28,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from afp_lib.cit import translation_samples  # noqa: E402
 from afp_lib.config import from_dict  # noqa: E402
 from afp_lib.hidden import pool  # noqa: E402
 from afp_lib.losses import cit_loss, mcl_loss  # noqa: E402
 from afp_lib.models import ModelShape, build_model  # noqa: E402
 from afp_lib.tokenizer import train_bpe  # noqa: E402
-from afp_lib.trainer import TrainConfig  # noqa: E402
+from afp_lib.trainer import TrainConfig, TrainData  # noqa: E402
 from afp_lib.trainer import collate  # noqa: E402
 from afp_lib.trainer.backends import make_optimizer  # noqa: E402
-from afp_lib.trainer.loop import resolve_precision, step_losses  # noqa: E402
+from afp_lib.trainer.loop import micro_batches, prepare, resolve_precision, step_losses  # noqa: E402
 
 SHAPE = ModelShape(d_model=256, n_layers=4, n_heads=4, ffn_dim=1024, max_positions=512)
 
@@ -71,44 +76,49 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--vocab", type=int, default=8000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=2, help="steps per variant per round")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch's default)")
+    ap.add_argument("--rounds", type=int, default=8, help="measured steps per variant (after one warm-up step each)")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     pairs = bench_pairs(400)
     tokenizer = train_bpe([p[k] for p in pairs for k in ("src", "tgt")] * 3, vocab_size=args.vocab, min_frequency=1)
     cfg = from_dict(TrainConfig, {"objective": "afp", "batch_size": args.batch, "seq_len": args.seq,
                                   "precision": args.precision, "mcl": {"layer": args.layer}}, "bench")
-    enc_pairs = collate.encode_pairs(tokenizer, pairs, args.seq)
-    enc_cit = collate.encode_cit(tokenizer, translation_samples(pairs, 0.5, seed=0), args.seq)
+    prep = prepare(cfg, tokenizer, TrainData(pairs=pairs))  # CIT: translation samples of the pairs, p_src 0.5
+    pad = tokenizer.pad_token_id
     model = build_model("xglm", SHAPE, tokenizer, seed=0).train()
     opt = make_optimizer(model.parameters(), cfg)
     cit_cfg = from_dict(TrainConfig, {**{"objective": "cit"}, "batch_size": args.batch, "seq_len": args.seq}, "bench")
-    variants = {"a_ours": lambda p, l: step_losses(model, cfg, p, l),
-                "b_full_forward": lambda p, l: authors_step_losses(model, cfg, p, l),
-                "c_cit_only": lambda p, l: step_losses(model, cit_cfg, None, l)}
+    variants = {"a_ours": lambda idx: step_losses(model, cfg, *micro_batches(cfg, prep, idx, None, pad)),
+                "b_full_forward": lambda idx: authors_step_losses(model, cfg, collate.pair_batch(prep.pairs, idx, pad),
+                                                                  collate.lm_batch(prep.cit, idx, pad)),
+                "c_cit_only": lambda idx: step_losses(model, cit_cfg, None, collate.lm_batch(prep.cit, idx, pad))}
     args.precision = resolve_precision(cfg, torch.device("cpu"))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     times = {k: [] for k in variants}
     cit_tokens = {k: [] for k in variants}
+    shared = sum(s >= 0 for s in prep.share) if prep.share else 0
     print(f"mini shape {SHAPE}, vocab {len(tokenizer)}, seq {args.seq}, batch {args.batch} pairs + {args.batch} CIT "
-          f"samples, layer {args.layer}, {args.precision}, threads {torch.get_num_threads()}")
+          f"samples, layer {args.layer}, {args.precision}, threads {torch.get_num_threads()}, "
+          f"{shared}/{len(prep.pairs)} pairs read from the CIT forward")
+    names = list(variants)
     for rnd in range(args.rounds + 1):  # round 0 warms up
-        for name, fn in variants.items():
-            for s in range(args.steps):
-                idx = list(range((rnd * args.steps + s) * args.batch % 384, (rnd * args.steps + s) * args.batch % 384 + args.batch))
-                p = collate.pair_batch(enc_pairs, idx, tokenizer.pad_token_id)
-                l = collate.lm_batch(enc_cit, idx, tokenizer.pad_token_id)
-                t0 = time.perf_counter()
-                with autocast:
-                    loss = fn(p, l)["loss"]
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                if rnd:
-                    times[name].append(time.perf_counter() - t0)
-                    cit_tokens[name].append(collate.n_tokens(l))
+        start = rnd * args.batch % (len(prep.pairs) - args.batch)
+        idx = list(range(start, start + args.batch))  # the same pairs and CIT rows for all three variants
+        for k in range(len(names)):
+            name = names[(rnd + k) % len(names)]  # rotate the order within a round
+            t0 = time.perf_counter()
+            with autocast:
+                loss = variants[name](idx)["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if rnd:
+                times[name].append(time.perf_counter() - t0)
+                cit_tokens[name].append(collate.n_tokens(collate.lm_batch(prep.cit, idx, pad)))
     tps = {}
     for name in variants:
         # the least-disturbed step (other processes share these cores); all variants see the same batches

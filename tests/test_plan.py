@@ -55,7 +55,7 @@ def test_sections_resolve_to_the_papers_runs(plan):
     assert {r.hub_id for r in every} == {"facebook/xglm-7.5B", "bigscience/bloom-7b1"}
     assert all(sorted(r.langs) == sorted(set(BACTRIAN_X_LANGS) - {"en"}) and len(r.langs) == 51 for r in every)
     assert {(r.pooling, r.alpha) for r in runs_of(plan, "appendix")} == {
-        ("mean", 1.5), ("max", 1.5), ("last", 1.5), ("mean", 0.5), ("mean", 1.0), ("mean", 2.0)}
+        ("mean", 1.5), ("max", 1.5), ("last", 1.5), ("mean", 1.0), ("mean", 2.0)}
 
 
 def test_paper_hyperparameters_and_data(plan):
@@ -70,12 +70,11 @@ def test_paper_hyperparameters_and_data(plan):
     assert zh.sources["opus100"] == {"zh": 100_000} and zh.mcl_pairs == 167_000   # "167k parallel samples" (§3.2)
 
 
-def test_problems_name_languages_without_pairs(plan):
-    """OPUS-100 has no en-sw / en-tl: the runs with those languages are flagged (the dry run confirms them)."""
-    flagged = {r.key for r in plan.runs if r.uncovered}
-    assert flagged == {r.key for r in plan.runs if "sw" in r.langs}
-    assert {lang for r in plan.runs for lang in r.uncovered} == {"sw", "tl"}
-    assert len(plan.problems) == len(flagged) and all("sw" in p for p in plan.problems)
+def test_languages_without_opus100_pairs_take_bactrian_pairs(plan):
+    """OPUS-100 has no en-sw / en-tl: those runs get their pairs from Bactrian-X, so no run is left uncovered."""
+    with_sw = [r for r in plan.runs if "sw" in r.langs]
+    assert with_sw and all(r.sources["opus100"]["sw"] == 0 and r.sources["bactrian"]["sw"] > 0 for r in with_sw)
+    assert not [r.key for r in plan.runs if r.uncovered] and not plan.problems
 
 
 def test_layer_beyond_the_model_is_a_problem(monkeypatch):
@@ -128,10 +127,7 @@ def test_dry_run_trains_every_distinct_configuration(plan, tmp_path):
     assert covered == everything
     failed = {r["name"] for r in report["runs"] if r.get("error")}
     assert failed == set(report["blocked"]), report["failures"]
-    # Predicted by the plan: the trainer wants data.sources pairs for every language. When it learns to
-    # take Bactrian-X-only languages, these runs pass: then drop the `uncovered` rule in resolve.expected_sources.
-    assert len(report["blocked"]) == sum(1 for r in distinct if r.uncovered), report["failures"]
-    assert all("no en-sw pairs" in r["error"] and r["without_uncovered"] == "ok" for r in report["runs"] if r.get("error"))
+    assert not report["blocked"] and not failed, report["failures"]   # sw/tl runs train on Bactrian-X pairs
     assert all(math.isfinite(r["loss"]) for r in report["runs"] if not r.get("error"))
     assert report["deepspeed"]["paper_config"] == {"train_batch_size": 128, "micro_batch_per_gpu": 16,
                                                    "zero_stage": 2, "bf16": True}

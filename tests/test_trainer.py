@@ -139,10 +139,15 @@ def _kill_at(step):
     return cb
 
 
-@pytest.mark.parametrize("objective, precision", [("afp", "fp32"), ("clm", "bf16")])
-def test_resume_gives_the_uninterrupted_weights(objective, precision, toy_tokenizer, tiny_shape, tmp_path):
-    cfg = tiny_cfg(objective=objective, precision=precision, steps=5, save_every=2)
+@pytest.mark.parametrize("objective, precision, seq_len, shared", [
+    ("afp", "fp32", 64, True),    # MCL reads the context sides from the CIT forward (trainer.shared)
+    ("afp", "fp32", 32, False),   # contexts cut from the left: two independent batches
+    ("clm", "bf16", 32, False)])
+def test_resume_gives_the_uninterrupted_weights(objective, precision, seq_len, shared, toy_tokenizer, tiny_shape,
+                                                tmp_path, caplog):
+    cfg = tiny_cfg(objective=objective, precision=precision, steps=5, save_every=2, seq_len=seq_len)
     d = TrainData(pairs=list(PAIRS), dev_pairs=list(PAIRS[:6]), clm_texts=EN + XX["sw"])
+    caplog.set_level("INFO", logger="afp_lib.trainer.loop")
     straight = build_model("xglm", tiny_shape, toy_tokenizer, seed=0)
     train(cfg, straight, toy_tokenizer, tmp_path / "a", data=d)
 
@@ -158,6 +163,7 @@ def test_resume_gives_the_uninterrupted_weights(objective, precision, toy_tokeni
         assert torch.equal(p, q), name
     assert [r["step"] for r in read_log(res.log_path)] == [1, 2, 3, 4, 5]  # no duplicated records
     assert read_log(res.log_path) [-1]["loss"] == read_log(tmp_path / "a" / "train_log.jsonl")[-1]["loss"]
+    assert ("from the CIT forward" in caplog.text) == shared
 
 
 def test_nan_stops_and_keeps_the_last_good_checkpoint(model, toy_tokenizer, tmp_path):

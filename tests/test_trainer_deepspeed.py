@@ -26,7 +26,8 @@ def one_rank(monkeypatch):
 
 
 def test_deepspeed_zero2_cpu_trains_checkpoints_and_resumes(one_rank, toy_tokenizer, tiny_shape, tmp_path):
-    cfg = tiny_cfg(backend="deepspeed", zero_stage=2, precision="bf16", steps=3, save_every=2, device="cpu")
+    cfg = tiny_cfg(backend="deepspeed", zero_stage=2, precision="bf16", steps=3, save_every=2, device="cpu",
+                   seq_len=64)  # long enough that MCL reads the context sides from the CIT forward
     data = TrainData(pairs=list(PAIRS), dev_pairs=list(PAIRS[:6]))
     model = build_model("xglm", tiny_shape, toy_tokenizer, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -45,9 +45,11 @@ def section_variants(name: str, profile: str) -> list[Variant]:
     archs, seeds = sec["archs"], sec["seeds"]
     vanilla = [Variant("vanilla", a) for a in archs]
     common = sec.get("train") or []
-    if name == "bilingual":   # Tables 1-2 (methods), Fig. 3c and the alignment findings (baselines, first arch)
+    if name == "bilingual":   # Tables 1-2 (methods); the findings and Fig. 3c trajectories (first arch), as notebook 01
+        fseeds = sec.get("findings_seeds", seeds)
         return (variants(sec["methods"], archs, seeds, common=common)
-                + variants(sec.get("baselines") or {}, archs[:1], seeds, common=common))
+                + variants(sec.get("findings") or {}, archs[:1], fseeds, common=common)
+                + variants(sec.get("trajectories") or {}, archs[:1], fseeds[:1], common=common))
     if name == "mcl_layer":   # Fig. 4a
         return _sweep(sec, "layers", "mcl.layer", "layer {}")
     if name == "p_src":       # Fig. 4b
@@ -157,9 +159,10 @@ def expected_sources(cfg: TrainConfig) -> tuple[dict, list[str]]:
                 n = manifest.get(f"parallel/{s}/{d.pivot}-{lang}.jsonl", {}).get("rows", 0)
             rows[lang] = min(n, d.max_pairs_per_lang) if d.max_pairs_per_lang else n
         out[s] = rows
-    uncovered = [lang for lang in d.langs if not any(out[s][lang] for s in d.sources)]
     if d.bactrian_pairs or (cfg.uses_cit and "bactrian" in cfg.cit.sources):
         out["bactrian"] = {lang: BACTRIAN_X_ROWS if lang in BACTRIAN_X_LANGS else 0 for lang in d.langs}
+    pair_sources = [*d.sources, *(["bactrian"] if d.bactrian_pairs else [])]  # Bactrian-X covers sw/tl (no OPUS-100)
+    uncovered = [lang for lang in d.langs if not any(out[s][lang] for s in pair_sources)]
     return out, uncovered
 
 

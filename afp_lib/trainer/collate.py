@@ -79,7 +79,7 @@ def clm_blocks(tokenizer, texts: list[str], seq_len: int) -> list[Example]:
     return [(b, list(b)) for b in blocks if len(b) > 1]
 
 
-def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
     width = max(len(s) for s in seqs)
     return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
 
@@ -87,18 +87,19 @@ def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
 def pair_batch(encoded: list[tuple[list[int], list[int]]], indices: list[int], pad_id: int) -> dict:
     """input_ids/attention_mask (2B, T): rows 0..B-1 the sources, rows B..2B-1 their targets."""
     seqs = [encoded[i][0] for i in indices] + [encoded[i][1] for i in indices]
-    return {"input_ids": _pad(seqs, pad_id),
-            "attention_mask": _pad([[1] * len(s) for s in seqs], 0)}
+    return {"input_ids": pad(seqs, pad_id),
+            "attention_mask": pad([[1] * len(s) for s in seqs], 0)}
 
 
 def lm_batch(examples: list[Example], indices: list[int], pad_id: int) -> dict:
     """input_ids/attention_mask/labels (B, T), right-padded; padding carries no loss."""
     ids = [examples[i][0] for i in indices]
-    return {"input_ids": _pad(ids, pad_id),
-            "attention_mask": _pad([[1] * len(s) for s in ids], 0),
-            "labels": _pad([examples[i][1] for i in indices], IGNORE)}
+    return {"input_ids": pad(ids, pad_id),
+            "attention_mask": pad([[1] * len(s) for s in ids], 0),
+            "labels": pad([examples[i][1] for i in indices], IGNORE)}
 
 
 def n_tokens(batch: dict) -> int:
-    return int(batch["attention_mask"].sum())
+    """Tokens of the batch's sentences; a shared pairs batch (trainer.shared) adds the sides read from CIT rows."""
+    return int(batch["attention_mask"].sum()) + (int(batch["cit_prefix"].sum()) if "cit_prefix" in batch else 0)
 

@@ -53,6 +53,10 @@ def pivot_pairs(cfg: TrainConfig) -> dict[str, list[tuple[str, str]]]:
                 seen.add((e, x))
                 rows.append((e, x))
         if not rows:
+            if d.bactrian_pairs:  # OPUS-100 has no en-sw / en-tl: Bactrian-X supplies those languages' pairs
+                logger.warning("no %s-%s pairs in %s; Bactrian-X pairs only", d.pivot, lang, d.sources)
+                out[lang] = []
+                continue
             raise ValueError(f"no {d.pivot}-{lang} pairs in any of train.data.sources={d.sources}")
         random.Random(f"{cfg.seed}-{lang}").shuffle(rows)
         out[lang] = rows[: d.max_pairs_per_lang] if d.max_pairs_per_lang else rows

@@ -29,6 +29,7 @@ from ..hidden import check_layer, hidden_at_layer, pool
 from ..losses import cit_loss, mcl_loss
 from . import checkpoint as ckpt
 from . import collate
+from .shared import share_plan, shared_batches, shared_forward
 from .config import TrainConfig, config_dict
 from .data import TrainData, build_train_data, check_data
 
@@ -74,6 +75,7 @@ class Prepared:
     cit: list = field(default_factory=list)       # (ids, labels)
     clm: list = field(default_factory=list)       # (ids, labels)
     dev: list = field(default_factory=list)
+    share: list | None = None                     # per pair: side read from its CIT row (shared.share_plan)
 
 
 def prepare(cfg: TrainConfig, tokenizer, data: TrainData) -> Prepared:
@@ -86,14 +88,41 @@ def prepare(cfg: TrainConfig, tokenizer, data: TrainData) -> Prepared:
     if cfg.uses_cit:
         p.cit = collate.encode_cit(tokenizer, data.cit, cfg.seq_len)
         p.cit = collate.pack(p.cit, cfg.seq_len) if cfg.cit.pack else p.cit
+    if cfg.uses_mcl and cfg.uses_cit:
+        p.share = share_plan(cfg, p.pairs, p.cit, data.cit)
+        if p.share is not None:
+            logger.info("MCL reads %d of %d pairs' context side from the CIT forward (one early-exit side each)",
+                        sum(s >= 0 for s in p.share), len(p.share))
     if cfg.objective == "clm":
         texts = data.clm_texts or [p_[k] for p_ in data.pairs for k in ("src", "tgt")]
         p.clm = collate.clm_blocks(tokenizer, texts, cfg.seq_len)
     return p
 
 
+def micro_batches(cfg: TrainConfig, prep: Prepared, pair_idx: list[int] | None, lm_idx: list[int] | None,
+                  pad_id: int) -> tuple[dict | None, dict | None]:
+    """(pairs, lm) batches of one micro-step. With a share plan the CIT rows are those of the step's own
+    pairs (lm_idx is not used) and the pairs batch holds only the sides not read from the CIT forward."""
+    if prep.share is not None and pair_idx is not None:
+        return shared_batches(prep.pairs, prep.cit, prep.share, pair_idx, cfg.cit_batch_size, pad_id)
+    lm_items = prep.cit if cfg.uses_cit else prep.clm
+    pairs = collate.pair_batch(prep.pairs, pair_idx, pad_id) if pair_idx is not None else None
+    lm = collate.lm_batch(lm_items, lm_idx, pad_id) if lm_idx is not None else None
+    return pairs, lm
+
+
+def shared_step_losses(model, cfg: TrainConfig, pairs: dict, lm: dict) -> dict[str, torch.Tensor]:
+    """AFP with a share plan (see shared.py): hidden_states[l] of the CIT forward gives one side of each
+    shared pair, one early-exit call the rest; the same MCL over the same pairs as `step_losses`."""
+    z_src, z_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm)
+    mcl = mcl_loss(z_src, z_tgt, cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
+    return {"mcl": mcl, "cit": cit, "loss": mcl + cfg.alpha * cit}
+
+
 def step_losses(model, cfg: TrainConfig, pairs: dict | None, lm: dict | None) -> dict[str, torch.Tensor]:
     """Loss parts of one micro-batch; `loss` is the objective (Eq. 4 for AFP)."""
+    if pairs is not None and lm is not None and "src_index" in pairs:
+        return shared_step_losses(model, cfg, pairs, lm)
     parts = {}
     if pairs is not None:  # one early-exit call for both sides: (2B, T) -> (2B, T, H) after block l
         h = hidden_at_layer(model, pairs["input_ids"], pairs["attention_mask"], cfg.mcl.layer)
@@ -237,11 +266,9 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     for step in range(start, cfg.steps):
         for micro in range(cfg.grad_accum):
             m = (step * cfg.grad_accum + micro) * world + rank  # this rank's global micro-batch number
-            pairs = lm = None
-            if pair_stream:
-                pairs = collate.pair_batch(prep.pairs, pair_stream.take(m * cfg.batch_size, cfg.batch_size), pad_id)
-            if lm_stream:
-                lm = collate.lm_batch(lm_items, lm_stream.take(m * lm_bs, lm_bs), pad_id)
+            pair_idx = pair_stream.take(m * cfg.batch_size, cfg.batch_size) if pair_stream else None
+            lm_idx = lm_stream.take(m * lm_bs, lm_bs) if lm_stream and prep.share is None else None
+            pairs, lm = micro_batches(cfg, prep, pair_idx, lm_idx, pad_id)
             pairs = {k: v.to(device) for k, v in pairs.items()} if pairs else None
             lm = {k: v.to(device) for k, v in lm.items()} if lm else None
             with autocast:
