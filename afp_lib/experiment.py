@@ -226,8 +226,8 @@ def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", 
 
 def train_log(v: Variant, profile: str) -> list[dict]:
     """The JSON-lines training log of an aligned variant (Fig. 3c)."""
-    path = run_dir(v, profile) / "train_log.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from .analysis.plots import read_train_log
+    return read_train_log(run_dir(v, profile) / "train_log.jsonl")
 
 
 def write_json(path: Path, data) -> None:

@@ -95,15 +95,8 @@ def tsne_before_after(emb_before, emb_after, langs: Sequence[str], *, titles=("v
 
 def read_train_log(path: str | Path) -> list[dict]:
     """The trainer's train_log.jsonl (one JSON object per line); errors name the file and line."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not JSON ({e.msg})") from None
-    return out
+    from ..data import read_jsonl
+    return read_jsonl(Path(path))
 
 
 def eval_points(log: Sequence[Mapping]) -> pd.DataFrame:

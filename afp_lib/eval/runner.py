@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..data import read_jsonl
+
 # Fields that identify one unit of work; everything else in a record is its outcome or provenance.
 KEY_FIELDS = ("model", "task", "language", "shots", "seed", "demo_lang", "demos", "connectors", "max_items",
               "version")
@@ -20,17 +22,10 @@ def unit_key(rec: dict) -> tuple:
 
 
 def read_records(path: str | Path | None) -> list[dict]:
+    """Records of a results file ([] when there is none yet); a broken line names file and line."""
     if path is None or not Path(path).exists():
         return []
-    with open(path, encoding="utf-8") as f:
-        out = []
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not a JSON record ({e.msg}); fix or remove that line") from None
-        return out
+    return read_jsonl(Path(path))
 
 
 def append_records(path: str | Path | None, records: list[dict]) -> None:

@@ -14,7 +14,6 @@ import torch
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
 from ..data import load_parallel
-from ..hidden import sentence_embeddings
 from ..models import build_model
 from .config import WorldConfig
 
@@ -56,14 +55,11 @@ def heldout_perplexity(model, tokenizer, lines: list[str], max_tokens: int = 128
             "bits_per_char": nll / math.log(2) / n_chars, "tokens": n_tok, "bytes": n_bytes, "lines": len(lines)}
 
 
-@torch.no_grad()
 def embed(model, tokenizer, texts: list[str], layer: int, pooling: str, batch_size: int, max_tokens: int):
-    out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_tokens,
-                        return_tensors="pt")
-        out.append(sentence_embeddings(model, enc["input_ids"], enc["attention_mask"], layer, pooling).float())
-    return torch.cat(out)  # (N, H)
+    """(N, H) sentence vectors after block `layer` (the analysis layer's batched early-exit embedding)."""
+    from ..analysis.representations import embed as embed_sentences
+    return embed_sentences(model, tokenizer, texts, layer=layer, pooling=pooling, batch_size=batch_size,
+                           max_length=max_tokens)
 
 
 def bitext_gap(model, tokenizer, pairs: list[tuple[str, str]], layer: int, pooling: str, batch_size: int,
