@@ -211,3 +211,31 @@ def test_cli_dry_run(capsys, tmp_path):
     assert main(["--profile", "smoke", "objective=cit", "--base-model", "facebook/xglm-564M", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "objective='cit'" in out and "/align/smoke-cit-" in out
+
+
+def test_concurrent_requests_for_one_run_train_it_once(tmp_path, monkeypatch):
+    """Two processes asking for the same run: the second waits on the run's lock and gets the cached run."""
+    import multiprocessing as mp
+    from afp_lib.trainer import runs
+
+    calls = mp.Manager().list()
+
+    def fake_train(cfg, model, tokenizer, path, data=None):
+        import time
+        calls.append(str(path))
+        time.sleep(1.0)
+        (path / "final").mkdir(parents=True, exist_ok=True)
+        (path / "final" / runs.RESULT).write_text("{}")
+
+    monkeypatch.setenv("AFP_RUNS", str(tmp_path))
+    monkeypatch.setattr("afp_lib.trainer.loop.train", fake_train)
+    monkeypatch.setattr("afp_lib.models.load_model", lambda name: (None, None))
+    cfg = runs.TrainConfig(steps=1, batch_size=2)
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=runs.get_or_train, args=(cfg, "hub-id")) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(calls) == 1

@@ -3,6 +3,8 @@ the data, when a caller passes its own), so asking twice for the same run trains
 DVC stages share runs this way: `get_or_train(cfg, base_model)` returns `runs_dir()/align/<name>-<hash>`."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -69,8 +71,24 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
         logger.info("run cache hit: %s", path)
         return path
     path.mkdir(parents=True, exist_ok=True)
-    write_json(path / "run.json", {"base_model": str(base_model), "identity": model_identity(base_model),
-                                  "config": config_dict(cfg)})
-    model, tokenizer = load_model(str(base_model))
-    train(cfg, model, tokenizer, path, data=data)
+    with _exclusive(path / ".lock"):  # two notebooks asking for the same run: one trains, the other waits
+        if is_finished(path):
+            logger.info("run cache hit (trained meanwhile by another process): %s", path)
+            return path
+        write_json(path / "run.json", {"base_model": str(base_model), "identity": model_identity(base_model),
+                                      "config": config_dict(cfg)})
+        model, tokenizer = load_model(str(base_model))
+        train(cfg, model, tokenizer, path, data=data)
     return path
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """An advisory lock held for the duration of a run (released when the process dies, so a killed run
+    never blocks the next one, which then resumes from the checkpoint)."""
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
