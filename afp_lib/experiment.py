@@ -176,6 +176,30 @@ def probe(v: Variant, profile: str, langs: list[str] | None = None, layer: int |
     return rows
 
 
+def dev_probe(v: Variant, profile: str, reference: Variant) -> dict:
+    """Alignment probes on in-domain held-out pairs: the trainer's dev pairs (never trained on), at the MCL
+    layer and pooling. Aligned runs report their last training-log evaluation; a vanilla model is measured
+    on the dev pairs of `reference` (an aligned variant with the same data and seed)."""
+    base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
+            "train_seed": v.seed if not v.vanilla else reference.seed}
+    if not v.vanilla:
+        last = [r for r in train_log(v, profile) if "retrieval" in r][-1]
+        return {**base, "dev retrieval": 100 * last["retrieval"], "dev align": last["align"], "dev uniform": last["uniform"]}
+    import torch
+    from .analysis.metrics import alignment, retrieval_accuracy, uniformity
+    from .analysis.representations import embed
+    from .trainer import build_train_data
+    cfg = train_config(reference, profile)
+    dev = build_train_data(cfg).dev_pairs
+    model, tokenizer = load(v, profile)
+    kw = dict(layer=cfg.mcl.layer, pooling=cfg.mcl.pooling, max_length=cfg.seq_len)
+    src = embed(model, tokenizer, [p["src"] for p in dev], **kw)
+    tgt = embed(model, tokenizer, [p["tgt"] for p in dev], **kw)
+    r = retrieval_accuracy(src, tgt)
+    return {**base, "dev retrieval": 50 * (r["x2y"] + r["y2x"]), "dev align": alignment(src, tgt),
+            "dev uniform": uniformity(torch.cat([src, tgt]))}
+
+
 def perplexity(v: Variant, profile: str, langs: list[str]) -> list[dict]:
     """Held-out perplexity and bits per byte of the world's held-out monolingual text (what MCL alone harms)."""
     from .world import world_dir
@@ -255,7 +279,8 @@ def findings_table(probes, ppl, answers):
     """One row per method: retrieval/alignment/uniformity, perplexity per language, answer-language share;
     mean and standard error over training seeds."""
     import pandas as pd
-    parts = [_mean_se(probes, "label", c) for c in ("retrieval", "align", "uniform")]
+    parts = [_mean_se(probes, "label", c) for c in probes.columns
+             if c in ("retrieval", "align", "uniform", "dev retrieval", "dev align", "dev uniform")]
     for lang, d in ppl.groupby("language"):
         parts.append(_mean_se(d.rename(columns={"perplexity": f"ppl {lang}"}), "label", f"ppl {lang}"))
     for direction, d in answers.groupby("direction"):
@@ -280,8 +305,14 @@ def describe_findings(f) -> str:
         return f"{a} is {word} {b}"
 
     zh_col = next((c for c in f.columns if c.startswith("answers in zh")), None)
-    lines = [
-        f"- **Bitext retrieval EN–ZH** (%): AFP {val('AFP', 'retrieval')}, CIT {val('CIT', 'retrieval')}, "
+    lines = [] if "dev retrieval" not in f.columns else [
+        f"- **In-domain held-out pairs** (the trainer's dev pairs, %): retrieval AFP {val('AFP', 'dev retrieval')}, "
+        f"CIT {val('CIT', 'dev retrieval')}, MCL {val('MCL', 'dev retrieval')}, vanilla {val('vanilla', 'dev retrieval')}: "
+        f"{above('AFP', 'CIT', 'dev retrieval')}; {above('AFP', 'vanilla', 'dev retrieval')}; alignment AFP "
+        f"{val('AFP', 'dev align', 3)}, CIT {val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}.",
+    ]
+    lines += [
+        f"- **Bitext retrieval EN–ZH, Tatoeba** (out of domain, %): AFP {val('AFP', 'retrieval')}, CIT {val('CIT', 'retrieval')}, "
         f"MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: {above('AFP', 'CIT', 'retrieval')}; "
         f"{above('AFP', 'vanilla', 'retrieval')}.",
         f"- **Alignment** (lower is better): AFP {val('AFP', 'align', 3)}, CIT {val('CIT', 'align', 3)}, vanilla "
