@@ -254,6 +254,15 @@ def train_log(v: Variant, profile: str) -> list[dict]:
     return read_train_log(run_dir(v, profile) / "train_log.jsonl")
 
 
+def save_frame(df, stem: Path) -> None:
+    """A plain (single-level) DataFrame as `stem.csv` and `stem.md`, written atomically."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".csv", df.to_csv()), (".md", df.to_markdown(floatfmt=".3f") + "\n")):
+        tmp = stem.with_suffix(suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(stem.with_suffix(suffix))
+
+
 def write_json(path: Path, data) -> None:
     """Atomic JSON write (metrics files that DVC reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
