@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config import from_dict, load_section, to_dict, with_overrides
+from ..data.corpora import EVAL_SOURCES as CORPORA_EVAL_SOURCES
 
 OBJECTIVES = ("afp", "mcl", "cit", "clm", "bit")
-# Parallel sources that are evaluation data (afp_lib.data.corpora.EVAL_SOURCES): training on them is contamination.
-EVAL_SOURCES = ("tatoeba", "xnli_test")
+# Parallel sources that are evaluation data: training on them is contamination (one list, in the data layer).
+EVAL_SOURCES = tuple(CORPORA_EVAL_SOURCES)
 
 
 @dataclass(frozen=True)
