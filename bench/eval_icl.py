@@ -16,7 +16,6 @@ import argparse
 import logging
 import os
 import time
-from pathlib import Path
 
 import torch
 

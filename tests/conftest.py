@@ -2,7 +2,6 @@
 architecture. No download ever happens in tests."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

@@ -9,7 +9,6 @@ never shows it; `save(fig, stem)` writes PNG + PDF atomically. Agg backend: no d
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
