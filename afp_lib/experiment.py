@@ -106,18 +106,24 @@ def _cache_file(kind: str, path: str, payload: dict) -> Path:
 
 def evaluate(v: Variant, profile: str, overrides: dict | None = None, translation: bool = True) -> list[dict]:
     """ICL (and translation) records of `v` under the profile's `eval` section plus `overrides`; cached
-    per model folder and eval config, resumed after an interruption."""
+    per model folder, resumed after an interruption. ICL and translation are cached apart, so sections
+    that ask for the same ICL grid (with or without translation) score it once."""
     from dataclasses import replace
 
     from .eval import load_eval_config, run_suite
+    from .eval.translation import translate_eval
     cfg = load_eval_config(profile, overrides=overrides)
-    if not translation:
-        cfg = replace(cfg, translation=replace(cfg.translation, langs=[]))
+    icl = replace(cfg, translation=replace(cfg.translation, langs=[]))
     path = model_path(v, profile)
-    out = _cache_file("eval", path, to_dict(cfg))
     model, tokenizer = load(v, profile)
     t0 = time.time()
-    records = run_suite(model, tokenizer, cfg, model_name=v.name(profile), out_file=out, progress=False)
+    records = run_suite(model, tokenizer, icl, model_name=v.name(profile),
+                        out_file=_cache_file("eval", path, to_dict(icl)), progress=False)
+    t = cfg.translation
+    if translation and t.langs:
+        out = _cache_file("eval", path, {"translation": to_dict(t), "bf16": cfg.bf16})
+        records += translate_eval(model, tokenizer, t.pairs, t.shots, t.seeds, t.max_items, v.name(profile), out,
+                                  t.max_new_tokens, t.batch_size, cfg.bf16, progress=False)
     logger.info("%s evaluated in %.0fs (%d records)", v.name(profile), time.time() - t0, len(records))
     return [{**r, "model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
              "train_seed": v.seed, **v.meta} for r in records]
@@ -240,7 +246,9 @@ def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", 
     finally:
         tokenizer.padding_side = side
     with torch.no_grad():
-        gen = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+        # greedy, but no bigram twice: tiny models otherwise loop on one token (e.g. "「「「「") and the
+        # share of letters would miss the language they did switch to
+        gen = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=2,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     texts = tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     shares = [script_share(t.split("\n")[0], tgt) for t in texts]

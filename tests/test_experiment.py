@@ -57,3 +57,34 @@ def test_describe_findings_states_the_comparison_from_the_numbers():
 def test_trainable_languages_follow_the_training_sources(mirror):
     langs = ex.trainable_languages("mini")
     assert {"zh", "th", "tr", "sw", "de"} <= set(langs) and "en" not in langs
+
+
+def test_icl_scores_are_cached_apart_from_translation(monkeypatch, tmp_path):
+    """A section that asks for the same ICL grid without translation reuses the records file of one that
+    asked with it (01 and 06 share the vanilla and AFP scores); translation has its own file."""
+    monkeypatch.setenv("AFP_RUNS", str(tmp_path))
+    calls = {"icl": [], "translation": []}
+
+    def fake_suite(model, tokenizer, cfg, model_name, out_file, progress=True):
+        assert not cfg.translation.langs  # ICL only: translation goes through its own cache file
+        calls["icl"].append(out_file)
+        return [{"task": "xnli"}]
+
+    def fake_translate(model, tokenizer, pairs, shots, seeds, max_items, model_name, out_file, *args, **kw):
+        calls["translation"].append((out_file, list(pairs)))
+        return [{"task": "flores"}]
+
+    import afp_lib.eval
+    import afp_lib.eval.translation
+    monkeypatch.setattr(ex, "model_path", lambda v, profile: "/models/xglm")
+    monkeypatch.setattr(ex, "load", lambda v, profile: (None, None))
+    monkeypatch.setattr(afp_lib.eval, "run_suite", fake_suite)
+    monkeypatch.setattr(afp_lib.eval.translation, "translate_eval", fake_translate)
+    v = ex.Variant("vanilla", "xglm")
+    with_mt = ex.evaluate(v, "mini", overrides={"langs": ["en", "zh"]})
+    icl_only = ex.evaluate(v, "mini", overrides={"shots": [0, 5]}, translation=False)
+    other_grid = ex.evaluate(v, "mini", overrides={"shots": [0]}, translation=False)
+    assert [r["task"] for r in with_mt] == ["xnli", "flores"] and [r["task"] for r in icl_only] == ["xnli"]
+    assert calls["icl"][0] == calls["icl"][1] != calls["icl"][2]
+    assert len(calls["translation"]) == 1 and calls["translation"][0][0] not in calls["icl"]
+    assert other_grid[0]["model"] == "xglm-mini"
