@@ -23,7 +23,7 @@ setup: $(STAMP)
 # an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "afp (.venv)" >/dev/null
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc config core.analytics false
