@@ -127,7 +127,9 @@ def main() -> None:
     for name in variants:
         step = statistics.median(times[name])
         print(f"{name:15s} {1000 * step:8.1f} ms/step  {statistics.mean(cit_tokens[name]) / step:9.0f} tokens/s")
-    ratio = lambda num, den: statistics.median(n / d for n, d in zip(times[num], times[den]))  # noqa: E731
+    def ratio(num: str, den: str) -> float:
+        return statistics.median(n / d for n, d in zip(times[num], times[den]))
+
     a_b = ratio("b_full_forward", "a_ours")   # tokens/s (a) / tokens/s (b) = time (b) / time (a)
     c_a = ratio("a_ours", "c_cit_only")
     b_c = ratio("b_full_forward", "c_cit_only")
