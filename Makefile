@@ -40,5 +40,6 @@ unit: setup
 	$(BIN)/pytest tests -x -q
 
 bench: setup
+	$(BIN)/pip install --quiet --no-compile -e '.[dev,bench]'
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/eval_icl.py
