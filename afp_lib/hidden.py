@@ -72,6 +72,26 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: Pooling = "mea
     raise ValueError(f"pooling={how!r} is not supported; use one of {', '.join(POOLINGS)}")
 
 
-def sentence_embeddings(model, input_ids, attention_mask, layer: int = 1, pooling: Pooling = "mean") -> torch.Tensor:
-    """(B, H) sentence vectors: pool(hidden_at_layer(...)). Keeps the graph when grad is enabled."""
+def right_padded(attention_mask: torch.Tensor) -> bool:
+    """Every row is its real tokens first, then padding."""
+    lengths = attention_mask.sum(1, keepdim=True)
+    return bool((attention_mask.bool() == (torch.arange(attention_mask.size(1), device=attention_mask.device) < lengths)).all())
+
+
+def sentence_embeddings(model, input_ids, attention_mask, layer: int = 1, pooling: Pooling = "mean",
+                        length_groups: int = 1) -> torch.Tensor:
+    """(B, H) sentence vectors: pool(hidden_at_layer(...)). Keeps the graph when grad is enabled.
+
+    `length_groups` > 1 sorts right-padded rows by length and runs them in that many early-exit calls, each
+    cut to its own longest row: short sentences stop paying for the longest one's padding. Under causal
+    attention a right-padded row's states do not depend on its padding, so the vectors are the same."""
+    if length_groups > 1 and input_ids.size(0) >= 2 * length_groups and right_padded(attention_mask):
+        lengths = attention_mask.sum(1)
+        order = torch.argsort(lengths)
+        parts = []
+        for rows in torch.tensor_split(order, length_groups):
+            width = int(lengths[rows].max())
+            mask = attention_mask[rows, :width]
+            parts.append(pool(hidden_at_layer(model, input_ids[rows, :width], mask, layer), mask, pooling))
+        return torch.cat(parts)[torch.argsort(order)]  # back to the input order
     return pool(hidden_at_layer(model, input_ids, attention_mask, layer), attention_mask, pooling)

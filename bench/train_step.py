@@ -2,7 +2,7 @@
 
 (a) our AFP step, as the trainer runs it: the CIT rows are the translation samples of the step's pairs,
     so the context side of each pair is read from the CIT forward (a hook on block l, trainer.shared)
-    and only the other side runs the early-exit call (embeddings + blocks < l) + CIT
+    and only the other side runs the early-exit call (embeddings + blocks < l, rows in length groups) + CIT
 (b) the authors' AFP step: each side of the pairs runs the whole model with output_hidden_states=True
     and only hidden_states[l] is read; same CIT
 (c) a CIT-only step
@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch's default)")
     ap.add_argument("--rounds", type=int, default=8, help="measured steps per variant (after one warm-up step each)")
+    ap.add_argument("--length-groups", type=int, default=TrainConfig().mcl.length_groups,
+                    help="(a)'s early-exit calls per batch, rows grouped by length (the trainer's mcl.length_groups)")
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.threads:
@@ -86,7 +88,8 @@ def main() -> None:
     pairs = bench_pairs(400)
     tokenizer = train_bpe([p[k] for p in pairs for k in ("src", "tgt")] * 3, vocab_size=args.vocab, min_frequency=1)
     cfg = from_dict(TrainConfig, {"objective": "afp", "batch_size": args.batch, "seq_len": args.seq,
-                                  "precision": args.precision, "mcl": {"layer": args.layer}}, "bench")
+                                  "precision": args.precision,
+                                  "mcl": {"layer": args.layer, "length_groups": args.length_groups}}, "bench")
     prep = prepare(cfg, tokenizer, TrainData(pairs=pairs))  # CIT: translation samples of the pairs, p_src 0.5
     pad = tokenizer.pad_token_id
     model = build_model("xglm", SHAPE, tokenizer, seed=0).train()
@@ -104,6 +107,7 @@ def main() -> None:
     shared = sum(s >= 0 for s in prep.share) if prep.share else 0
     print(f"mini shape {SHAPE}, vocab {len(tokenizer)}, seq {args.seq}, batch {args.batch} pairs + {args.batch} CIT "
           f"samples, layer {args.layer}, {args.precision}, threads {torch.get_num_threads()}, "
+          f"(a) early exit in {args.length_groups} length group(s), "
           f"{shared}/{len(prep.pairs)} pairs read from the CIT forward")
     names = list(variants)
     for rnd in range(args.rounds + 1):  # round 0 warms up

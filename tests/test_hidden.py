@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from afp_lib.hidden import decoder_layers, hidden_at_layer, pool
+from afp_lib.hidden import decoder_layers, hidden_at_layer, pool, right_padded, sentence_embeddings
 from afp_lib.models import ARCHS
 
 
@@ -35,6 +35,47 @@ def test_early_exit_runs_no_later_block(arch, tiny_models, toy_tokenizer):
         for h in hooks:
             h.remove()
     assert calls == [0]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_length_groups_give_the_same_vectors_and_gradients(arch, tiny_models, toy_tokenizer):
+    """Grouping rows by length only drops padding: vectors (every pooling) and gradients are unchanged."""
+    model = tiny_models[arch]
+    texts = ["The cat sat on the mat and looked at the dog for a long time.", "猫坐在垫子上。", "Mbwa", "Kedi",
+             "Tom is here.", "ทอมอยู่ที่นี่", "A much longer sentence than the others, with many words in it."]
+    ids, mask = batch(toy_tokenizer, texts)
+    widths = []  # the width of every early-exit call: three groups, each as wide as its longest row
+    hook = decoder_layers(model)[0].register_forward_pre_hook(
+        lambda m, a, kw: widths.append((a[0] if a else kw["hidden_states"]).size(1)), with_kwargs=True)
+    try:
+        for pooling in ("mean", "max", "last"):
+            one = sentence_embeddings(model, ids, mask, 1, pooling)
+            three = sentence_embeddings(model, ids, mask, 1, pooling, length_groups=3)
+            torch.testing.assert_close(three, one, rtol=1e-5, atol=1e-6)
+    finally:
+        hook.remove()
+    assert len(widths) == 12 and widths[1] < widths[2] < widths[3] == widths[0] == ids.size(1)
+    grads = []
+    for groups in (1, 3):
+        model.zero_grad()
+        sentence_embeddings(model, ids, mask, 1, "mean", length_groups=groups).square().sum().backward()
+        grads.append(next(model.get_input_embeddings().parameters()).grad.clone())
+    model.zero_grad()
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
+def test_length_groups_leave_left_padded_rows_to_one_call(tiny_models, toy_tokenizer):
+    model = tiny_models["xglm"]
+    ids, mask = batch(toy_tokenizer, ["The cat sat on the mat.", "Mbwa", "Kedi", "Tom is here."], side="left")
+    assert not right_padded(mask) and right_padded(batch(toy_tokenizer, ["The cat sat.", "Mbwa"])[1])
+    calls = []
+    hook = decoder_layers(model)[0].register_forward_pre_hook(lambda m, a, kw: calls.append(1), with_kwargs=True)
+    try:
+        left = sentence_embeddings(model, ids, mask, 1, "mean", length_groups=2)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+    torch.testing.assert_close(left, sentence_embeddings(model, ids, mask, 1, "mean"))
 
 
 def test_layer_out_of_range(tiny_models, toy_tokenizer):

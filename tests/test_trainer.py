@@ -61,6 +61,7 @@ def test_profiles_load():
     ("data.sources=[django,tatoeba]", "contains evaluation data"),
     ("data.sources=[xnli_test]", "contamination"),
     ("cit.sources=[flan]", "cit.sources"),
+    ("mcl.length_groups=0", "mcl.length_groups=0 is invalid"),
 ])
 def test_bad_values_fail_at_load(override, message):
     with pytest.raises((ValueError, TypeError), match=message):

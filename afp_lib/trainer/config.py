@@ -24,6 +24,7 @@ class MCLConfig:
     temperature: float = 0.05   # tau of Eq. 2 (App. A)
     symmetric: bool = True      # both directions; the authors' code uses src -> tgt only
     gather: bool = True         # negatives from every rank in multi-process runs
+    length_groups: int = 2      # early-exit calls per batch, rows grouped by length (speed only: less padding)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def validate(cfg: TrainConfig) -> None:
         bad("mcl.pooling", cfg.mcl.pooling, "use one of 'mean', 'max', 'last'")
     if not isinstance(cfg.mcl.layer, int) or cfg.mcl.layer < 0:
         bad("mcl.layer", cfg.mcl.layer, "use 0 (embeddings) .. the number of blocks of the model")
+    if cfg.mcl.length_groups < 1:
+        bad("mcl.length_groups", cfg.mcl.length_groups, "use 1 (one early-exit call per batch) or more")
     if cfg.mcl.temperature <= 0:
         bad("mcl.temperature", cfg.mcl.temperature, "tau must be > 0")
     for key in ("steps", "batch_size", "grad_accum", "seq_len", "log_every"):

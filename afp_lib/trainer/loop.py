@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
 from ..cit import translation_samples
-from ..hidden import check_layer, hidden_at_layer, pool
+from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
 from . import checkpoint as ckpt
 from . import collate
@@ -114,7 +114,7 @@ def micro_batches(cfg: TrainConfig, prep: Prepared, pair_idx: list[int] | None, 
 def shared_step_losses(model, cfg: TrainConfig, pairs: dict, lm: dict) -> dict[str, torch.Tensor]:
     """AFP with a share plan (see shared.py): hidden_states[l] of the CIT forward gives one side of each
     shared pair, one early-exit call the rest; the same MCL over the same pairs as `step_losses`."""
-    z_src, z_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm)
+    z_src, z_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm, cfg.mcl.length_groups)
     mcl = mcl_loss(z_src, z_tgt, cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
     return {"mcl": mcl, "cit": cit, "loss": mcl + cfg.alpha * cit}
 
@@ -124,9 +124,9 @@ def step_losses(model, cfg: TrainConfig, pairs: dict | None, lm: dict | None) ->
     if pairs is not None and lm is not None and "src_index" in pairs:
         return shared_step_losses(model, cfg, pairs, lm)
     parts = {}
-    if pairs is not None:  # one early-exit call for both sides: (2B, T) -> (2B, T, H) after block l
-        h = hidden_at_layer(model, pairs["input_ids"], pairs["attention_mask"], cfg.mcl.layer)
-        z = pool(h, pairs["attention_mask"], cfg.mcl.pooling)  # (2B, H)
+    if pairs is not None:  # early exit for both sides at once: (2B, T) -> (2B, H) after block l
+        z = sentence_embeddings(model, pairs["input_ids"], pairs["attention_mask"], cfg.mcl.layer, cfg.mcl.pooling,
+                                cfg.mcl.length_groups)
         b = z.size(0) // 2
         parts["mcl"] = mcl_loss(z[:b], z[b:], cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
     if lm is not None:
@@ -149,8 +149,8 @@ def evaluate_alignment(model, cfg: TrainConfig, dev: list, pad_id: int, device, 
     for i in range(0, len(dev), batch_size):
         batch = collate.pair_batch(dev, list(range(i, min(i + batch_size, len(dev)))), pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        h = hidden_at_layer(model, batch["input_ids"], batch["attention_mask"], cfg.mcl.layer)
-        z = pool(h.float(), batch["attention_mask"], cfg.mcl.pooling)
+        z = sentence_embeddings(model, batch["input_ids"], batch["attention_mask"], cfg.mcl.layer, cfg.mcl.pooling,
+                                cfg.mcl.length_groups).float()
         b = z.size(0) // 2
         zs.append((z[:b].cpu(), z[b:].cpu()))
     model.train(was_training)

@@ -17,7 +17,7 @@ import contextlib
 
 import torch
 
-from ..hidden import decoder_layers, hidden_at_layer, pool
+from ..hidden import decoder_layers, pool, sentence_embeddings
 from ..losses import cit_loss
 from . import collate
 
@@ -93,13 +93,14 @@ def prefix_vectors(hidden: torch.Tensor, prefix: torch.Tensor, pooling: str) -> 
     return pool(hidden, mask, pooling)
 
 
-def shared_forward(model, layer: int, pooling: str, pairs: dict, lm: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def shared_forward(model, layer: int, pooling: str, pairs: dict, lm: dict,
+                   length_groups: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(src vectors (B, H), tgt vectors (B, H), CIT loss) of one micro-step from `shared_batches`: the CIT
     forward yields hidden_states[layer] of its rows, one early-exit call the sides not found there."""
     with capture_hidden(model, layer) as captured:
         cit = cit_loss(model, **lm)
     z = prefix_vectors(captured["h"], pairs["cit_prefix"], pooling)  # (B_cit, H)
     if pairs["input_ids"].size(0):  # the other sides: (E, T) -> (E, H)
-        h = hidden_at_layer(model, pairs["input_ids"], pairs["attention_mask"], layer)
-        z = torch.cat([pool(h, pairs["attention_mask"], pooling), z])  # (E + B_cit, H)
+        exit_z = sentence_embeddings(model, pairs["input_ids"], pairs["attention_mask"], layer, pooling, length_groups)
+        z = torch.cat([exit_z, z])  # (E + B_cit, H)
     return z[pairs["src_index"]], z[pairs["tgt_index"]], cit
