@@ -59,7 +59,9 @@ def hidden_at_layer(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: Pooling = "mean") -> torch.Tensor:
-    """(B, T, H) -> (B, H) over non-pad tokens; correct for left and right padding."""
+    """(B, T, H) -> (B, H) float32 over non-pad tokens; correct for left and right padding. Float32 so that a
+    bf16 model's mean is summed, and its vectors compared, at full precision."""
+    hidden = hidden.float()
     mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
     if how == "mean":
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from afp_lib.data import DataError, DatasetNotFound, load_mono, load_parallel, load_split
+from afp_lib.data import DataError, DatasetNotFound, load_mono, load_parallel, load_split, parallel_sources
 
 
 def write_jsonl(path, rows):
@@ -84,6 +84,45 @@ def test_parallel_wrong_side_is_reported(fake_mirror):
         load_parallel("zh", source="toy")
     with pytest.raises(DatasetNotFound, match="no en-th pairs in parallel/toy"):
         load_parallel("th", source="toy")
+
+
+def story(story_id, lang):
+    fields = ["input_sentence_1", "input_sentence_2", "input_sentence_3", "input_sentence_4",
+              "sentence_quiz1", "sentence_quiz2"]
+    return {"story_id": story_id, **{f: f"{lang} {story_id} {f}" for f in fields}, "answer_right_ending": 1}
+
+
+def test_story_source_pairs_sentences_of_the_same_story(fake_mirror):
+    """XStoryCloze train stories become sentence pairs, matched on story_id (not on line order)."""
+    root = fake_mirror / "hub/juletxara/xstory_cloze"
+    write_jsonl(root / "en/train.jsonl", [story("a", "en"), story("b", "en"), story("c", "en")])
+    write_jsonl(root / "zh/train.jsonl", [story("b", "zh"), story("a", "zh")])  # no story c in zh
+    pairs = [p["translation"] for p in load_parallel("zh", source="xstorycloze_train")]
+    assert len(pairs) == 12
+    assert pairs[0] == {"en": "en a input_sentence_1", "zh": "zh a input_sentence_1"}
+    assert pairs[11] == {"en": "en b sentence_quiz2", "zh": "zh b sentence_quiz2"}
+    with pytest.raises(DatasetNotFound, match="config 'tr' of 'juletxara/xstory_cloze'"):
+        load_parallel("tr", source="xstorycloze_train")  # the trainer skips a language a source lacks
+
+
+def test_story_source_errors_name_file_line_and_field(fake_mirror):
+    root = fake_mirror / "hub/juletxara/xstory_cloze"
+    write_jsonl(root / "en/train.jsonl", [story("a", "en")])
+    bad = story("b", "zh")
+    del bad["sentence_quiz2"]
+    write_jsonl(root / "zh/train.jsonl", [story("a", "zh"), bad])
+    with pytest.raises(DataError, match=r"zh/train.jsonl:2: missing field 'sentence_quiz2'"):
+        load_parallel("zh", source="xstorycloze_train")
+    write_jsonl(root / "zh/train.jsonl", [story("z", "zh")])
+    with pytest.raises(DatasetNotFound, match="no story_id shared by en and zh"):
+        load_parallel("zh", source="xstorycloze_train")
+
+
+def test_story_source_from_the_real_mirror(mirror):
+    assert "xstorycloze_train" in parallel_sources()
+    pairs = load_parallel("zh", source="xstorycloze_train")
+    assert len(pairs) == 6 * 360
+    assert pairs[0]["translation"]["en"].startswith("Rick grew up")
 
 
 def test_mirror_variable_pointing_nowhere(monkeypatch, tmp_path):

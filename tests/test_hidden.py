@@ -104,3 +104,15 @@ def test_pooling_ignores_padding_left_and_right():
 def test_unknown_pooling():
     with pytest.raises(ValueError, match="pooling='cls' is not supported"):
         pool(torch.zeros(1, 2, 3), torch.ones(1, 2), "cls")
+
+
+@pytest.mark.parametrize("how", ["mean", "max", "last"])
+def test_pooling_a_bf16_model_gives_float32_vectors(how):
+    """A bf16 model's vectors are pooled in float32: the mean of 64 bf16 states is not rounded back to bf16."""
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 64, 16).to(torch.bfloat16)
+    mask = torch.ones(3, 64, dtype=torch.long)
+    mask[1, 40:] = 0
+    got = pool(hidden, mask, how)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, pool(hidden.float(), mask, how))

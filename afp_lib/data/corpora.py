@@ -1,5 +1,6 @@
 """Parallel and monolingual text. Parallel pairs use the OPUS-100 schema (`{"translation": {"en": .., "xx": ..}}`):
-from the mirror's `parallel/<source>/en-<xx>.jsonl`, or from `Helsinki-NLP/opus-100` on the hub."""
+from the mirror's `parallel/<source>/en-<xx>.jsonl`, from `Helsinki-NLP/opus-100` on the hub, or sentence by
+sentence from the train split of a dataset translated item by item (`STORY_SOURCES`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,13 +15,38 @@ EVAL_SOURCES = {"tatoeba": "LASER Tatoeba test sets (our retrieval probe)",
                 "xnli_test": "the XNLI test set"}
 
 
+# Sources read from the train split of a multi-way translated dataset: field f of item i in English and field f of
+# item i in `lang` translate each other, so each listed field gives one sentence pair. XStoryCloze's stories were
+# translated sentence by sentence; its train split is the demonstration pool of the ICL task, never its test set.
+STORY_SOURCES = {
+    "xstorycloze_train": {"hub_id": "juletxara/xstory_cloze", "split": "train", "key": "story_id",
+                          "fields": ["input_sentence_1", "input_sentence_2", "input_sentence_3",
+                                     "input_sentence_4", "sentence_quiz1", "sentence_quiz2"]},
+}
+
+
 def parallel_sources() -> list[str]:
     root = mirror_root()
-    return sorted(p.name for p in (root / "parallel").iterdir()) if root else ["opus100"]
+    files = sorted(p.name for p in (root / "parallel").iterdir()) if root else ["opus100"]
+    return files + sorted(STORY_SOURCES)
+
+
+def story_pairs(lang: str, source: str, pivot: str = "en") -> datasets.Dataset:
+    """Sentence pairs of a `STORY_SOURCES` dataset: items matched on their key, one pair per listed field."""
+    spec = STORY_SOURCES[source]
+    by_key = {rec[spec["key"]]: rec for rec in load_split(spec["hub_id"], lang, spec["split"])}
+    rows = [{"translation": {pivot: rec[f], lang: by_key[rec[spec["key"]]][f]}}
+            for rec in load_split(spec["hub_id"], pivot, spec["split"]) if rec[spec["key"]] in by_key
+            for f in spec["fields"]]
+    if not rows:
+        raise DatasetNotFound(f"{spec['hub_id']} ({spec['split']}): no {spec['key']} shared by {pivot} and {lang}")
+    return datasets.Dataset.from_list(rows)
 
 
 def load_parallel(lang: str, source: str = "opus100", pivot: str = "en") -> datasets.Dataset:
     """Pairs (pivot, lang) as a Dataset with one `translation` dict column (keys `pivot` and `lang`)."""
+    if source in STORY_SOURCES:
+        return story_pairs(lang, source, pivot)
     root = mirror_root()
     if root is None or source == "opus100":
         pair = "-".join(sorted([pivot, lang]))

@@ -150,7 +150,7 @@ def evaluate_alignment(model, cfg: TrainConfig, dev: list, pad_id: int, device, 
         batch = collate.pair_batch(dev, list(range(i, min(i + batch_size, len(dev)))), pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         z = sentence_embeddings(model, batch["input_ids"], batch["attention_mask"], cfg.mcl.layer, cfg.mcl.pooling,
-                                cfg.mcl.length_groups).float()
+                                cfg.mcl.length_groups)  # float32 (hidden.pool)
         b = z.size(0) // 2
         zs.append((z[:b].cpu(), z[b:].cpu()))
     model.train(was_training)
