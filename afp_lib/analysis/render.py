@@ -106,4 +106,14 @@ def save(df: pd.DataFrame, stem: str | Path) -> dict[str, Path]:
     _atomic_write(paths["csv"], to_long(df).to_csv(index=False))
     _atomic_write(paths["md"], to_markdown(df) + "\n")
     _atomic_write(paths["tex"], to_latex(df))
+    _atomic_write(stem.parent / "data_revisions.json", _data_revisions())
     return paths
+
+
+def _data_revisions() -> str:
+    """Which data the tables of a folder came from: the store's manifest hash and dataset revisions."""
+    import json
+
+    from ..data.store import data_revisions
+    from ..paths import mirror_root
+    return json.dumps(data_revisions(mirror_root()), indent=1, ensure_ascii=False) + "\n"

@@ -1,8 +1,13 @@
 """`load_split(hub_id, config, split)` -> `datasets.Dataset`, from the hub or the offline mirror.
 
-The mirror keeps the hub's schemas at `hub/<hub_id>/<config>/<split>.jsonl`, so both paths return the same
-field names. Every record read from the mirror is checked against the schema declared below; a bad line
-raises `DataError` naming file, line and field."""
+The mirror keeps the hub's schemas at `hub/<hub_id>/<config>/<split>.jsonl` (the shared offline mirror) or
+`.parquet` (a store written by `data fetch`), so every path returns the same field names. Every record read
+from a JSON-lines file is checked against the schema declared below (a bad line raises `DataError` naming
+file, line and field); a Parquet file's columns and types are checked against it.
+
+Only a missing dataset/config/split is `DatasetNotFound` (callers may skip a source for it). Network, auth
+and rate-limit errors are `HubUnavailable`: they stop the run on every rank, naming the dataset and how to
+retry, instead of leaving ranks with different data."""
 from __future__ import annotations
 
 import json
@@ -11,6 +16,7 @@ from pathlib import Path
 import datasets
 
 from ..paths import MIRROR_ENV, mirror_root
+from . import store
 
 # Field -> Python type(s), as on the hub. Declared, not inferred, so a broken mirror fails loudly.
 STR, INT, BOOL = (str,), (int,), (bool,)
@@ -38,6 +44,40 @@ class DataError(ValueError):
 
 class DatasetNotFound(FileNotFoundError):
     """The (hub id, config, split) asked for does not exist where we looked."""
+
+
+class HubUnavailable(RuntimeError):
+    """The hub could not be read (network, auth, rate limit): not the same as a dataset that does not exist."""
+
+
+def hub_error(e: Exception, what: str) -> Exception:
+    """Classify an exception of the hub client: DatasetNotFound only for a repo/revision/file/config that does
+    not exist; everything else HubUnavailable with what to do about it."""
+    from huggingface_hub import errors as hf
+
+    retry = (f"Retry, or fetch once on a machine with internet (`python -m afp_lib data fetch`) and point "
+             f"${MIRROR_ENV} at the store.")
+    from datasets.exceptions import DatasetNotFoundError
+
+    if isinstance(e, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled)):  # subclasses of EntryNotFoundError
+        return HubUnavailable(f"{what}: not in the local cache and the hub is not reachable or offline mode is "
+                              f"on ({type(e).__name__}: {e}). {retry}")
+    if isinstance(e, (hf.RepositoryNotFoundError, hf.RevisionNotFoundError, hf.EntryNotFoundError,
+                      DatasetNotFoundError)):
+        return DatasetNotFound(f"{what}: not on the hub ({type(e).__name__}: {e})")
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(e, hf.GatedRepoError) or status in (401, 403):
+        return HubUnavailable(f"{what}: access refused (HTTP {status}). Log in (`hf auth login` or $HF_TOKEN) "
+                              f"and accept the dataset's terms on its hub page. {retry}")
+    if status == 429:
+        return HubUnavailable(f"{what}: rate-limited by the hub (HTTP 429). Wait a few minutes; with a token "
+                              f"($HF_TOKEN) the limit is higher. {retry}")
+    if isinstance(e, (ConnectionError, TimeoutError, OSError)):
+        return HubUnavailable(f"{what}: the hub could not be reached ({type(e).__name__}: {e}). {retry}")
+    if isinstance(e, ValueError) and "config" in str(e).lower() and ("not found" in str(e).lower()
+                                                                     or "available" in str(e).lower()):
+        return DatasetNotFound(f"{what}: {e}")
+    return HubUnavailable(f"{what}: {type(e).__name__}: {e}. {retry}")
 
 
 def _check_record(rec, schema: dict, where: str) -> None:
@@ -70,6 +110,34 @@ def read_jsonl(path: Path, schema: dict | None = None) -> list[dict]:
     return rows
 
 
+def _arrow_ok(arrow_type, types_: tuple) -> bool:
+    import pyarrow as pa
+    checks = {str: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+              int: pa.types.is_integer, bool: pa.types.is_boolean, dict: pa.types.is_struct}
+    return any(checks[t](arrow_type) for t in types_)
+
+
+def read_parquet(path: Path, schema: dict | None = None):
+    """A Parquet file of the store as an Arrow table (memory-mapped); its columns must be exactly `schema`'s
+    fields (in any order) with matching types, else DataError naming the file and column."""
+    import pyarrow.parquet as pq
+    try:
+        table = pq.read_table(path, memory_map=True)
+    except Exception as e:  # pyarrow raises ArrowInvalid / OSError for truncated or non-Parquet files
+        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    if schema:
+        have, want = set(table.column_names), set(schema)
+        if have != want:
+            raise DataError(f"{path}: columns {sorted(have)}, expected {sorted(want)} "
+                            f"(extra {sorted(have - want)}, missing {sorted(want - have)})")
+        for field, types_ in schema.items():
+            t = table.schema.field(field).type
+            if not _arrow_ok(t, types_):
+                want_t = " or ".join(x.__name__ for x in types_)
+                raise DataError(f"{path}: column {field!r} has Arrow type {t}, expected {want_t}")
+    return table
+
+
 def _listing(folder: Path) -> str:
     if not folder.is_dir():
         return "nothing"
@@ -81,8 +149,9 @@ def mirror_path(root: Path, hub_id: str, config: str, split: str) -> Path:
     """The mirror file for (hub_id, config, split), or DatasetNotFound naming what exists instead."""
     base = root / "hub" / hub_id
     path = base / config / f"{split}.jsonl"
-    if path.is_file():
-        return path
+    for candidate in (path, path.with_suffix(".parquet")):
+        if candidate.is_file():
+            return candidate
     if not base.is_dir():
         raise DatasetNotFound(f"dataset {hub_id!r} is not in the mirror {root} (looked for {base}); "
                               f"it has: {_listing(root / 'hub')}")
@@ -98,13 +167,16 @@ def load_split(hub_id: str, config: str, split: str) -> datasets.Dataset:
     schema = SCHEMAS.get(hub_id)
     root = mirror_root()
     if root is not None:
-        rows = read_jsonl(mirror_path(root, hub_id, config, split), schema)
-        return datasets.Dataset.from_list(rows)
+        store.check_complete(root)
+        path = mirror_path(root, hub_id, config, split)
+        if path.suffix == ".parquet":
+            store.check_file(root, path)
+            return datasets.Dataset(read_parquet(path, schema))
+        return datasets.Dataset.from_list(read_jsonl(path, schema))
     try:
         ds = datasets.load_dataset(hub_id, config, split=split)
-    except Exception as e:  # the hub raises many types; keep the cause, add what was asked for
-        raise DatasetNotFound(f"could not load {hub_id!r} config {config!r} split {split!r} from the Hugging Face "
-                              f"hub ({type(e).__name__}: {e}). Offline? Set ${MIRROR_ENV} to a mirror directory.") from e
+    except Exception as e:  # the hub raises many types: classify, keep the cause, add what was asked for
+        raise hub_error(e, f"{hub_id!r} config {config!r} split {split!r}") from e
     if schema:
         missing = [f for f in schema if f not in ds.column_names]
         if missing:

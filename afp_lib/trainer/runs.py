@@ -11,7 +11,8 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from ..paths import runs_dir
+from ..data.store import data_revisions
+from ..paths import mirror_root, runs_dir
 from .checkpoint import RESULT, write_json
 from .config import TrainConfig, config_dict
 
@@ -76,7 +77,7 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
             logger.info("run cache hit (trained meanwhile by another process): %s", path)
             return path
         write_json(path / "run.json", {"base_model": str(base_model), "identity": model_identity(base_model),
-                                      "config": config_dict(cfg)})
+                                      "config": config_dict(cfg), "data": data_revisions(mirror_root())})
         model, tokenizer = load_model(str(base_model))
         train(cfg, model, tokenizer, path, data=data)
     return path

@@ -1,0 +1,261 @@
+"""`python -m afp_lib data fetch`: every dataset a profile uses, fetched once into a local store that compute
+nodes then read offline ($AFP_DATA_MIRROR=<store>).
+
+Each source is a recipe in recipes.yaml (hub id, pinned revision, file patterns, configs, splits, columns).
+A fetch downloads the matching files with `huggingface_hub.snapshot_download` at the recipe's revision
+(from its cache when HF_HUB_OFFLINE=1), concatenates them with pyarrow, checks the columns, and writes
+`hub/<id>/<config>/<split>.parquet` atomically, recording rows, bytes and sha256 in the manifest
+(afp_lib.data.store). An interrupted fetch leaves a marker that readers refuse; rerunning it resumes."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import logging
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..config import load_section
+from ..paths import repo_root
+from . import store
+from .hub import DataError, DatasetNotFound, HubUnavailable, hub_error
+
+logger = logging.getLogger(__name__)
+RECIPES = Path(__file__).with_name("recipes.yaml")
+TASKS = Path(__file__).resolve().parent.parent / "eval" / "tasks"
+TASK_RECIPES = {"xnli": "xnli", "pawsx": "pawsx", "xcopa": "xcopa", "xstorycloze": "xstorycloze",
+                "xwinograd": "xwinograd", "flores": "flores"}
+
+
+class FetchError(RuntimeError):
+    """A fetch that cannot complete as asked (a language a source lacks, a file of the wrong shape)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One (dataset, config, split) of the store."""
+    source: str
+    hub_id: str
+    revision: str
+    config: str
+    split: str
+    patterns: tuple[str, ...]
+    columns: tuple[str, ...]
+    rename: tuple[tuple[str, str], ...] = ()
+    rows: str = "?"
+    optional: bool = False
+
+    @property
+    def dest(self) -> str:
+        return f"hub/{self.hub_id}/{self.config}/{self.split}.parquet"
+
+    def filled(self) -> list[str]:
+        return [p.format(config=self.config, split=self.split) for p in self.patterns]
+
+
+def load_recipes(path: Path = RECIPES) -> dict:
+    with open(path, encoding="utf-8") as f:
+        recipes = yaml.safe_load(f)["sources"]
+    for name, r in recipes.items():
+        for key in ("id", "revision", "files", "configs", "splits", "columns", "missing"):
+            if key not in r:
+                raise KeyError(f"{path}: recipe {name!r} lacks {key!r}")
+    return recipes
+
+
+def task_configs(task: str) -> list[str]:
+    with open(TASKS / f"{task}.yaml", encoding="utf-8") as f:
+        spec = yaml.safe_load(f)
+    return sorted({lang["config"] for lang in spec["languages"].values()})
+
+
+def profile_needs(profile: str) -> tuple[list[str], list[str], str]:
+    """(recipe names, training languages, pivot) a profile reads from the hub."""
+    from ..plan.facts import BACTRIAN_X_LANGS
+    train = load_section("train", profile)
+    data, cit = train.get("data", {}), train.get("cit", {})
+    names = []
+    if "opus100" in data.get("sources", []):
+        names.append("opus100")
+    if data.get("bactrian_pairs") or "bactrian" in cit.get("sources", []):
+        names.append("bactrian")
+    if "alpaca" in cit.get("sources", []):
+        names.append("alpaca")
+    tasks = load_section("eval", profile).get("tasks", [])
+    names += [TASK_RECIPES[t] for t in tasks if t in TASK_RECIPES] + ["flores"]
+    pivot = data.get("pivot", "en")
+    langs = set(data.get("langs", []))
+    for section in ("multilingual", "all_languages"):
+        value = load_section(section, profile).get("langs", [])
+        langs |= set(BACTRIAN_X_LANGS) if value == "all" else set(value or [])
+    return list(dict.fromkeys(names)), sorted(langs - {pivot}), pivot
+
+
+def plan(names: list[str], langs: list[str], pivot: str = "en", recipes: dict | None = None) -> list[Item]:
+    """The items of a fetch, in order; `langs` picks the configs of the per-language (training) recipes."""
+    recipes = recipes if recipes is not None else load_recipes()
+    items = []
+    for name in names:
+        r = recipes[name]
+        if r["configs"] == "langs":
+            wanted = ([pivot] if r.get("with_pivot") else []) + [x for x in langs if x != pivot]
+            configs = [r["config"].format(lang=x, pair="-".join(sorted([pivot, x]))) for x in wanted]
+        elif isinstance(r["configs"], dict):
+            configs = task_configs(r["configs"]["task"])
+        else:
+            configs = list(r["configs"])
+        for config in configs:
+            for split in r["splits"]:
+                items.append(Item(name, r["id"], str(r["revision"]), config, split, tuple(r["files"]),
+                                  tuple(r["columns"]), tuple(sorted((r.get("rename") or {}).items())),
+                                  str((r.get("rows") or {}).get(split, "?")), r["missing"] == "optional"))
+    return items
+
+
+def plan_lines(items: list[Item]) -> list[str]:
+    lines = [f"{it.hub_id}@{it.revision} {it.config} {it.split}: rows {it.rows}"
+             f"{' (optional)' if it.optional else ''} <- {' | '.join(it.filled())}" for it in items]
+    lines.append(f"{len({it.source for it in items})} sources, {len(items)} files")
+    return lines
+
+
+def _download(item: Item, cache_dir: str | None) -> Path:
+    """The local snapshot folder of the item's repository at its revision, holding the files it needs."""
+    from huggingface_hub import snapshot_download
+    try:
+        return Path(snapshot_download(item.hub_id, repo_type="dataset", revision=item.revision,
+                                      allow_patterns=item.filled(), cache_dir=cache_dir))
+    except Exception as e:
+        raise hub_error(e, f"data fetch {item.hub_id}@{item.revision} ({item.config}/{item.split})") from e
+
+
+def _match(snapshot: Path, patterns: list[str]) -> list[Path]:
+    """Files of the first pattern that matches anything, sorted (shards in order)."""
+    every = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
+    for pattern in patterns:
+        hits = [f for f in every if fnmatch.fnmatchcase(f, pattern)]
+        if hits:
+            return [snapshot / f for f in hits]
+    return []
+
+
+def convert(item: Item, files: list[Path], dest: Path):
+    """Concatenate the hub's Parquet files of one split, check and rename columns, write `dest` atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    tables = []
+    want = set(item.columns)
+    renames = dict(item.rename)
+    for f in files:
+        t = pq.read_table(f)
+        t = t.rename_columns([renames.get(c, c) for c in t.column_names])
+        if set(t.column_names) != want:
+            have = set(t.column_names)
+            raise DataError(f"{f} ({item.hub_id}@{item.revision}): columns {sorted(have)}, the recipe "
+                            f"'{item.source}' in {RECIPES} expects {sorted(want)} (extra {sorted(have - want)}, "
+                            f"missing {sorted(want - have)})")
+        tables.append(t.select(list(item.columns)))
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, dest)
+    return table.num_rows
+
+
+def _available(snapshot: Path, item: Item) -> str:
+    """Configs of the repository, for the error of a missing one (the hub's listing when online)."""
+    try:
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True"):
+            from huggingface_hub import list_repo_files
+            names = list_repo_files(item.hub_id, repo_type="dataset", revision=item.revision)
+            return ", ".join(sorted({n.split("/")[0] for n in names if "/" in n})) or "nothing"
+    except Exception:  # the listing only decorates the error
+        pass
+    return ", ".join(sorted(p.name for p in snapshot.iterdir() if p.is_dir() and not p.name.startswith("."))) \
+        or "nothing cached"
+
+
+def fetch(items: list[Item], out: Path, cache_dir: str | None = None, command: str = "") -> dict:
+    """Materialise `items` into the store `out`, resuming a previous interrupted fetch; returns the manifest."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / store.INCOMPLETE
+    marker.write_text(command + "\n", encoding="utf-8")
+    partial_path = out / store.PARTIAL
+    if partial_path.is_file():
+        state = _read(partial_path)
+        logger.info("resuming an interrupted fetch into %s (%d files done)", out, len(state["files"]))
+    else:
+        state = store.read_manifest(out) or {"format": store.FORMAT, "sources": {}, "files": {}, "skipped": []}
+    skipped = set(state.get("skipped", []))
+    for n, item in enumerate(items, 1):
+        dest = out / item.dest
+        done = state["files"].get(item.dest)
+        if done and done.get("revision") == item.revision and dest.is_file() \
+                and dest.stat().st_size == done["bytes"] and store.sha256_file(dest) == done["sha256"]:
+            logger.info("[%d/%d] %s: already in the store", n, len(items), item.dest)
+            continue
+        snapshot = _download(item, cache_dir)
+        files = _match(snapshot, item.filled())
+        if not files:
+            what = f"{item.hub_id}@{item.revision} has no {item.config}/{item.split} (patterns {item.filled()})"
+            if item.optional:
+                logger.warning("[%d/%d] %s: skipped (recipe '%s' marks missing configs optional)",
+                               n, len(items), what, item.source)
+                skipped.add(f"{item.hub_id}/{item.config}/{item.split}")
+                continue
+            raise FetchError(f"{what}; configs there: {_available(snapshot, item)}. Drop the language "
+                             f"(--langs) or mark the recipe `missing: optional` in {RECIPES}")
+        rows = convert(item, files, dest)
+        state["files"][item.dest] = {
+            "rows": rows, "bytes": dest.stat().st_size, "sha256": store.sha256_file(dest),
+            "revision": item.revision, "source": f"{item.hub_id}@{snapshot.name}: "
+                                                 + ", ".join(f.relative_to(snapshot).as_posix() for f in files)}
+        state["sources"][item.hub_id] = {"revision": item.revision, "commit": snapshot.name, "recipe": item.source}
+        state["skipped"] = sorted(skipped)
+        store.write_json_atomic(partial_path, state)
+        logger.info("[%d/%d] %s: %d rows from %s", n, len(items), item.dest, rows, state["files"][item.dest]["source"])
+    state["skipped"] = sorted(skipped)
+    store.write_json_atomic(out / store.MANIFEST, state)
+    partial_path.unlink(missing_ok=True)
+    marker.unlink()
+    return state
+
+
+def _read(path: Path) -> dict:
+    import json
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m afp_lib data fetch", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="paper", help="whose datasets (params.yaml profile; default paper)")
+    ap.add_argument("--langs", default=None, help="training languages, comma-separated (default: the profile's)")
+    ap.add_argument("--sources", default=None, help="only these recipes, comma-separated (default: all needed)")
+    ap.add_argument("--out", default=str(repo_root() / "data-store"), help="the store folder")
+    ap.add_argument("--cache-dir", default=None, help="huggingface_hub cache (default: $HF_HUB_CACHE)")
+    ap.add_argument("--plan", action="store_true", help="print what would be fetched; no network")
+    args = ap.parse_args(argv)
+    names, langs, pivot = profile_needs(args.profile)
+    if args.langs:
+        langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    if args.sources:
+        names = [x.strip() for x in args.sources.split(",")]
+    items = plan(names, langs, pivot)
+    if args.plan:
+        print("\n".join(plan_lines(items)))
+        return 0
+    command = "python -m afp_lib data fetch " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        manifest = fetch(items, Path(args.out), args.cache_dir, command)
+    except (FetchError, DataError, DatasetNotFound, HubUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {len(manifest['files'])} files, manifest sha256 {store.manifest_hash(Path(args.out))}; "
+          f"compute nodes: export AFP_DATA_MIRROR={Path(args.out).resolve()}")
+    return 0
