@@ -63,6 +63,10 @@ def fake_hub(tmp_path, monkeypatch):
     _repo(cache, r["xwinograd"]["id"], r["xwinograd"]["revision"], {   # refs/convert/parquet -> a commit
         "en/test/0000.parquet": pa.table({"sentence": ["The cat _ sat."], "option1": ["a"], "option2": ["b"],
                                            "answer": ["1"]})})
+    _repo(cache, r["tatoeba"]["id"], r["tatoeba"]["revision"], {
+        "cmn-eng/test/0000.parquet": pa.table({"sentence1": ["我们该睡觉了。", "你好。", ""],
+                                               "sentence2": ["We should go to sleep.", "Hello.", "Empty."]}),
+        "tha-eng/test/0000.parquet": pa.table({"sentence1": ["Hello."], "sentence2": ["สวัสดี"]})})  # swapped
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
@@ -73,7 +77,7 @@ def fake_hub(tmp_path, monkeypatch):
 
 
 def _items(recipes, langs=("zh", "de"), names=("opus100", "bactrian", "xwinograd")):
-    return fetch.plan(list(names), list(langs), "en", recipes)
+    return fetch.plan({n: list(langs) for n in names}, "en", recipes)
 
 
 def test_fetch_builds_a_store_read_by_the_mirror_reader(fake_hub, tmp_path, monkeypatch):
@@ -100,6 +104,24 @@ def test_fetch_builds_a_store_read_by_the_mirror_reader(fake_hub, tmp_path, monk
         load_split("MBZUAI/Bactrian-X", "fr", "train")
 
 
+def test_tatoeba_probe_pairs_become_mirror_bitext(fake_hub, tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    manifest = fetch.fetch(fetch.plan({"tatoeba": ["zh"]}, "en", fake_hub), out)
+    assert manifest["files"]["parallel/tatoeba/en-zh.jsonl"]["rows"] == 2          # the empty pair dropped
+    monkeypatch.setenv("AFP_DATA_MIRROR", str(out))
+    assert load_parallel("zh", "tatoeba")["translation"][0] == {"en": "We should go to sleep.", "zh": "我们该睡觉了。"}
+    with pytest.raises(DataError, match=r"tha-eng/test/0000.parquet: column 'sentence2' \(declared en\).*swapped"):
+        fetch.fetch(fetch.plan({"tatoeba": ["th"]}, "en", fake_hub), tmp_path / "store2")
+    with pytest.raises(fetch.FetchError, match=r"no config for \['xx'\]"):
+        fetch.plan({"tatoeba": ["xx"]}, "en", fake_hub)
+
+
+def test_without_a_mirror_no_other_source_stands_in(monkeypatch):
+    monkeypatch.delenv("AFP_DATA_MIRROR", raising=False)
+    with pytest.raises(DatasetNotFound, match=r"'tatoeba' is read from an offline mirror or a data store only"):
+        load_parallel("zh", "tatoeba")
+
+
 def test_a_run_records_the_manifest_hash(fake_hub, tmp_path, monkeypatch):
     out = tmp_path / "store"
     fetch.fetch(_items(fake_hub, langs=("zh",), names=("bactrian",)), out)
@@ -111,8 +133,11 @@ def test_a_run_records_the_manifest_hash(fake_hub, tmp_path, monkeypatch):
 
 def test_missing_language_fails_unless_the_recipe_marks_it_optional(fake_hub, tmp_path):
     out = tmp_path / "store"
-    manifest = fetch.fetch(_items(fake_hub, langs=("zh", "sw"), names=("opus100",)), out)
-    assert manifest["skipped"] == ["Helsinki-NLP/opus-100/en-sw/train"]      # OPUS-100 has no en-sw
+    fake_hub["opus100"]["absent"] = ["tl"]                              # known absent: not even planned
+    items = _items(fake_hub, langs=("zh", "sw", "tl"), names=("opus100",))
+    assert [it.config for it in items] == ["en-zh", "en-sw"]
+    manifest = fetch.fetch(items, out)
+    assert manifest["skipped"] == ["Helsinki-NLP/opus-100/en-sw/train"]      # not in the fake hub: skipped
     with pytest.raises(fetch.FetchError, match=r"Bactrian-X.*no xx/train.*configs there: de, en, zh"):
         fetch.fetch(_items(fake_hub, langs=("xx",), names=("bactrian",)), tmp_path / "store2")
 

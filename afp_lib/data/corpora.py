@@ -7,7 +7,8 @@ from pathlib import Path
 
 import datasets
 
-from ..paths import mirror_root
+from ..paths import MIRROR_ENV, mirror_root
+from . import store
 from .hub import DataError, DatasetNotFound, _check_record, _listing, load_split, read_jsonl
 
 # Sources that are evaluation data: training on them contaminates the reported numbers.
@@ -48,9 +49,13 @@ def load_parallel(lang: str, source: str = "opus100", pivot: str = "en") -> data
     if source in STORY_SOURCES:
         return story_pairs(lang, source, pivot)
     root = mirror_root()
-    if root is None or source == "opus100":
+    if source == "opus100":
         pair = "-".join(sorted([pivot, lang]))
         return load_split("Helsinki-NLP/opus-100", pair, "train")
+    if root is None:  # never a silent stand-in: a probe read from OPUS-100 would be training data
+        raise DatasetNotFound(f"parallel source {source!r} is read from an offline mirror or a data store only; "
+                              f"fetch one (`python -m afp_lib data fetch`) and set ${MIRROR_ENV}")
+    store.check_complete(root)
     path = root / "parallel" / source / f"{pivot}-{lang}.jsonl"
     if not path.is_file():
         folder = root / "parallel" / source
@@ -59,6 +64,7 @@ def load_parallel(lang: str, source: str = "opus100", pivot: str = "en") -> data
                                   f"sources: {_listing(root / 'parallel')}")
         raise DatasetNotFound(f"no {pivot}-{lang} pairs in parallel/{source} (looked for {path}); "
                               f"files there: {_listing(folder)}")
+    store.check_file(root, path)
     rows = read_jsonl(path, {"translation": (dict,)})
     for i, rec in enumerate(rows, 1):
         _check_record(rec["translation"], {pivot: (str,), lang: (str,)}, f"{path}:{i} field 'translation'")

@@ -48,10 +48,8 @@ class Item:
     rename: tuple[tuple[str, str], ...] = ()
     rows: str = "?"
     optional: bool = False
-
-    @property
-    def dest(self) -> str:
-        return f"hub/{self.hub_id}/{self.config}/{self.split}.parquet"
+    dest: str = ""                                  # path in the store (set by `plan`)
+    sides: tuple[tuple[str, str], ...] = ()         # parallel recipes: (language, column) of each side
 
     def filled(self) -> list[str]:
         return [p.format(config=self.config, split=self.split) for p in self.patterns]
@@ -73,46 +71,69 @@ def task_configs(task: str) -> list[str]:
     return sorted({lang["config"] for lang in spec["languages"].values()})
 
 
-def profile_needs(profile: str) -> tuple[list[str], list[str], str]:
-    """(recipe names, training languages, pivot) a profile reads from the hub."""
+def profile_needs(profile: str) -> tuple[dict[str, list[str] | None], str]:
+    """({recipe name: its languages (None: every config the recipe lists)}, pivot) of a profile."""
     from ..plan.facts import BACTRIAN_X_LANGS
     train = load_section("train", profile)
     data, cit = train.get("data", {}), train.get("cit", {})
-    names = []
-    if "opus100" in data.get("sources", []):
-        names.append("opus100")
-    if data.get("bactrian_pairs") or "bactrian" in cit.get("sources", []):
-        names.append("bactrian")
-    if "alpaca" in cit.get("sources", []):
-        names.append("alpaca")
-    tasks = load_section("eval", profile).get("tasks", [])
-    names += [TASK_RECIPES[t] for t in tasks if t in TASK_RECIPES] + ["flores"]
     pivot = data.get("pivot", "en")
     langs = set(data.get("langs", []))
     for section in ("multilingual", "all_languages"):
         value = load_section(section, profile).get("langs", [])
         langs |= set(BACTRIAN_X_LANGS) if value == "all" else set(value or [])
-    return list(dict.fromkeys(names)), sorted(langs - {pivot}), pivot
+    langs = sorted(langs - {pivot})
+    names: dict[str, list[str] | None] = {}
+    if "opus100" in data.get("sources", []):
+        names["opus100"] = langs
+    if data.get("bactrian_pairs") or "bactrian" in cit.get("sources", []):
+        names["bactrian"] = langs
+    if "alpaca" in cit.get("sources", []):
+        names["alpaca"] = None
+    for task in load_section("eval", profile).get("tasks", []) + ["flores"]:
+        if task in TASK_RECIPES:
+            names[TASK_RECIPES[task]] = None
+    analysis = load_section("analysis", profile)
+    if analysis.get("source") == "tatoeba":  # the held-out probe pairs (never trained on)
+        probe = set(analysis.get("languages", [])) | set(load_section("multilingual", profile).get("langs", []))
+        names["tatoeba"] = sorted(probe - {pivot})
+    return names, pivot
 
 
-def plan(names: list[str], langs: list[str], pivot: str = "en", recipes: dict | None = None) -> list[Item]:
-    """The items of a fetch, in order; `langs` picks the configs of the per-language (training) recipes."""
+def plan(needs: dict[str, list[str] | None], pivot: str = "en", recipes: dict | None = None) -> list[Item]:
+    """The items of a fetch, in order: {recipe: languages} picks the configs of per-language recipes."""
     recipes = recipes if recipes is not None else load_recipes()
     items = []
-    for name in names:
+    for name, langs in needs.items():
         r = recipes[name]
+        langs = list(langs or [])
         if r["configs"] == "langs":
-            wanted = ([pivot] if r.get("with_pivot") else []) + [x for x in langs if x != pivot]
-            configs = [r["config"].format(lang=x, pair="-".join(sorted([pivot, x]))) for x in wanted]
+            absent = set(r.get("absent") or [])
+            if absent & set(langs) and r["missing"] != "optional":
+                raise FetchError(f"recipe {name!r} in {RECIPES} lacks {sorted(absent & set(langs))} (`absent`) "
+                                 f"and is not `missing: optional`: drop them from --langs")
+            wanted = ([pivot] if r.get("with_pivot") else []) + [x for x in langs if x != pivot and x not in absent]
+            configs = [(x, r["config"].format(lang=x, pair="-".join(sorted([pivot, x])))) for x in wanted]
+        elif r["configs"] == "pairs":
+            unknown = sorted(set(langs) - set(r["pairs"]))
+            if unknown:
+                raise FetchError(f"recipe {name!r} in {RECIPES} has no config for {unknown}; it lists "
+                                 f"{sorted(r['pairs'])}")
+            configs = [(x, r["pairs"][x]) for x in langs]
         elif isinstance(r["configs"], dict):
-            configs = task_configs(r["configs"]["task"])
+            configs = [("", c) for c in task_configs(r["configs"]["task"])]
         else:
-            configs = list(r["configs"])
-        for config in configs:
+            configs = [("", c) for c in r["configs"]]
+        for lang, config in configs:
             for split in r["splits"]:
+                if r.get("kind") == "parallel":
+                    dest = f"parallel/{name}/{pivot}-{lang}.jsonl"
+                    sides = ((pivot, r["sides"]["pivot"]), (lang, r["sides"]["lang"]))
+                else:
+                    dest, sides = f"hub/{r['id']}/{config}/{split}.parquet", ()
                 items.append(Item(name, r["id"], str(r["revision"]), config, split, tuple(r["files"]),
                                   tuple(r["columns"]), tuple(sorted((r.get("rename") or {}).items())),
-                                  str((r.get("rows") or {}).get(split, "?")), r["missing"] == "optional"))
+                                  str((r.get("rows") or {}).get(split, "?")), r["missing"] == "optional",
+                                  dest, sides))
     return items
 
 
@@ -162,9 +183,38 @@ def convert(item: Item, files: list[Path], dest: Path):
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    pq.write_table(table, tmp)
+    if item.sides:
+        rows = _write_pairs(item, table, files, tmp)
+    else:
+        pq.write_table(table, tmp)
+        rows = table.num_rows
     os.replace(tmp, dest)
-    return table.num_rows
+    return rows
+
+
+def _ascii_share(texts: list[str]) -> float:
+    chars = "".join(texts)
+    return sum(c.isascii() for c in chars) / max(1, len(chars))
+
+
+def _write_pairs(item: Item, table, files: list[Path], tmp: Path) -> int:
+    """A bitext table as the mirror's parallel JSON lines ({"translation": {pivot: .., lang: ..}, "id": i}).
+    Which column is English is declared in the recipe; a sanity check refuses an English side with fewer
+    ASCII letters than the other (the recipe's sides swapped)."""
+    import json
+    (pivot, pcol), (lang, lcol) = item.sides
+    p, x = table.column(pcol).to_pylist(), table.column(lcol).to_pylist()
+    if _ascii_share(p) < _ascii_share(x):
+        raise DataError(f"{files[0]}: column {pcol!r} (declared {pivot}) has fewer ASCII characters than {lcol!r} "
+                        f"(declared {lang}): the recipe '{item.source}' in {RECIPES} has its sides swapped")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, (a, b) in enumerate(zip(p, x)):
+            if a and b and a.strip() and b.strip():
+                f.write(json.dumps({"translation": {pivot: a.strip(), lang: b.strip()}, "id": str(i)},
+                                   ensure_ascii=False) + "\n")
+                n += 1
+    return n
 
 
 def _available(snapshot: Path, item: Item) -> str:
@@ -241,12 +291,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cache-dir", default=None, help="huggingface_hub cache (default: $HF_HUB_CACHE)")
     ap.add_argument("--plan", action="store_true", help="print what would be fetched; no network")
     args = ap.parse_args(argv)
-    names, langs, pivot = profile_needs(args.profile)
-    if args.langs:
+    needs, pivot = profile_needs(args.profile)
+    if args.langs:  # the training languages: the per-language training recipes follow them
         langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+        needs = {k: (langs if k in ("opus100", "bactrian") else v) for k, v in needs.items()}
     if args.sources:
-        names = [x.strip() for x in args.sources.split(",")]
-    items = plan(names, langs, pivot)
+        wanted = [x.strip() for x in args.sources.split(",")]
+        unknown = sorted(set(wanted) - set(load_recipes()))
+        if unknown:
+            ap.error(f"unknown --sources {unknown}; recipes: {', '.join(load_recipes())}")
+        needs = {k: needs.get(k) for k in wanted}
+    items = plan(needs, pivot)
     if args.plan:
         print("\n".join(plan_lines(items)))
         return 0
