@@ -75,13 +75,16 @@ def _chunks(items: Iterable[dict], keys: tuple[str, ...], size: int) -> Iterator
 
 def _write(out: Path, name: str, items: Iterable[dict], keys: tuple[str, ...], encode: Callable,
            features: datasets.Features, batch_size: int) -> int:
-    """Text rows -> Arrow text (from_generator, in chunks) -> token ids (map, batched) at out/<name>.arrow."""
-    def gen():
+    """Text rows -> an Arrow text file, chunk by chunk (bounded memory) -> token ids by `Dataset.map`
+    (batched, written as it goes) at out/<name>.arrow."""
+    import pyarrow as pa
+    text_path = out / "cache" / f"{name}-text.arrow"
+    text_path.parent.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([(k, pa.string()) for k in keys])
+    with pa.OSFile(str(text_path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for chunk in _chunks(items, keys, batch_size):
-            yield from ({k: chunk[k][i] for k in keys} for i in range(len(chunk[keys[0]])))
-
-    text = datasets.Dataset.from_generator(gen, features=datasets.Features({k: datasets.Value("string") for k in keys}),
-                                           cache_dir=str(out / "cache"), writer_batch_size=batch_size)
+            writer.write_batch(pa.record_batch([pa.array(chunk[k], pa.string()) for k in keys], schema=schema))
+    text = datasets.Dataset.from_file(str(text_path))
     ids = text.map(encode, batched=True, batch_size=batch_size, remove_columns=list(keys), features=features,
                    cache_file_name=str(out / f"{name}.arrow"), writer_batch_size=batch_size,
                    load_from_cache_file=False, desc=f"tokenize {name}")
