@@ -237,3 +237,19 @@ def test_transient_hub_error_is_not_skipped_by_the_trainer(monkeypatch):
     monkeypatch.setattr(tdata, "load_parallel", unavailable)
     with pytest.raises(HubUnavailable, match="rate-limited"):
         tdata.pivot_pairs(cfg)
+
+
+def test_cli_fetches_the_languages_asked_for_and_verifies(fake_hub, tmp_path, monkeypatch, capsys):
+    from afp_lib.data import cli
+    monkeypatch.setattr(fetch, "load_recipes", lambda path=fetch.RECIPES: fake_hub)
+    out = tmp_path / "store"
+    assert cli.main(["fetch", "--sources", "bactrian", "--langs", "zh", "--out", str(out)]) == 0
+    assert f"export AFP_DATA_MIRROR={out.resolve()}" in capsys.readouterr().out
+    assert sorted(json.loads((out / "manifest.json").read_text())["files"]) == [
+        "hub/MBZUAI/Bactrian-X/en/train.parquet", "hub/MBZUAI/Bactrian-X/zh/train.parquet"]
+    assert cli.main(["verify", str(out)]) == 0
+    (out / "hub/MBZUAI/Bactrian-X/en/train.parquet").unlink()
+    assert cli.main(["verify", str(out)]) == 1
+    assert "en/train.parquet: listed in the manifest, missing" in capsys.readouterr().err
+    assert cli.main(["fetch", "--sources", "bactrian", "--langs", "xx", "--out", str(tmp_path / "s2")]) == 1
+    assert "configs there: de, en, zh" in capsys.readouterr().err
