@@ -77,3 +77,19 @@ def test_rank_zero_builds_while_the_others_wait(tmp_path):
             assert res0 == ("error", "ValueError", "tokenizer exploded")
             assert res1[0] == "error" and "rank 0 failed" in res1[2] and "tokenizer exploded" in res1[2]
         assert log.read_text() == "built by rank 0\n"
+
+
+def test_sample_order_is_a_compact_array_with_the_list_shuffle_order():
+    import random
+    from array import array
+
+    from afp_lib.trainer.loop import Stream
+    s = Stream(1000, seed=3)
+    got = s.take(990, 20)                                   # crosses into epoch 1
+    want = []
+    for epoch in (0, 1):
+        perm = list(range(1000))
+        random.Random(f"3-{epoch}").shuffle(perm)
+        want.append(perm)
+    assert got == want[0][990:] + want[1][:10]
+    assert isinstance(s._perms[1], array) and s._perms[1].itemsize == 8

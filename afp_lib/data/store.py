@@ -112,7 +112,7 @@ def data_revisions(root: Path | None) -> dict:
     if root is None:
         return {"store": None, "note": "read from the Hugging Face hub at run time: revisions not pinned"}
     manifest = read_manifest(root) or {}
-    out = {"store": str(root), "manifest_sha256": manifest_hash(root)}
+    out = {"store": Path(root).name, "manifest_sha256": manifest_hash(root)}  # the hash names it, not the path
     if manifest.get("format") == FORMAT:
         out["datasets"] = {k: v["revision"] for k, v in sorted(manifest["sources"].items())}
     else:  # the shared mirror: per-file provenance strings, deduplicated

@@ -8,6 +8,7 @@ uninterrupted run would, and its final weights are identical."""
 from __future__ import annotations
 
 import contextlib
+from array import array
 import json
 import logging
 import math
@@ -62,8 +63,8 @@ class Stream:
         for i in range(start, start + count):
             epoch, pos = divmod(i, self.n)
             if epoch not in self._perms:
-                perm = list(range(self.n))
-                random.Random(f"{self.seed}-{epoch}").shuffle(perm)
+                perm = array("q", range(self.n))  # 8 B per sample, not a list's ~36: 0.13 GB at 16.7M samples
+                random.Random(f"{self.seed}-{epoch}").shuffle(perm)  # the same swaps as on a list: same order
                 self._perms = {epoch: perm}
             out.append(self._perms[epoch][pos])
         return out
