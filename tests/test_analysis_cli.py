@@ -23,7 +23,13 @@ def test_tables_command_writes_csv_md_tex(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in rows))
     assert main(["tables", str(path), "--out", str(tmp_path / "out"), "--tables", "1", "9"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "table1.csv", "table1.md", "table1.tex", "table9.csv", "table9.md", "table9.tex"]
+        "data_revisions.json", "table1.csv", "table1.md", "table1.tex", "table9.csv", "table9.md", "table9.tex"]
+    revisions = json.loads((tmp_path / "out" / "data_revisions.json").read_text())  # which data the tables came from
+    from afp_lib.paths import mirror_root
+    if mirror_root() is not None:
+        assert len(revisions["manifest_sha256"]) == 64 and revisions["datasets"]
+    else:
+        assert revisions["store"] is None and "not pinned" in revisions["note"]
     assert "| ours    | m " in (tmp_path / "out" / "table9.md").read_text()
 
 
