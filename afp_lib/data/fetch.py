@@ -262,6 +262,9 @@ def fetch(items: list[Item], out: Path, cache_dir: str | None = None, command: s
             raise FetchError(f"{what}; configs there: {_available(snapshot, item)}. Drop the language "
                              f"(--langs) or mark the recipe `missing: optional` in {RECIPES}")
         rows = convert(item, files, dest)
+        if item.rows.isdigit() and int(item.rows) != rows:
+            logger.warning("%s: %d rows, the recipe expects %s (the dataset card's count): check the revision",
+                           item.dest, rows, item.rows)
         state["files"][item.dest] = {
             "rows": rows, "bytes": dest.stat().st_size, "sha256": store.sha256_file(dest),
             "revision": item.revision, "source": f"{item.hub_id}@{snapshot.name}: "
