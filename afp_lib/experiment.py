@@ -70,8 +70,10 @@ def run_dir(v: Variant, profile: str) -> Path | None:
     """The alignment run folder (train_log.jsonl, final/), training it first if needed; None if vanilla."""
     if v.vanilla:
         return None
+    from .devices import require_gpu
     from .trainer import get_or_train
     from .world import base_model
+    require_gpu(profile, train_config(v, profile).device)
     t0 = time.time()
     path = get_or_train(train_config(v, profile), base_model(profile, v.arch))
     logger.info("%s ready in %.0fs: %s", v.name(profile), time.time() - t0, path)
@@ -85,15 +87,18 @@ def model_path(v: Variant, profile: str) -> str:
 
 
 def load(v: Variant, profile: str):
-    """(model, tokenizer) of `v` in eval mode; the last few are kept, since a notebook asks for the same
-    model for several probes in a row."""
-    return _load_path(model_path(v, profile))
+    """(model, tokenizer) of `v` in eval mode on the device `afp_lib.devices.resolve_device` picks (a GPU when
+    there is one; $AFP_DEVICE overrides); the last few are kept, since a notebook asks for the same model for
+    several probes in a row."""
+    from .devices import require_gpu, resolve_device
+    require_gpu(profile)
+    return _load_path(model_path(v, profile), str(resolve_device()))
 
 
 @functools.lru_cache(maxsize=2)
-def _load_path(path: str):
+def _load_path(path: str, device: str = "cpu"):
     from .models import load_model
-    model, tokenizer = load_model(path)
+    model, tokenizer = load_model(path, device=device)
     return model.eval(), tokenizer
 
 
@@ -232,28 +237,33 @@ def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", 
                     max_new_tokens: int = 24) -> dict:
     """Does the model answer in the language the CIT prompt asks for? Greedy continuations of
     "<held-out src sentence> Answer in <Tgt>:" scored by the share of their letters in tgt's script."""
-    import torch
     from .analysis.representations import sample_pairs
     from .cit import answer_prompt
     model, tokenizer = load(v, profile)
     other = tgt if src == "en" else src  # tatoeba pairs are en-xx
     en_side, xx_side = sample_pairs(other, source="tatoeba", n=n, seed=1)
     prompts = [f"{sent} {answer_prompt(tgt)}" for sent in (en_side if src == "en" else xx_side)]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation continues every row from its last real token
-    try:
-        batch = tokenizer(prompts, return_tensors="pt", padding=True)
-    finally:
-        tokenizer.padding_side = side
-    with torch.no_grad():
-        # greedy, but no bigram twice: tiny models otherwise loop on one token (e.g. "「「「「") and the
-        # share of letters would miss the language they did switch to
-        gen = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=2,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    texts = tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    texts = greedy_answers(model, tokenizer, prompts, max_new_tokens)
     shares = [script_share(t.split("\n")[0], tgt) for t in texts]
     return {"model": v.display(profile), "run": v.name(profile), "label": v.label, "direction": f"{src}->{tgt}",
             "target_script_share": 100 * sum(shares) / max(len(shares), 1), "n": len(shares)}
+
+
+def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
+    """Greedy continuations of `prompts` in one left-padded batch (generation continues every row from its
+    last real token), no bigram twice: tiny models otherwise loop on one token (e.g. "「「「「") and the share
+    of letters would miss the language they did switch to."""
+    import torch
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        batch = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+    finally:
+        tokenizer.padding_side = side
+    with torch.no_grad():
+        gen = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=2,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def train_log(v: Variant, profile: str) -> list[dict]:

@@ -1,6 +1,16 @@
-"""Causal LMs: load a `save_pretrained` folder or hub id (safetensors, no remote code), or build a small
-randomly initialised model of a named architecture (XGLM, BLOOM, Llama, GPT-2, Qwen2) for the `mini`
-world and for tests."""
+"""Causal LMs: load a `save_pretrained` folder or hub id (no remote code), or build a small randomly
+initialised model of a named architecture (XGLM, BLOOM, Llama, GPT-2, Qwen2) for the `mini` world and tests.
+
+Loading policy (`load_model`):
+- weights: safetensors when the folder/repo has them, else `pytorch_model.bin` read with weights-only
+  unpickling (the XGLM repos publish only .bin on their main branch); nothing else is ever unpickled.
+- dtype: float32 unless asked otherwise. transformers 5 would load the checkpoint's own dtype (fp16 for XGLM
+  and Llama-7B), where AdamW's 1e-5 updates round away. So the torch backend trains fp32 master weights under
+  bf16 autocast, DeepSpeed's bf16 mode casts the module to bf16 itself (fp32 master copies in its optimizer),
+  and evaluation runs fp32 weights under bf16 autocast when `eval.bf16` is set.
+- attention: SDPA where the architecture has it in transformers (Llama, GPT-2, Qwen2; XGLM and BLOOM have
+  eager attention only), the same values as eager (tested) without the T x T score tensor in memory.
+- device: where `afp_lib.devices.resolve_device` says (callers pass it; None leaves the model on the CPU)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,23 +60,45 @@ def build_config(arch: str, shape: ModelShape, tokenizer: PreTrainedTokenizerBas
                       attn_pdrop=s.dropout, **ids)
 
 
-def build_model(arch: str, shape: ModelShape, tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
-    """A randomly initialised causal LM (seeded, so two builds are identical)."""
+def build_model(arch: str, shape: ModelShape, tokenizer: PreTrainedTokenizerBase, seed: int = 0,
+                attn_implementation: str = "eager") -> PreTrainedModel:
+    """A randomly initialised causal LM (seeded, so two builds are identical). Eager attention by default:
+    the mini world's models were pretrained with it (XGLM and BLOOM have no other in transformers)."""
     config = build_config(arch, shape, tokenizer)
     torch.manual_seed(seed)
-    # XGLM has no SDPA kernel in transformers; eager keeps every architecture on one code path.
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
 
 
-def load_model(name_or_path: str, dtype: torch.dtype | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A causal LM and its tokenizer from a `save_pretrained` folder or hub id; safetensors only."""
+def attention_for(config) -> str:
+    """"sdpa" when transformers has an SDPA path for this architecture, else "eager"."""
+    cls = AutoModelForCausalLM._model_mapping[type(config)]
+    return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
+
+
+def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+               attn_implementation: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal LM and its tokenizer from a `save_pretrained` folder or hub id (see the module doc for the
+    weights, dtype, attention and device policy)."""
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     if tokenizer.pad_token is None:  # Llama ships none; padding positions are masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     config = AutoConfig.from_pretrained(name_or_path)
-    kwargs = {"attn_implementation": "eager"} if config.model_type == "xglm" else {}
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, use_safetensors=True, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, dtype=dtype, use_safetensors=None, weights_only=True,
+        attn_implementation=attn_implementation or attention_for(config))
+    if device is not None:
+        from .devices import resolve_device
+        model = model.to(resolve_device(device))
     return model, tokenizer
+
+
+def set_gradient_checkpointing(model: PreTrainedModel, on: bool) -> None:
+    """Activation checkpointing of every block (transformers' own), non-reentrant: it lets the early exit
+    stop a forward inside a checkpointed block and keeps inputs that need no gradient working."""
+    if on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif model.is_gradient_checkpointing:
+        model.gradient_checkpointing_disable()
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -21,5 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         print(cfg)
         print(run_dir(cfg, args.base_model))
         return 0
+    from ..config import default_profile
+    from ..devices import require_gpu
+    require_gpu(args.profile or default_profile(args.config), cfg.device)  # the paper profile without CUDA stops here
     print(get_or_train(cfg, args.base_model))
     return 0

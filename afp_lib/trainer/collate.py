@@ -31,12 +31,35 @@ def encode_pairs(tokenizer, pairs: list[dict], seq_len: int) -> list[tuple[list[
     return [(s[:seq_len], t[:seq_len]) for s, t in zip(src, tgt)]
 
 
+def split_response(tokenizer, contexts: list[str], responses: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """(context ids, response ids) such that their concatenation is the tokenization of the joined text
+    `context + " " + response`, as the model reads it at inference. The response's ids are what follows the
+    context's own ids in the joined encoding; encoding " " + response alone would differ with SentencePiece
+    tokenizers (a lone "▁" piece before a response that the joined text never shows). Where the joined
+    encoding does not start with the context's ids (a merge across the boundary), the response is encoded
+    alone and the row counted in the log."""
+    ctx = _ids(tokenizer, contexts, True)
+    full = _ids(tokenizer, [c + " " + r for c, r in zip(contexts, responses)], True)
+    resp, alone = [], []
+    for i, (c, f) in enumerate(zip(ctx, full)):
+        if len(f) > len(c) and f[:len(c)] == c:
+            resp.append(f[len(c):])
+        else:
+            resp.append(None)
+            alone.append(i)
+    if alone:
+        logger.warning("CIT: %d of %d samples tokenize across the context/response boundary; their responses "
+                       "are encoded alone", len(alone), len(contexts))
+        for i, ids in zip(alone, _ids(tokenizer, [" " + responses[i] for i in alone], False)):
+            resp[i] = ids
+    return ctx, resp
+
+
 def encode_cit(tokenizer, samples: list[dict], seq_len: int) -> list[Example]:
-    """Context + " " + response + EOS, labels only on the response and EOS. Too long: the context is cut
-    from the left (its first token, BOS where there is one, kept); a response that alone does not fit
-    is cut at the end. Both are counted."""
-    ctx = _ids(tokenizer, [s["context"] for s in samples], True)
-    resp = _ids(tokenizer, [" " + s["response"] for s in samples], False)
+    """Context + " " + response + EOS (`split_response`), labels only on the response and EOS. Too long:
+    the context is cut from the left (its first token, BOS where there is one, kept); a response that alone
+    does not fit is cut at the end. Both are counted."""
+    ctx, resp = split_response(tokenizer, [s["context"] for s in samples], [s["response"] for s in samples])
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     out, cut_ctx, cut_resp = [], 0, 0
     for c, r in zip(ctx, resp):

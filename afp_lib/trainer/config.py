@@ -76,7 +76,8 @@ class TrainConfig:
     # bf16 on CUDA and on CPUs with bf16 instructions, fp32 elsewhere (emulated bf16 is ~6x slower on CPU)
     backend: Literal["torch", "deepspeed"] = "torch"
     zero_stage: int = 2         # DeepSpeed ZeRO stage (1 or 2)
-    device: str = "auto"        # auto = cuda when present, else cpu
+    device: str = "auto"        # auto = cuda:LOCAL_RANK when present, else cpu ($AFP_DEVICE overrides auto)
+    gradient_checkpointing: bool = False  # recompute each block in backward: activations of one block, not all
     log_every: int = 10
     eval_every: int = 50        # alignment/uniformity/retrieval on the dev pairs (0 = only at the end)
     save_every: int = 100       # resumable checkpoint interval (0 = only the final model)

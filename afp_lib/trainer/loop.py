@@ -26,8 +26,10 @@ from tqdm.auto import tqdm
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
 from ..cit import translation_samples
+from ..devices import resolve_device
 from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
+from ..models import set_gradient_checkpointing
 from . import checkpoint as ckpt
 from . import collate
 from .shared import share_plan, shared_batches, shared_forward
@@ -168,11 +170,7 @@ def _rank_world() -> tuple[int, int]:
 
 
 def _device(cfg: TrainConfig) -> torch.device:
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    return resolve_device(cfg.device)
 
 
 def _cpu_has_bf16() -> bool:
@@ -233,6 +231,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     data = data if data is not None else build_train_data(cfg)
     prep = prepare(cfg, tokenizer, data)
     device = _device(cfg)
+    set_gradient_checkpointing(model, cfg.gradient_checkpointing)
     backend = _make_backend(cfg, model, device)
     rank, world = _rank_world()  # DeepSpeed may have just joined the process group
     main = rank == 0

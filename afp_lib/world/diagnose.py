@@ -36,6 +36,7 @@ def fit_text(tokenizer, text: str, max_tokens: int) -> list[int]:
 def heldout_perplexity(model, tokenizer, lines: list[str], max_tokens: int = 128, batch_size: int = 32) -> dict:
     """Per-token perplexity, bits per byte and bits per character of `lines` (each scored after BOS)."""
     model.eval()
+    device = next(model.parameters()).device
     nll, n_tok, n_bytes, n_chars = 0.0, 0, 0, 0
     fitted = [fit_text(tokenizer, line, max_tokens) for line in lines]
     for i in range(0, len(fitted), batch_size):
@@ -45,6 +46,7 @@ def heldout_perplexity(model, tokenizer, lines: list[str], max_tokens: int = 128
         mask = torch.zeros_like(ids)
         for r, (seq, _) in enumerate(chunk):
             ids[r, :len(seq)], mask[r, :len(seq)] = torch.tensor(seq), 1
+        ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
         logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
         nll -= (logp * mask[:, 1:]).sum().item()
