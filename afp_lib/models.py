@@ -93,10 +93,17 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, device: to
 
 
 def set_gradient_checkpointing(model: PreTrainedModel, on: bool) -> None:
-    """Activation checkpointing of every block (transformers' own), non-reentrant: it lets the early exit
-    stop a forward inside a checkpointed block and keeps inputs that need no gradient working."""
-    if on:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    """Activation checkpointing of every block (transformers' own; it wraps each block's `forward`, so the
+    early exit's pre-hook and the shared step's capture hook run once, outside the recomputation).
+    Non-reentrant: the gradient reaches the embeddings whether or not their inputs need one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        elif model.is_activation_checkpointing:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     elif model.is_gradient_checkpointing:
         model.gradient_checkpointing_disable()
 

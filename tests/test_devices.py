@@ -1,0 +1,91 @@
+"""One device rule (afp_lib.devices) for training, evaluation and probes; the paper profile refuses to run
+on a torch without CUDA unless the CPU is asked for; the trainer honours train.gradient_checkpointing."""
+import pytest
+import torch
+
+from afp_lib import devices
+from afp_lib.devices import require_gpu, resolve_device
+from afp_lib.models import build_model
+from afp_lib.trainer import train
+from test_trainer import data, tiny_cfg
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour of a torch without CUDA")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    monkeypatch.delenv(devices.ENV, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+
+
+@no_cuda
+def test_auto_is_the_cpu_without_cuda(monkeypatch):
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+    monkeypatch.setenv(devices.ENV, "cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_auto_is_cuda_local_rank_when_cuda_is_present(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("auto") == torch.device("cuda", 3)     # each launcher process on its own GPU
+    assert resolve_device("cuda") == torch.device("cuda", 3)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit index wins
+    monkeypatch.setenv(devices.ENV, "cpu")
+    assert resolve_device("auto") == torch.device("cpu")         # $AFP_DEVICE replaces auto
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)   # ... but not an explicit device
+
+
+@no_cuda
+def test_bad_or_missing_devices_are_named():
+    with pytest.raises(RuntimeError, match="device='cuda' asks for CUDA, but this torch .* sees no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="device='gpu0' is not a device; use auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu0")
+
+
+@no_cuda
+def test_paper_profile_needs_cuda_unless_the_cpu_is_asked_for(monkeypatch):
+    require_gpu("mini")    # other profiles run anywhere
+    require_gpu("smoke")
+    with pytest.raises(SystemExit, match="the 'paper' profile needs GPUs.*device=cpu or set AFP_DEVICE=cpu"):
+        require_gpu("paper")
+    require_gpu("paper", "cpu")
+    monkeypatch.setenv(devices.ENV, "cpu")
+    require_gpu("paper")
+
+
+@no_cuda
+def test_train_cli_stops_before_loading_anything(monkeypatch):
+    """`python -m afp_lib train --profile paper` without CUDA: the message at once, no model is loaded."""
+    from afp_lib.trainer import cli
+    monkeypatch.setattr(cli, "get_or_train", lambda *a, **k: pytest.fail("must stop before training"))
+    with pytest.raises(SystemExit, match="needs GPUs"):
+        cli.main(["--profile", "paper", "--base-model", "facebook/xglm-564M", "objective=afp"])
+    assert cli.main(["--profile", "paper", "--base-model", "facebook/xglm-564M", "--dry-run"]) == 0  # plans anywhere
+
+
+@no_cuda
+def test_notebook_helpers_stop_before_loading(monkeypatch):
+    from afp_lib import experiment
+    monkeypatch.setattr(experiment, "_load_path", lambda *a: pytest.fail("must stop before loading"))
+    with pytest.raises(SystemExit, match="needs GPUs"):
+        experiment.load(experiment.Variant("vanilla", "xglm"), "paper")
+
+
+def test_trainer_honours_gradient_checkpointing(toy_tokenizer, tiny_shape, tmp_path, monkeypatch):
+    """Same run with and without checkpointing: the same final weights (fp32, dropout 0), and the model was
+    really checkpointed while it trained."""
+    seen = []
+    from afp_lib.trainer import loop
+    real = loop._make_backend
+    monkeypatch.setattr(loop, "_make_backend", lambda cfg, model, device: (
+        seen.append(model.is_activation_checkpointing), real(cfg, model, device))[1])
+    finals = []
+    for on in (False, True):
+        model = build_model("xglm", tiny_shape, toy_tokenizer, seed=0)
+        train(tiny_cfg(gradient_checkpointing=on, save_every=0), model, toy_tokenizer, tmp_path / str(on), data=data())
+        finals.append(model.state_dict())
+    assert seen == [False, True]
+    for name, value in finals[0].items():
+        torch.testing.assert_close(finals[1][name], value, rtol=1e-4, atol=1e-6, msg=name)

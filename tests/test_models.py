@@ -1,0 +1,119 @@
+"""Loading policy (dtype, attention), SDPA against eager attention, and activation checkpointing: the early
+exit and the shared AFP step give the values and gradients of the plain forward with it switched on."""
+import pytest
+import torch
+
+from afp_lib.hidden import decoder_layers, hidden_at_layer
+from afp_lib.models import attention_for, build_model, load_model, set_gradient_checkpointing
+from afp_lib.trainer import collate
+from afp_lib.trainer.loop import step_losses
+from afp_lib.trainer.shared import share_plan, shared_batches
+from test_trainer import tiny_cfg
+from test_trainer_shared import ROWS, encoded
+
+TEXTS = ["The cat sat on the mat.", "猫坐在垫子上。", "Mbwa anakimbia bustanini, na paka pia.", "Kedi"]
+
+
+def batch(tokenizer):
+    enc = tokenizer(TEXTS, return_tensors="pt", padding=True)
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_attention_choice_follows_transformers(tiny_models):
+    """XGLM and BLOOM have eager attention only in transformers; Llama, GPT-2 and Qwen2 get SDPA."""
+    got = {arch: attention_for(m.config) for arch, m in tiny_models.items()}
+    assert got == {"xglm": "eager", "bloom": "eager", "llama": "sdpa", "gpt2": "sdpa", "qwen2": "sdpa"}
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
+def test_sdpa_equals_eager(arch, toy_tokenizer, tiny_shape):
+    eager = build_model(arch, tiny_shape, toy_tokenizer, seed=0).eval()
+    sdpa = build_model(arch, tiny_shape, toy_tokenizer, seed=0, attn_implementation="sdpa").eval()
+    assert sdpa.config._attn_implementation == "sdpa" and eager.config._attn_implementation == "eager"
+    ids, mask = batch(toy_tokenizer)
+    with torch.no_grad():
+        a = eager(input_ids=ids, attention_mask=mask).logits
+        b = sdpa(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(b[real], a[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, attention", [("xglm", "eager"), ("llama", "sdpa")])
+def test_load_model_fp32_by_default_and_its_attention(arch, attention, toy_tokenizer, tiny_shape, tmp_path):
+    """A bf16 checkpoint comes back as fp32 master weights unless a dtype is asked for."""
+    model = build_model(arch, tiny_shape, toy_tokenizer, seed=0).to(torch.bfloat16)
+    model.save_pretrained(tmp_path)
+    toy_tokenizer.save_pretrained(tmp_path)
+    loaded, _ = load_model(str(tmp_path))
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    assert loaded.config._attn_implementation == attention
+    torch.testing.assert_close(loaded.state_dict()[next(iter(model.state_dict()))],
+                               next(iter(model.state_dict().values())).float(), rtol=0, atol=0)
+    half, _ = load_model(str(tmp_path), dtype=torch.bfloat16, device="cpu")
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _pair(arch, toy_tokenizer, tiny_shape):
+    plain = build_model(arch, tiny_shape, toy_tokenizer, seed=0).train()
+    ckpt = build_model(arch, tiny_shape, toy_tokenizer, seed=0).train()
+    set_gradient_checkpointing(ckpt, True)
+    return plain, ckpt
+
+
+@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+def test_checkpointing_recomputes_blocks(arch, toy_tokenizer, tiny_shape):
+    """Switched on, the inside of block 0 runs twice per training step (forward, then again in backward)."""
+    calls = {}
+    for name, model in zip(("plain", "ckpt"), _pair(arch, toy_tokenizer, tiny_shape)):
+        n = []
+        inner = next(m for m in decoder_layers(model)[0].modules() if isinstance(m, torch.nn.Linear))
+        hook = inner.register_forward_hook(lambda *_: n.append(1))
+        ids, mask = batch(toy_tokenizer)
+        model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+        hook.remove()
+        calls[name] = len(n)
+    assert calls == {"plain": 1, "ckpt": 2}
+
+
+@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+def test_early_exit_with_checkpointing_equals_full_forward(arch, toy_tokenizer, tiny_shape):
+    plain, ckpt = _pair(arch, toy_tokenizer, tiny_shape)
+    ids, mask = batch(toy_tokenizer)
+    for layer in (1, 2):
+        plain.zero_grad(set_to_none=True)
+        ckpt.zero_grad(set_to_none=True)
+        full = plain.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+        early = hidden_at_layer(ckpt, ids, mask, layer)
+        torch.testing.assert_close(early, full, rtol=1e-5, atol=1e-6)
+        weight = torch.randn(full.shape, generator=torch.Generator().manual_seed(layer))
+        (full * weight).sum().backward()
+        (early * weight).sum().backward()
+        want, got = _grads(plain), _grads(ckpt)
+        assert want.keys() == got.keys() and want
+        for n in want:
+            torch.testing.assert_close(got[n], want[n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+@pytest.mark.parametrize("arch", ["xglm", "llama"])
+def test_shared_afp_step_with_checkpointing(arch, toy_tokenizer, tiny_shape):
+    """The shared AFP step (MCL read from the CIT forward) under checkpointing has the losses and gradients
+    of the two-batch step without it."""
+    plain, ckpt = _pair(arch, toy_tokenizer, tiny_shape)
+    cfg, pad = tiny_cfg(batch_size=6), toy_tokenizer.pad_token_id
+    pairs, rows, samples = encoded(toy_tokenizer)
+    shared = shared_batches(pairs, rows, share_plan(cfg, pairs, rows, samples), ROWS, cfg.cit_batch_size, pad)
+    separate = collate.pair_batch(pairs, ROWS, pad), collate.lm_batch(rows, ROWS, pad)
+    got = step_losses(ckpt, cfg, *shared)
+    want = step_losses(plain, cfg, *separate)
+    got["loss"].backward()
+    want["loss"].backward()
+    for k in ("mcl", "cit", "loss"):
+        assert got[k].item() == pytest.approx(want[k].item(), rel=1e-5, abs=1e-6), k
+    g, w = _grads(ckpt), _grads(plain)
+    assert g.keys() == w.keys()
+    for n in w:
+        torch.testing.assert_close(g[n], w[n], rtol=1e-4, atol=1e-6, msg=n)
