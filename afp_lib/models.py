@@ -9,7 +9,7 @@ Loading policy (`load_model`):
   bf16 autocast, DeepSpeed's bf16 mode casts the module to bf16 itself (fp32 master copies in its optimizer),
   and evaluation runs fp32 weights under bf16 autocast when `eval.bf16` is set.
 - attention: SDPA where the architecture has it in transformers (Llama, GPT-2, Qwen2; XGLM and BLOOM have
-  eager attention only), the same values as eager (tested) without the T x T score tensor in memory.
+  eager attention only): PyTorch's fused attention kernels on GPUs, the same values as eager (tested).
 - device: where `afp_lib.devices.resolve_device` says (callers pass it; None leaves the model on the CPU)."""
 from __future__ import annotations
 
@@ -71,7 +71,10 @@ def build_model(arch: str, shape: ModelShape, tokenizer: PreTrainedTokenizerBase
 
 def attention_for(config) -> str:
     """"sdpa" when transformers has an SDPA path for this architecture, else "eager"."""
-    cls = AutoModelForCausalLM._model_mapping[type(config)]
+    try:
+        cls = AutoModelForCausalLM._model_mapping[type(config)]
+    except (KeyError, AttributeError):  # an architecture the auto class does not map: the safe choice
+        return "eager"
     return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
 
 

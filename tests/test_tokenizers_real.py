@@ -239,6 +239,14 @@ def test_icl_scorer(arch, shots, loaded):
     assert max(abs(a - b) for a, b in zip(got, ref)) < 1e-4
 
 
+def test_xglm_segments_equal_the_joined_prompt(loaded):
+    """With XGLM's tokenizer the segment-wise prompt is exactly the tokenization of the joined text."""
+    _, tok = loaded["xglm"]
+    demos, item = ["The cat sat on the mat, right? Yes, a dog runs.", "猫坐在垫子上。"], "A dog runs in the park."
+    joined = tok("".join(d + tok.eos_token for d in demos) + item)["input_ids"]
+    assert joined == list(build_prefix(tok, demos)) + encode(tok, [item])[0]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_translation_generation(arch, loaded):
     """Stop tokens hold EOS and the newline pieces (Llama's is the byte <0x0A>); cached, batched greedy

@@ -51,7 +51,7 @@ def _represent(args) -> int:
              for lang in cfg.languages}
     reports, spaces = [], {}
     for path in filter(None, (args.model, args.model_after)):
-        model, tok = load_model(path)
+        model, tok = load_model(path, device="auto")  # a GPU when there is one ($AFP_DEVICE overrides)
         reports.append(pair_report(model, tok, pairs, cfg.layer, cfg.pooling, cfg.batch_size,
                                    cfg.max_length).assign(model=path))
         sents, langs = [], []

@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connectors", choices=["english", "native"])
     p.add_argument("--batch-size", type=int)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when present, else cpu; $AFP_DEVICE "
+                   "overrides), cpu, cuda, cuda:N")
     p.add_argument("--out", type=Path, help="results JSON-lines file (default results/eval/<name>.jsonl)")
     return p
 
@@ -67,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_eval_config(args.profile, overrides=over)
     name = args.name or Path(args.model).name
     out = args.out or results_dir("eval") / f"{name}.jsonl"
-    model, tokenizer = load_model(args.model)
+    from ..config import default_profile
+    from ..devices import require_gpu
+    require_gpu(args.profile or default_profile(), args.device)  # the paper profile without CUDA stops here
+    model, tokenizer = load_model(args.model, device=args.device)
     logger.info("evaluate %s: tasks %s, langs %s, shots %s, seeds %s, max_items %s -> %s", name, cfg.tasks,
                 cfg.langs or "all", cfg.shots, cfg.seeds, cfg.max_items, out)
     recs = evaluate(model, tokenizer, model_name=name, out_file=out, **cfg.icl_kwargs()) if cfg.tasks else []

@@ -1,8 +1,10 @@
 """Log-likelihood requests at the token level.
 
 A prompt is `start + demo_1 + EOS + ... + demo_k + EOS + filled item` (Appendix C joins demonstrations
-with `</s>`). Token ids are built segment by segment; this equals tokenizing the joined text because the
-EOS string is a special token that the tokenizer never merges with its neighbours (tested).
+with `</s>`). Token ids are built segment by segment, each segment encoded as a text of its own, as a document
+starts in pretraining. For XGLM's tokenizer and byte-level BPE this equals tokenizing the joined text (EOS
+is a special token never merged with its neighbours; tested); Llama's would not put its "▁" before a text
+that follows `</s>` inside one string, the segments have it.
 
 Each candidate-filled item is tokenized whole (no context/continuation split at a string boundary, so no
 whitespace contract to get wrong); scoring starts at the first token where the item's candidates differ:
