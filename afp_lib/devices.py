@@ -37,8 +37,8 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device={spec!r} asks for CUDA, but this torch ({torch.__version__}) sees no CUDA "
-                               "device; use device=cpu, or install a CUDA build of torch (README, 'Running the "
-                               "paper profile')")
+                               "device; use device=cpu, or install a CUDA build of torch (README, 'GPU install, "
+                               "devices and precision')")
         if device.index is None:
             device = torch.device("cuda", _local_rank())
     return device
@@ -63,10 +63,6 @@ def require_gpu(profile: str, spec: str | None = "auto") -> None:
         return
     raise SystemExit(
         f"the 'paper' profile needs GPUs, but this torch ({torch.__version__}) sees no CUDA device. Install a "
-        "CUDA build of torch (README, 'Running the paper profile'), or, to run it on the CPU anyway, pass "
+        "CUDA build of torch (README, 'GPU install, devices and precision'), or, to run it on the CPU anyway, pass "
         f"device=cpu or set {ENV}=cpu.")
 
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of a model's first parameter (where its inputs must go)."""
-    return next(model.parameters()).device
