@@ -5,9 +5,13 @@ answer language b ("Answer in Chinese:"); the response is in b. With probability
 instruction tuning). The model is trained on the response tokens only (see `collate.encode_cit`).
 
 Sources:
-- `bactrian_samples`: Bactrian-X (instruction/input/output in each language, matched by `id`), the paper's data.
-- `translation_samples`: parallel pairs in translation mode (source sentence + prompt -> target sentence),
-  the offline stand-in. Here b = a means the response is the source sentence itself (t^{a->a} = identity).
+- `bactrian_samples`: Bactrian-X (instruction/input/output in each language, matched by `id`), the paper's
+  data. As in the authors' code, p_src applies here: with probability p_src the response is the instruction
+  language's own, else another language's response to the same instruction.
+- `translation_samples`: parallel pairs in translation mode (source sentence + prompt -> target sentence).
+  The authors' translation mode always translates (direction swapped with probability 0.5), i.e. p_src = 0
+  here; the trainer passes p_src only where `cit.p_src_on_translation` makes translation samples the
+  offline stand-in for instruction data, and then b = a means the response is the source sentence itself.
 - `alpaca_samples`: the English Alpaca subset, b = a = en.
 
 Pairs: `bridge_pairs` keeps EN-XX pairs; `pairwise_pairs` adds every XX-YY pair whose sides share the
@@ -61,7 +65,8 @@ def _join(*parts: str) -> str:
 
 def translation_plan(pairs: list[dict], p_src: float, seed: int = 0) -> list[tuple[str, str]]:
     """(context side, answer side) per pair, each "src" or "tgt": a random direction (0.5, as the authors'
-    translation mode), then with probability p_src the answer stays in the context's language."""
+    translation mode), then with probability p_src the answer stays in the context's language (a copy).
+    Both draws are made for every pair whatever p_src, so p_src = 0 gives the same directions as any other."""
     rng = random.Random(seed)
     plan = []
     for _ in pairs:

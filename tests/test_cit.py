@@ -119,3 +119,89 @@ def test_pair_batch_stacks_sources_then_targets(toy_tokenizer):
     assert batch["input_ids"][0, :len(enc[2][0])].tolist() == enc[2][0]
     assert batch["input_ids"][3, :len(enc[0][1])].tolist() == enc[0][1]
     assert batch["attention_mask"].sum().item() == sum(len(enc[i][0]) + len(enc[i][1]) for i in (0, 2))
+
+
+# --- p_src semantics: the authors' (paper) and the offline stand-in (smoke, mini) ----------------------------
+
+N_FAKE = 600
+
+
+@pytest.fixture()
+def fake_sources(monkeypatch):
+    """OPUS-like EN-ZH pairs and Bactrian-X-like rows (matched ids) in place of the hub."""
+    from afp_lib.trainer import data as tdata
+    rows = [{"en": f"English sentence number {i}.", "zh": f"中文句子第{i}号。"} for i in range(N_FAKE)]
+    monkeypatch.setattr(tdata, "load_parallel", lambda lang, source, pivot="en": {"translation": rows})
+    bact = {lang: [{"id": str(i), "instruction": f"{lang} instruction {i}", "input": "", "output": f"{lang} output {i}"}
+                   for i in range(N_FAKE)] for lang in ("en", "zh")}
+    monkeypatch.setattr(tdata, "bactrian_by_lang", lambda langs: {lang: bact[lang] for lang in langs})
+
+
+def _split(samples):
+    """(translation samples, instruction samples): only translation samples carry `context_side`."""
+    return [s for s in samples if "context_side" in s], [s for s in samples if "context_side" not in s]
+
+
+@pytest.mark.parametrize("p_src", [0.5, 0.9])
+def test_paper_translation_samples_always_translate(fake_sources, p_src):
+    from afp_lib.trainer import build_train_data, load_train_config
+    cfg = load_train_config("paper", [f"cit.p_src={p_src}", "data.dev_pairs=20"])
+    assert cfg.translation_p_src == 0.0 and "bactrian" in cfg.cit.sources
+    trans, instr = _split(build_train_data(cfg).cit)
+    assert trans and instr
+    assert all(s["src_lang"] != s["tgt_lang"] for s in trans)                    # no copy task
+    assert not any(s["context"].startswith(s["response"]) for s in trans)
+    en_first = sum(s["src_lang"] == "en" for s in trans if s["tgt_lang"] != "en") / len(trans)
+    assert en_first == pytest.approx(0.5, abs=0.06)                             # direction swapped with prob. 0.5
+    same = sum(s["src_lang"] == s["tgt_lang"] for s in instr) / len(instr)
+    assert same == pytest.approx(p_src, abs=0.06)                               # p_src on instruction rows
+
+
+def test_mini_keeps_p_src_on_translation_as_a_stand_in(fake_sources):
+    from afp_lib.trainer import build_train_data, load_train_config
+    for objective, p_src in (("afp", 0.5), ("bit", 1.0)):
+        cfg = load_train_config("mini", [f"objective={objective}", "data.langs=[zh]", "cit.sources=[translation]"])
+        assert cfg.cit.p_src_on_translation and cfg.translation_p_src == p_src
+        data = build_train_data(cfg)
+        # the same samples as before the semantics were split: mini numbers do not move
+        assert data.cit == cit.translation_samples(data.pairs, cfg.p_src, cfg.cit.prompt, seed=cfg.seed)
+        copies = sum(s["src_lang"] == s["tgt_lang"] for s in data.cit) / len(data.cit)
+        assert copies == pytest.approx(p_src, abs=0.06)
+
+
+def test_p_src_without_instruction_data_is_logged(fake_sources, caplog):
+    from afp_lib.trainer import build_train_data, load_train_config
+    cfg = load_train_config("paper", ["cit.sources=[translation]", "data.bactrian_pairs=false", "data.dev_pairs=20"])
+    with caplog.at_level("WARNING"):
+        data = build_train_data(cfg)
+    assert "p_src=0.5 has no effect" in caplog.text
+    assert all(s["src_lang"] != s["tgt_lang"] for s in data.cit)
+
+
+# --- packing (the paper default) ------------------------------------------------------------------------------
+
+def test_paper_packs_cit():
+    from afp_lib.trainer import load_train_config
+    assert load_train_config("paper").cit.pack and not load_train_config("mini").cit.pack
+
+
+def test_packing_keeps_every_response_label_and_no_loss_crosses_samples(toy_tokenizer):
+    samples = [{"context": f"{s} Answer in Chinese:", "response": r}
+               for s, r in zip(["The cat sat.", "A dog runs in the park.", "We need ten."] * 7,
+                               ["猫坐在垫子上。", "一只狗在公园里跑。", "我们需要十个。"] * 7)]
+    encoded = collate.encode_cit(toy_tokenizer, samples, seq_len=64)
+    rows = collate.pack(encoded, seq_len=64)
+    assert len(rows) < len(encoded) and all(len(ids) <= 64 for ids, _ in rows)
+    bos = toy_tokenizer.bos_token_id
+    assert all(ids[0] == bos and ids.count(bos) == 1 for ids, _ in encoded)
+    segments = []
+    for ids, labels in rows:
+        starts = [i for i, t in enumerate(ids) if t == bos] + [len(ids)]
+        assert starts[0] == 0
+        for a, b in zip(starts, starts[1:]):
+            segments.append((ids[a:b], labels[a:b]))
+            # the token after a boundary is the next sample's BOS, never a target: the loss of the previous
+            # sample's last position (EOS -> BOS) is ignored, as nothing predicts one sample from another
+            assert labels[a] == IGNORE
+    # every sample appears whole, with exactly its labels (so every response token keeps its label)
+    assert sorted(map(repr, segments)) == sorted(map(repr, encoded))

@@ -30,11 +30,15 @@ class MCLConfig:
 @dataclass(frozen=True)
 class CITConfig:
     p_src: float = 0.5          # §3.2.3: probability that the answer language equals the source language
+    # (instruction data, as the authors: Bactrian-X). Translation samples always translate unless:
+    p_src_on_translation: bool = False  # offline stand-in where no multilingual instruction data exists:
+    # p_src also applies to translation samples (b = a: the response copies the source sentence)
     sources: list[str] = field(default_factory=lambda: ["translation"])  # translation | alpaca | bactrian
     prompt: Literal["answer", "translate"] = "answer"  # translation mode: "Answer in X:" or "Translate into X:"
     alpaca: int = 0             # English Alpaca samples to add when "alpaca" is a source (0 = all)
     batch_size: int = 0         # CIT samples per micro-step (0 = same as batch_size)
-    pack: bool = False          # pack whole samples into seq_len rows (no sample is split or dropped)
+    pack: bool = False          # pack whole samples into seq_len rows (no sample is split or dropped; the
+    # authors pack too, cutting the concatenation into blocks). No attention mask between packed samples.
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class TrainConfig:
     seq_len: int = 512
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # bf16 = torch autocast (weights stay fp32); auto =
     # bf16 on CUDA and on CPUs with bf16 instructions, fp32 elsewhere (emulated bf16 is ~6x slower on CPU)
+    threads: int = 0            # torch.set_num_threads at the start of training (0 = torch's default); pinned
+    # in CPU profiles because the thread count changes float summation order, hence the final weights
     backend: Literal["torch", "deepspeed"] = "torch"
     zero_stage: int = 2         # DeepSpeed ZeRO stage (1 or 2)
     device: str = "auto"        # auto = cuda:LOCAL_RANK when present, else cpu ($AFP_DEVICE overrides auto)
@@ -104,6 +110,12 @@ class TrainConfig:
         return 1.0 if self.objective == "bit" else self.cit.p_src
 
     @property
+    def translation_p_src(self) -> float:
+        """p_src as applied to translation samples: 0 (they always translate, as in the authors' code) unless
+        `cit.p_src_on_translation` makes them the stand-in for missing multilingual instruction data."""
+        return self.p_src if self.cit.p_src_on_translation else 0.0
+
+    @property
     def cit_batch_size(self) -> int:
         return self.cit.batch_size or self.batch_size
 
@@ -128,6 +140,8 @@ def validate(cfg: TrainConfig) -> None:
     for key in ("steps", "batch_size", "grad_accum", "seq_len", "log_every"):
         if getattr(cfg, key) < 1:
             bad(key, getattr(cfg, key), "must be >= 1")
+    if cfg.threads < 0:
+        bad("threads", cfg.threads, "use 0 (torch's default) or a positive thread count")
     if cfg.zero_stage not in (1, 2):
         bad("zero_stage", cfg.zero_stage, "use ZeRO stage 1 or 2")
     if cfg.optim.lr <= 0 or not 0 <= cfg.optim.warmup_ratio < 1:

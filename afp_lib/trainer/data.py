@@ -91,8 +91,12 @@ def build_train_data(cfg: TrainConfig) -> TrainData:
         pairs += cit_lib.bactrian_pairs(bactrian, d.pivot)
     data = TrainData(pairs=pairs, dev_pairs=dev_pairs)
     if cfg.uses_cit:
+        if not cfg.cit.p_src_on_translation and "bactrian" not in cfg.cit.sources and cfg.p_src > 0:
+            logger.warning("p_src=%s has no effect: it applies to multilingual instruction data (cit.sources "
+                           "'bactrian'), and cit.sources=%s has none (cit.p_src_on_translation is off)",
+                           cfg.p_src, cfg.cit.sources)
         if "translation" in cfg.cit.sources:
-            data.cit += cit_lib.translation_samples(pairs, cfg.p_src, cfg.cit.prompt, seed=cfg.seed)
+            data.cit += cit_lib.translation_samples(pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
         if "alpaca" in cfg.cit.sources:
             data.cit += cit_lib.alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"), cfg.cit.alpaca)
         if "bactrian" in cfg.cit.sources:

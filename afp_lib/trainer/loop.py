@@ -83,7 +83,7 @@ class Prepared:
 
 def prepare(cfg: TrainConfig, tokenizer, data: TrainData) -> Prepared:
     if cfg.uses_cit and not data.cit and data.pairs:  # pairs only: translation-mode CIT from them
-        data.cit = translation_samples(data.pairs, cfg.p_src, cfg.cit.prompt, seed=cfg.seed)
+        data.cit = translation_samples(data.pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
     check_data(cfg, data)
     p = Prepared(dev=collate.encode_pairs(tokenizer, data.dev_pairs, cfg.seq_len))
     if cfg.uses_mcl:
@@ -227,6 +227,8 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         return TrainResult(out_dir, final_dir, log_path, result["steps"], None, result.get("last", {}))
     if cfg.uses_mcl:
         check_layer(model, cfg.mcl.layer)
+    if cfg.threads:  # the thread count changes float summation order, hence the final weights
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     data = data if data is not None else build_train_data(cfg)
     prep = prepare(cfg, tokenizer, data)
