@@ -11,8 +11,9 @@ COMMANDS = {
     "train": ("afp_lib.trainer.cli", "align a model with AFP (MCL + CIT) or a baseline"),
     "evaluate": ("afp_lib.eval.cli", "in-context learning and translation evaluation"),
     "analyse": ("afp_lib.analysis.cli", "alignment/uniformity, retrieval, t-SNE, tables"),
-    "data": ("afp_lib.data.cli", "the data store: fetch a profile's datasets once, verify a store"),
+    "data": ("afp_lib.data.cli", "data: fetch a profile's datasets once, verify a store, check a file as the loaders will"),
     "paper-plan": ("afp_lib.plan", "resolve (and dry-run) the paper profile's whole plan"),
+    "repro-check": ("afp_lib.reprocheck", "compare a fresh repro's headline metrics with the committed ones"),
 }
 
 

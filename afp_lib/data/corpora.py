@@ -9,7 +9,8 @@ import datasets
 
 from ..paths import MIRROR_ENV, mirror_root
 from . import store
-from .hub import DataError, DatasetNotFound, _check_record, _listing, load_split, read_jsonl
+from . import validate
+from .hub import DataError, DatasetNotFound, _listing, load_split, read_records
 
 # Sources that are evaluation data: training on them contaminates the reported numbers.
 EVAL_SOURCES = {"tatoeba": "LASER Tatoeba test sets (our retrieval probe)",
@@ -65,10 +66,15 @@ def load_parallel(lang: str, source: str = "opus100", pivot: str = "en") -> data
         raise DatasetNotFound(f"no {pivot}-{lang} pairs in parallel/{source} (looked for {path}); "
                               f"files there: {_listing(folder)}")
     store.check_file(root, path)
-    rows = read_jsonl(path, {"translation": (dict,)})
-    for i, rec in enumerate(rows, 1):
-        _check_record(rec["translation"], {pivot: (str,), lang: (str,)}, f"{path}:{i} field 'translation'")
-    return datasets.Dataset.from_list([{"translation": r["translation"]} for r in rows])
+    rows = read_records(path, {"translation": (dict,)})
+    bad, _ = validate.reject(rows, parallel_check(pivot, lang), str(path))
+    return datasets.Dataset.from_list([{"translation": rec["translation"]} for i, (_, rec) in enumerate(rows)
+                                       if i not in bad])
+
+
+def parallel_check(pivot: str, lang: str):
+    """The value check load_parallel applies to a row of a `<pivot>-<lang>` file."""
+    return lambda rec, where: validate.parallel_problems(rec["translation"], pivot, lang, where)
 
 
 def load_mono(lang: str, source: str = "leipzig") -> datasets.Dataset:

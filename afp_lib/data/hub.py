@@ -3,7 +3,9 @@
 The mirror keeps the hub's schemas at `hub/<hub_id>/<config>/<split>.jsonl` (the shared offline mirror) or
 `.parquet` (a store written by `data fetch`), so every path returns the same field names. Every record read
 from a JSON-lines file is checked against the schema declared below (a bad line raises `DataError` naming
-file, line and field); a Parquet file's columns and types are checked against it.
+file, line and field); a Parquet file's columns and types are checked against it. Schema-valid rows whose
+values a task cannot use (a label outside its label set, an empty text, ...: `validate.RULES`) are dropped,
+each logged as `file:line: field: what is wrong`, on every path (JSON lines, Parquet, the hub).
 
 Only a missing dataset/config/split is `DatasetNotFound` (callers may skip a source for it). Network, auth
 and rate-limit errors are `HubUnavailable`: they stop the run on every rank, naming the dataset and how to
@@ -16,7 +18,7 @@ from pathlib import Path
 import datasets
 
 from ..paths import MIRROR_ENV, mirror_root
-from . import store
+from . import store, validate
 
 # Field -> Python type(s), as on the hub. Declared, not inferred, so a broken mirror fails loudly.
 STR, INT, BOOL = (str,), (int,), (bool,)
@@ -80,34 +82,64 @@ def hub_error(e: Exception, what: str) -> Exception:
     return HubUnavailable(f"{what}: {type(e).__name__}: {e}. {retry}")
 
 
-def _check_record(rec, schema: dict, where: str) -> None:
+def schema_problems(rec, schema: dict, where: str) -> list[validate.Problem]:
+    """Every way `rec` breaks `schema` (missing field, wrong type), as `where: field: what` problems."""
     if not isinstance(rec, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        return [validate.Problem(where, "record", f"expected a JSON object, got {type(rec).__name__}")]
+    out = []
     for field, types_ in schema.items():
         if field not in rec:
-            raise DataError(f"{where}: missing field {field!r}")
+            out.append(validate.Problem(where, field, "missing"))
+            continue
         value = rec[field]
-        ok = isinstance(value, types_) and not (bool not in types_ and isinstance(value, bool))
-        if not ok:
+        if not isinstance(value, types_) or (bool not in types_ and isinstance(value, bool)):
             want = " or ".join(t.__name__ for t in types_)
-            raise DataError(f"{where}: field {field!r} should be {want}, got {type(value).__name__} {value!r:.60}")
+            out.append(validate.Problem(where, field, f"should be {want}, got {type(value).__name__} {value!r:.60}"))
+    return out
 
 
-def read_jsonl(path: Path, schema: dict | None = None) -> list[dict]:
-    """Read a JSON-lines file, checking each record against `schema`; errors name file:line and field."""
+def _check_record(rec, schema: dict, where: str) -> None:
+    problems = schema_problems(rec, schema, where)
+    if problems:
+        raise DataError(str(problems[0]))
+
+
+def parse_line(line: str, where: str):
+    try:
+        return json.loads(line.rstrip("\r\n"))  # columns of the line itself, not of the newline after it
+    except json.JSONDecodeError as e:
+        raise DataError(str(validate.Problem(where, "json", f"not valid JSON ({e.msg} at column {e.colno})"))) from None
+
+
+def read_records(path: Path, schema: dict | None = None) -> list[tuple[str, dict]]:
+    """("file:line", record) of a JSON-lines file, each checked against `schema`; blank lines skipped."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            where = f"{path}:{lineno}"
+            rec = parse_line(line, where)
             if schema:
-                _check_record(rec, schema, f"{path}:{lineno}")
-            rows.append(rec)
+                _check_record(rec, schema, where)
+            rows.append((where, rec))
     return rows
+
+
+def read_jsonl(path: Path, schema: dict | None = None) -> list[dict]:
+    """Read a JSON-lines file, checking each record against `schema`; errors name file:line and field."""
+    return [rec for _, rec in read_records(path, schema)]
+
+
+def row_check(hub_id: str, config: str):
+    """The value check the loaders apply to a record of (hub_id, config): `check(record, where) -> problems`."""
+    return lambda rec, where: validate.row_problems(hub_id, config, rec, where)
+
+
+def usable(ds: datasets.Dataset, hub_id: str, config: str, name: str) -> datasets.Dataset:
+    """`ds` without the rows `validate` rejects (streamed: a million-row split is not held as dicts)."""
+    bad, _ = validate.reject(((f"{name} row {i}", rec) for i, rec in enumerate(ds)), row_check(hub_id, config), name)
+    return ds.select([i for i in range(len(ds)) if i not in bad]) if bad else ds
 
 
 def _arrow_ok(arrow_type, types_: tuple) -> bool:
@@ -171,8 +203,10 @@ def load_split(hub_id: str, config: str, split: str) -> datasets.Dataset:
         path = mirror_path(root, hub_id, config, split)
         if path.suffix == ".parquet":
             store.check_file(root, path)
-            return datasets.Dataset(read_parquet(path, schema))
-        return datasets.Dataset.from_list(read_jsonl(path, schema))
+            return usable(datasets.Dataset(read_parquet(path, schema)), hub_id, config, str(path))
+        rows = read_records(path, schema)
+        bad, _ = validate.reject(rows, row_check(hub_id, config), str(path))
+        return datasets.Dataset.from_list([rec for i, (_, rec) in enumerate(rows) if i not in bad])
     try:
         ds = datasets.load_dataset(hub_id, config, split=split)
     except Exception as e:  # the hub raises many types: classify, keep the cause, add what was asked for
@@ -181,4 +215,4 @@ def load_split(hub_id: str, config: str, split: str) -> datasets.Dataset:
         missing = [f for f in schema if f not in ds.column_names]
         if missing:
             raise DataError(f"{hub_id}/{config}/{split} from the hub lacks fields {missing}; has {ds.column_names}")
-    return ds
+    return usable(ds, hub_id, config, f"{hub_id}/{config}/{split}")
