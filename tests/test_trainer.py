@@ -167,6 +167,30 @@ def test_resume_gives_the_uninterrupted_weights(objective, precision, seq_len, s
     assert ("from the CIT forward" in caplog.text) == shared
 
 
+@pytest.mark.parametrize("manifest", [True, False])   # False: a checkpoint written before complete.json existed
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(manifest, toy_tokenizer, tiny_shape, tmp_path,
+                                                                     caplog):
+    cfg = tiny_cfg(steps=5, save_every=2)
+    straight = build_model("xglm", tiny_shape, toy_tokenizer, seed=0)
+    train(cfg, straight, toy_tokenizer, tmp_path / "a", data=data())
+    killed = build_model("xglm", tiny_shape, toy_tokenizer, seed=0)
+    with pytest.raises(Kill):
+        train(cfg, killed, toy_tokenizer, tmp_path / "b", data=data(), callbacks=[_kill_at(5)])  # after step 4's save
+    newest = ckpt.latest_checkpoint(tmp_path / "b")
+    assert newest.name == "step-0000004" and (newest / ckpt.MANIFEST).is_file()
+    weights = newest / "model.safetensors"
+    if not manifest:
+        (newest / ckpt.MANIFEST).unlink()
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy cut short
+    fresh = build_model("xglm", tiny_shape, toy_tokenizer, seed=1)
+    with caplog.at_level("WARNING"):
+        res = train(cfg, fresh, toy_tokenizer, tmp_path / "b", data=data())
+    assert res.resumed_from == 2
+    assert "checkpoint step-0000004 is damaged" in caplog.text and str(weights) in caplog.text
+    for (name, p), q in zip(straight.named_parameters(), fresh.parameters()):
+        assert torch.equal(p, q), name
+
+
 def test_nan_stops_and_keeps_the_last_good_checkpoint(model, toy_tokenizer, tmp_path):
     def poison(done, record):
         if done == 2:

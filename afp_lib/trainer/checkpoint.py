@@ -5,10 +5,13 @@ Layout of a run folder:
     train_log.jsonl
     checkpoints/step-0000100/   save_pretrained (safetensors) + tokenizer + train_config.json
                                 + trainer_state.pt (optimizer, scheduler, RNG) or deepspeed/ + state.json
+                                + complete.json (every file's size, written last)
     final/                      save_pretrained + tokenizer + train_config.json + result.json (written last)
 
 Every folder is written under a temporary name and renamed into place, so a run killed at any moment
-leaves either the previous checkpoint or the new one, never half of one."""
+leaves either the previous checkpoint or the new one, never half of one. A checkpoint damaged afterwards
+(a disk that filled up, a copy cut short) fails `verify` against its complete.json; resume then warns,
+naming the file, and falls back to the previous complete checkpoint."""
 from __future__ import annotations
 
 import json
@@ -19,11 +22,13 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 logger = logging.getLogger(__name__)
 
 STATE = "state.json"
+MANIFEST = "complete.json"  # {"files": {relative path: size in bytes}}, the last file of a checkpoint
 RESULT = "result.json"  # the last file written into final/: its presence means the run finished
 
 
@@ -81,9 +86,47 @@ def checkpoints(out_dir: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
+def write_manifest(folder: Path) -> None:
+    """Record every file's size; written last, so its presence means the folder was written whole."""
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(Path(folder).rglob("*"))
+             if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp")}
+    write_json(Path(folder) / MANIFEST, {"files": files})
+
+
+def verify(folder: Path) -> str | None:
+    """None when the checkpoint is complete, else what is wrong with which file. A checkpoint written
+    before manifests existed is checked by opening its safetensors headers."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        except (ValueError, KeyError) as e:
+            return f"{manifest}: unreadable ({e})"
+        for name, size in files.items():
+            path = folder / name
+            if not path.is_file():
+                return f"{path}: missing"
+            if path.stat().st_size != size:
+                return f"{path}: {path.stat().st_size} bytes, {size} when written (truncated?)"
+        return None
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as e:  # safetensors raises its own error type for a cut or garbled header
+            return f"{path}: unreadable ({type(e).__name__}: {e})"
+    return None
+
+
 def latest_checkpoint(out_dir: Path) -> Path | None:
-    found = checkpoints(out_dir)
-    return found[-1] if found else None
+    """The newest complete checkpoint; damaged newer ones are skipped with a warning naming the file."""
+    for path in reversed(checkpoints(out_dir)):
+        problem = verify(path)
+        if problem is None:
+            return path
+        logger.warning("checkpoint %s is damaged, skipped (falling back to an earlier one): %s", path.name, problem)
+    return None
 
 
 def prune(out_dir: Path, keep: int) -> None:

@@ -333,6 +333,7 @@ def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend, ma
     if main:
         ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg))
         ckpt.write_json(tmp / ckpt.STATE, {"step": step})
+        ckpt.write_manifest(tmp)  # last: its sizes tell a complete checkpoint from a damaged one
         ckpt.commit(tmp, final)
         ckpt.prune(out_dir, cfg.keep_checkpoints)
     _barrier()
