@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # DVC stages call the venv's python and papermill
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test unit notebooks bench clean-runs
+.PHONY: setup repro check test unit notebooks bench clean-runs
 setup: $(STAMP)
 
 # torch is pinned in pyproject.toml and installed in the same pip call as the rest:
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml
 # one log line per training run instead of progress bars (the executed notebooks keep every output)
 repro: setup
 	TQDM_DISABLE=1 $(BIN)/dvc repro
+
+# after `make repro`: the fresh headline metrics against the committed ones (tolerances: README, "Reproducibility")
+check: setup
+	$(BIN)/python -m afp_lib repro-check --profile $$($(BIN)/python -c 'from afp_lib.config import default_profile; print(default_profile())')
 
 test: setup
 	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider

@@ -9,6 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import torch
+
 from ..models import load_model
 from ..paths import results_dir
 from .config import load_eval_config
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import default_profile
     from ..devices import require_gpu
     require_gpu(args.profile or default_profile(), args.device)  # the paper profile without CUDA stops here
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     model, tokenizer = load_model(args.model, device=args.device)
     logger.info("evaluate %s: tasks %s, langs %s, shots %s, seeds %s, max_items %s -> %s", name, cfg.tasks,
                 cfg.langs or "all", cfg.shots, cfg.seeds, cfg.max_items, out)

@@ -35,6 +35,8 @@ class EvalConfig:
     connectors: Literal["english", "native"] = "english"  # the paper uses English connectors everywhere
     batch_size: int = 32             # rows (candidate sequences) per forward
     bf16: bool = False               # bf16 autocast (faster on CPUs with avx512_bf16; scores differ ~1e-2)
+    threads: int = 0                 # torch.set_num_threads before scoring (0 = torch's default); pinned in CPU
+    # profiles so that the summation order, hence a near-tie's argmax, does not depend on the machine
     semantic_layer: int = 1
     semantic_pooling: Literal["mean", "max", "last"] = "mean"
     translation: TranslationConfig = field(default_factory=TranslationConfig)
