@@ -90,7 +90,7 @@ def main() -> None:
     cfg = from_dict(TrainConfig, {"objective": "afp", "batch_size": args.batch, "seq_len": args.seq,
                                   "precision": args.precision,
                                   "mcl": {"layer": args.layer, "length_groups": args.length_groups}}, "bench")
-    prep = prepare(cfg, tokenizer, TrainData(pairs=pairs))  # CIT: translation samples of the pairs, p_src 0.5
+    prep = prepare(cfg, tokenizer, TrainData(pairs=pairs))  # CIT: translation samples of the pairs (always translating)
     pad = tokenizer.pad_token_id
     model = build_model("xglm", SHAPE, tokenizer, seed=0).train()
     opt = make_optimizer(model.parameters(), cfg)
