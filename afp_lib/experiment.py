@@ -7,14 +7,13 @@ resumes, so notebooks that share a model share its training and its scores."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_section, to_dict
+from .config import load_section
 from .paths import runs_dir
 
 logger = logging.getLogger(__name__)
@@ -102,34 +101,75 @@ def _load_path(path: str, device: str = "cpu"):
     return model.eval(), tokenizer
 
 
-def _cache_file(kind: str, path: str, payload: dict) -> Path:
-    key = hashlib.sha256(json.dumps({"model": path, **payload}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    out = runs_dir() / kind / f"{key}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out
+def model_ref(v: Variant, profile: str) -> str:
+    """What `model_path` returns, without training: the folder the run cache puts the model in."""
+    from .trainer.runs import run_dir as run_folder
+    from .world import base_model, world_dir
+    try:
+        base = base_model(profile, v.arch)
+    except FileNotFoundError:   # the smoke/mini world is not built yet: the folder it will be (plans, tests)
+        base = str(world_dir(profile) / v.arch)
+    return base if v.vanilla else str(run_folder(train_config(v, profile), base) / "final")
 
 
-def evaluate(v: Variant, profile: str, overrides: dict | None = None, translation: bool = True) -> list[dict]:
-    """ICL (and translation) records of `v` under the profile's `eval` section plus `overrides`; cached
-    per model folder, resumed after an interruption. ICL and translation are cached apart, so sections
-    that ask for the same ICL grid (with or without translation) score it once."""
-    from dataclasses import replace
+def eval_cells(v: Variant, profile: str, overrides: dict | None = None, translation: bool = True) -> list:
+    """The evaluation cells (`afp_lib.eval.runner.Cell`) that `evaluate(v, profile, overrides, translation)`
+    returns the records of; the paper plan's grid is made of these."""
+    from .eval import load_eval_config
+    from .eval.runner import config_cells
+    return config_cells(load_eval_config(profile, overrides=overrides), model_ref(v, profile), translation)
 
-    from .eval import load_eval_config, run_suite
+
+# None: the profile decides (smoke/mini evaluate missing cells in place, paper only reads the cache);
+# a notebook's `evaluate_missing` parameter sets it.
+EVALUATE_MISSING: bool | None = None
+FILL_COMMAND = ("python -m afp_lib paper-plan --out results/paper_plan.json && "
+                "torchrun --nproc_per_node 8 -m afp_lib evaluate --plan results/paper_plan.json")
+
+
+class MissingEvaluation(RuntimeError):
+    """Cells a read-only (paper) notebook needs that are not in the evaluation cache yet."""
+
+
+def evaluate(v: Variant, profile: str, overrides: dict | None = None, translation: bool = True,
+             evaluate_missing: bool | None = None) -> list[dict]:
+    """ICL (and translation) records of `v` under the profile's `eval` section plus `overrides`, one cache
+    file per cell under runs/eval/ (`afp_lib.eval.runner.cell_file`), so every section, the sharded
+    `evaluate --plan` run and a resumed run share each score. Cells not in the cache are evaluated here
+    (training the model first if needed) unless the profile is `paper` and `evaluate_missing` (or
+    `EVALUATE_MISSING`) is not True: then `MissingEvaluation` names the command that fills them."""
+    from .eval import evaluate as icl_evaluate
+    from .eval import load_eval_config
+    from .eval.runner import CellStore, config_cells, icl_scoring, read_cell, translation_scoring
     from .eval.translation import translate_eval
     cfg = load_eval_config(profile, overrides=overrides)
-    icl = replace(cfg, translation=replace(cfg.translation, langs=[]))
-    path = model_path(v, profile)
-    model, tokenizer = load(v, profile)
-    t0 = time.time()
-    records = run_suite(model, tokenizer, icl, model_name=v.name(profile),
-                        out_file=_cache_file("eval", path, to_dict(icl)), progress=False)
-    t = cfg.translation
-    if translation and t.langs:
-        out = _cache_file("eval", path, {"translation": to_dict(t), "bf16": cfg.bf16})
-        records += translate_eval(model, tokenizer, t.pairs, t.shots, t.seeds, t.max_items, v.name(profile), out,
-                                  t.max_new_tokens, t.batch_size, cfg.bf16, progress=False)
-    logger.info("%s evaluated in %.0fs (%d records)", v.name(profile), time.time() - t0, len(records))
+    ref = model_ref(v, profile)
+    cells = config_cells(cfg, ref, translation)
+    missing = [c for c in cells if read_cell(c) is None]
+    if missing:
+        allowed = next((x for x in (evaluate_missing, EVALUATE_MISSING) if x is not None), profile != "paper")
+        if not allowed:
+            shown = ", ".join(f"{c.task}/{c.language} {c.shots}-shot seed {c.seed}" for c in missing[:4])
+            raise MissingEvaluation(
+                f"{v.name(profile)} ({ref}): {len(missing)} of its {len(cells)} evaluation cells are not in "
+                f"{runs_dir() / 'eval'} ({shown}{', ...' if len(missing) > 4 else ''}). Fill the whole grid with\n"
+                f"  {FILL_COMMAND}\nor run the notebook with evaluate_missing=True to evaluate them here.")
+        model, tokenizer = load(v, profile)
+        t0 = time.time()
+        if any(c.task != "flores" for c in missing):
+            icl_evaluate(model, tokenizer, model_name=ref, out_file=CellStore(ref, icl_scoring(cfg)), progress=False,
+                         **cfg.icl_kwargs())
+        t = cfg.translation
+        if translation and t.langs and any(c.task == "flores" for c in missing):
+            translate_eval(model, tokenizer, t.pairs, t.shots, t.seeds, t.max_items, ref,
+                           CellStore(ref, translation_scoring(cfg)), t.max_new_tokens, t.batch_size, cfg.bf16,
+                           progress=False)
+        logger.info("%s: %d cells evaluated in %.0fs", v.name(profile), len(missing), time.time() - t0)
+    records = [(c, read_cell(c)) for c in cells]
+    if any(recs is None for _, recs in records):
+        raise RuntimeError(f"{v.name(profile)}: cells still missing after evaluation: "
+                           f"{[c.key() for c, recs in records if recs is None][:4]}")
+    records = [r for _, recs in records for r in recs]
     return [{**r, "model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
              "train_seed": v.seed, **v.meta} for r in records]
 

@@ -59,32 +59,45 @@ def test_trainable_languages_follow_the_training_sources(mirror):
     assert {"zh", "th", "tr", "sw", "de"} <= set(langs) and "en" not in langs
 
 
-def test_icl_scores_are_cached_apart_from_translation(monkeypatch, tmp_path):
-    """A section that asks for the same ICL grid without translation reuses the records file of one that
-    asked with it (01 and 06 share the vanilla and AFP scores); translation has its own file."""
+def test_cells_are_shared_between_sections_and_scored_once(monkeypatch, tmp_path):
+    """Every (task, language, shots, seed, setting) of a model is one cache file: a section that asks for a
+    grid another one scored (01 and 06 share the vanilla and AFP scores, also under other labels) reads it,
+    and only the cells it adds are scored; translation cells are apart from ICL ones."""
     monkeypatch.setenv("AFP_RUNS", str(tmp_path))
     calls = {"icl": [], "translation": []}
 
-    def fake_suite(model, tokenizer, cfg, model_name, out_file, progress=True):
-        assert not cfg.translation.langs  # ICL only: translation goes through its own cache file
-        calls["icl"].append(out_file)
-        return [{"task": "xnli"}]
+    def fake_icl(model, tokenizer, tasks, langs, shots, seeds, model_name, out_file, **kw):
+        calls["icl"].append((list(shots), list(seeds)))
+        recs = [{"model": model_name, "task": t, "language": c, "shots": k, "seed": s, "demo_lang": c,
+                 "demos": "random", "connectors": "english", "max_items": kw["max_items"], "version": 1,
+                 "metric": "acc", "value": 50.0 + k} for t in tasks for c in langs for k in shots for s in seeds
+                if out_file.done({"task": t, "language": c, "shots": k, "seed": s, "demo_lang": c, "demos": "random",
+                                  "connectors": "english", "max_items": kw["max_items"], "version": 1}) is None]
+        out_file.add(recs)
+        return recs
 
     def fake_translate(model, tokenizer, pairs, shots, seeds, max_items, model_name, out_file, *args, **kw):
-        calls["translation"].append((out_file, list(pairs)))
-        return [{"task": "flores"}]
+        calls["translation"].append(list(pairs))
+        out_file.add([{"model": model_name, "task": "flores", "language": f"{a}-{b}", "shots": k, "seed": s,
+                       "demo_lang": a, "demos": "random", "connectors": "english", "max_items": max_items,
+                       "version": 1, "metric": "bleu", "value": 1.0} for a, b in pairs for k in shots for s in seeds])
 
     import afp_lib.eval
     import afp_lib.eval.translation
-    monkeypatch.setattr(ex, "model_path", lambda v, profile: "/models/xglm")
+    monkeypatch.setattr(ex, "model_ref", lambda v, profile: "/models/xglm")
     monkeypatch.setattr(ex, "load", lambda v, profile: (None, None))
-    monkeypatch.setattr(afp_lib.eval, "run_suite", fake_suite)
+    monkeypatch.setattr(afp_lib.eval, "evaluate", fake_icl)
     monkeypatch.setattr(afp_lib.eval.translation, "translate_eval", fake_translate)
-    v = ex.Variant("vanilla", "xglm")
-    with_mt = ex.evaluate(v, "mini", overrides={"langs": ["en", "zh"]})
-    icl_only = ex.evaluate(v, "mini", overrides={"shots": [0, 5]}, translation=False)
-    other_grid = ex.evaluate(v, "mini", overrides={"shots": [0]}, translation=False)
-    assert [r["task"] for r in with_mt] == ["xnli", "flores"] and [r["task"] for r in icl_only] == ["xnli"]
-    assert calls["icl"][0] == calls["icl"][1] != calls["icl"][2]
-    assert len(calls["translation"]) == 1 and calls["translation"][0][0] not in calls["icl"]
-    assert other_grid[0]["model"] == "xglm-mini"
+    grid = {"tasks": ["xcopa"], "langs": ["zh"], "seeds": [0]}
+    with_mt = ex.evaluate(ex.Variant("AFP", "xglm", ("objective=afp",)), "mini", overrides={**grid, "shots": [0]})
+    assert [(r["task"], r["model"], r["run"]) for r in with_mt] == [("xcopa", "xglm-mini+AFP", "xglm-mini+AFP#s0"),
+                                                                    *[("flores", "xglm-mini+AFP", "xglm-mini+AFP#s0")] * 6]
+    n = len(calls["icl"])
+    same = ex.evaluate(ex.Variant("w/ AFP", "xglm", ("objective=afp",)), "mini", overrides={**grid, "shots": [0]},
+                       translation=False)
+    assert len(calls["icl"]) == n and [r["value"] for r in same] == [50.0] and same[0]["label"] == "w/ AFP"
+    more = ex.evaluate(ex.Variant("AFP", "xglm", ("objective=afp",)), "mini", overrides={**grid, "shots": [0, 5]},
+                       translation=False)
+    assert [r["value"] for r in more] == [50.0, 55.0] and len(calls["icl"]) == n + 1
+    assert len(calls["translation"]) == 1
+    assert len(list((tmp_path / "eval").rglob("*.jsonl"))) == 2 + 6   # xcopa 0- and 5-shot, 6 FLORES cells

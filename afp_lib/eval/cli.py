@@ -2,7 +2,12 @@
 [--max-items N] [--out FILE] [--profile mini] [--demo-lang en] [--demos semantic] [--connectors native]`
 
 Defaults come from the `eval:` section of params.yaml for `--profile`; flags override them. `flores` in
-`--tasks` runs translation in every direction among `--langs` (with the profile's translation shots)."""
+`--tasks` runs translation in every direction among `--langs` (with the profile's translation shots).
+
+`torchrun --nproc_per_node 8 -m afp_lib evaluate --plan results/paper_plan.json` evaluates the plan's
+whole grid instead: rank 0 lists the cells not in runs/eval yet, the groups of cells (a model's task and
+language under one setting) go to the ranks largest first, and each rank writes each cell's file once,
+atomically. A relaunch after a kill evaluates only what is still missing."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +39,9 @@ def _names(s: str) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m afp_lib evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="save_pretrained folder (or hub id when online)")
+    p.add_argument("--model", help="save_pretrained folder (or hub id when online)")
+    p.add_argument("--plan", type=Path, help="evaluate the grid of a `paper-plan --out` JSON file, sharded over ranks")
+    p.add_argument("--max-cells", type=int, help="--plan: stop each rank after writing this many cells")
     p.add_argument("--name", help="model name in the records (default: the folder name)")
     p.add_argument("--profile", help="params.yaml eval profile for the defaults (default: params.yaml `profile`)")
     p.add_argument("--tasks", type=_names, help="comma-separated: xnli,pawsx,xcopa,xstorycloze,xwinograd,flores")
@@ -54,7 +61,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.plan is not None:
+        return run_plan(args.plan, args.max_cells)
+    if args.model is None:
+        ap.error("give --model PATH (one model) or --plan FILE (a plan's whole grid)")
     over = {k: v for k, v in dict(tasks=args.tasks, shots=args.shots, seeds=args.seeds, demo_lang=args.demo_lang,
                                    demos=args.demos, connectors=args.connectors, batch_size=args.batch_size).items()
             if v is not None}
@@ -91,3 +103,91 @@ def main(argv: list[str] | None = None) -> int:
     if not table.empty:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     return 0
+
+
+def _dist():
+    """(rank, world, process group or None) from the launcher's environment (torchrun sets them)."""
+    import os
+
+    import torch.distributed as dist
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")   # only lists are exchanged; the models never communicate
+    return rank, world, dist if world > 1 else None
+
+
+def _device(rank: int):
+    import os
+
+    import torch
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
+    """This rank's share of the plan's grid; returns 0 when every cell of the grid is in the cache."""
+    import json
+    import time
+
+    from ..plan.grid import cells_of_plan
+    from .runner import CellStore, assign, read_cell, work_units
+    rank, world, dist = _dist()
+    try:
+        cells = cells_of_plan(json.loads(Path(plan_file).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"{plan_file}: {e}") from None
+    todo = [None]
+    if rank == 0:   # one view of what is done, so that no cell is assigned twice or never
+        todo[0] = [(c, s) for c, s in cells if read_cell(c) is None]
+        logger.info("%s: %d cells, %d to evaluate on %d ranks", plan_file, len(cells), len(todo[0]), world)
+    if dist is not None:
+        dist.broadcast_object_list(todo, src=0)
+    mine = assign(work_units(todo[0]), world)[rank]
+    device, written, t0 = _device(rank), [], time.time()
+    loaded = (None, None, None)
+
+    class Enough(Exception):
+        pass
+
+    def count(cell):
+        written.append(cell)
+        if max_cells is not None and len(written) >= max_cells:
+            raise Enough
+
+    try:
+        for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model loaded at a time
+            if loaded[0] != model_ref:
+                model, tokenizer = load_model(model_ref)
+                loaded = (model_ref, model.to(device).eval(), tokenizer)
+            _, model, tokenizer = loaded
+            for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
+                _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
+                                                                      on_write=count))
+    except Enough:
+        logger.info("rank %d: stopped after %d cells (--max-cells)", rank, len(written))
+    logger.info("rank %d: %d cells written in %.0fs", rank, len(written), time.time() - t0)
+    if dist is not None:
+        dist.barrier()
+    left = sum(read_cell(c) is None for c, _ in cells)
+    if rank == 0:
+        print(f"{len(cells) - left}/{len(cells)} cells of {plan_file} in the cache" + (f"; {left} missing" if left else ""))
+    return 0 if left == 0 else 1
+
+
+def _score_group(model, tokenizer, cells, store) -> None:
+    """The cells of one (model, task, language, setting), one call per shot count (its seeds together, so a
+    seed-free 0-shot score is computed once)."""
+    c0, scoring = cells[0], dict(cells[0].scoring)
+    bf16 = bool(scoring.get("bf16", False))
+    for k in sorted({c.shots for c in cells}):
+        seeds = [c.seed for c in cells if c.shots == k]
+        if c0.task == "flores":
+            src, tgt = c0.language.split("-")
+            translate_eval(model, tokenizer, [(src, tgt)], [k], seeds, c0.max_items, c0.model, store,
+                           scoring.get("max_new_tokens", 128), bf16=bf16, progress=False)
+        else:
+            evaluate(model, tokenizer, [c0.task], [c0.language], shots=[k], seeds=seeds, max_items=c0.max_items,
+                     model_name=c0.model, out_file=store, demo_lang=c0.demo_lang if c0.demo_lang != c0.language else None,
+                     demos=c0.demos, connectors=c0.connectors, bf16=bf16, progress=False,
+                     **{k2: scoring[k2] for k2 in ("semantic_layer", "semantic_pooling") if k2 in scoring})

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .demos import sample_demos, semantic_demos
 from .prompts import join_demonstrations
 from .requests import build_prefix, build_requests, encode_examples
-from .runner import Results
+from .runner import open_results
 from .scorer import loglikelihood
 from .tasks import TASKS, check_langs, load_task_data
 
@@ -71,7 +71,7 @@ def evaluate(model, tokenizer, tasks, langs=None, shots=(0,), seeds=(0,), max_it
     tasks, shots, seeds = list(tasks), list(shots), list(seeds)
     _check(tasks, shots, demos, demo_lang)
     plan = check_langs(tasks, langs)
-    results = Results(out_file)
+    results = open_results(out_file)
     units = [(t, c, k) for t in tasks for c in plan[t] for k in shots]
     out: list[dict] = []
     bar = tqdm(units, desc="ICL eval", disable=not progress)

@@ -5,9 +5,11 @@ A record: {model, task, language, shots, seed, metric, value, n_items, ...settin
 percent (0-100, like the paper) or BLEU/chrF."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..data import read_jsonl
@@ -82,3 +84,179 @@ def summarize(records: list[dict]):
     return (df.groupby(keys, dropna=False)
               .agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("seed", "nunique"), n_items=("n_items", "max"))
               .reset_index())
+
+
+# ---------------------------------------------------------------- the evaluation cache: one file per cell
+#
+# A cell is one unit of work for one model: (task, language, shots, seed) under one setting. Its records
+# (one per metric) live in their own file, written once, atomically, so that notebooks, the sharded
+# `evaluate --plan` run and a resumed run read and write the same cache without ever sharing a file.
+
+CELL_FIELDS = ("task", "language", "shots", "seed", "demo_lang", "demos", "connectors", "max_items", "version")
+
+
+def _digest(obj, n: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (model, task, language, shots, seed, setting) of the grid; `scoring` holds the settings that
+    change its numbers without appearing in its records (bf16, the semantic retriever, max_new_tokens)."""
+    model: str              # what load_model loads: a folder or a hub id
+    task: str
+    language: str           # "zh", or "en-zh" for translation
+    shots: int
+    seed: int
+    demo_lang: str
+    demos: str
+    connectors: str
+    max_items: int | None
+    version: int
+    scoring: tuple = ()     # sorted (name, value) pairs
+
+    @property
+    def unit(self) -> dict:
+        return {k: getattr(self, k) for k in CELL_FIELDS}
+
+    @property
+    def group(self) -> tuple:
+        """Cells that one call scores together (a model's task and language under one setting)."""
+        return (self.model, self.task, self.language, self.demo_lang, self.demos, self.connectors,
+                self.max_items, self.version, self.scoring)
+
+    def key(self) -> str:
+        return f"{self.task}/{self.language}/{self.shots}shot-s{self.seed}-{_digest([self.unit, self.scoring], 10)}"
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "scoring": dict(self.scoring)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Cell":
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{**d, "scoring": tuple(sorted((d.get("scoring") or {}).items()))})
+
+
+def model_key(model: str) -> str:
+    """A model's identity in the cache: its folder relative to the runs folder (so a moved checkout keeps
+    its cache), else the folder or hub id as given."""
+    from ..paths import runs_dir
+    try:
+        return "runs:" + Path(model).resolve().relative_to(runs_dir().resolve()).as_posix()
+    except ValueError:
+        return model
+
+
+def cell_file(cell: Cell, root: Path | None = None) -> Path:
+    """runs/eval/<model digest>/<task>/<language>/<shots>shot-s<seed>-<setting digest>.jsonl"""
+    from ..paths import runs_dir
+    return Path(root or runs_dir() / "eval") / _digest(model_key(cell.model)) / f"{cell.key()}.jsonl"
+
+
+def read_cell(cell: Cell, root: Path | None = None) -> list[dict] | None:
+    path = cell_file(cell, root)
+    return read_records(path) if path.is_file() else None
+
+
+def write_cell(cell: Cell, records: list[dict], root: Path | None = None) -> None:
+    """All of a cell's records at once (temporary file + os.replace): a killed writer leaves no cell half
+    written, and a cell written twice holds its records once."""
+    path = cell_file(cell, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CellStore:
+    """`Results` over the per-cell cache of one model and scoring setting: what `evaluate` and
+    `translate_eval` resume from and write to when given one as `out_file`."""
+
+    def __init__(self, model: str, scoring: dict | None = None, root: Path | None = None, on_write=None):
+        self.model, self.scoring, self.root = model, tuple(sorted((scoring or {}).items())), root
+        self.on_write = on_write   # called with each cell written (the sharded runner counts them)
+
+    def cell(self, unit: dict) -> Cell:
+        return Cell(model=self.model, scoring=self.scoring, **{k: unit.get(k) for k in CELL_FIELDS})
+
+    def done(self, unit: dict) -> list[dict] | None:
+        return read_cell(self.cell(unit), self.root)
+
+    def add(self, records: list[dict]) -> None:
+        by_unit: dict[tuple, list[dict]] = {}
+        for rec in records:
+            by_unit.setdefault(unit_key(rec), []).append(rec)
+        for recs in by_unit.values():
+            cell = self.cell(recs[0])
+            write_cell(cell, recs, self.root)
+            if self.on_write is not None:
+                self.on_write(cell)
+
+
+def open_results(out_file) -> "Results | CellStore":
+    """`out_file` as a results store: a CellStore as it is, a path (or None) as a `Results` file."""
+    return out_file if isinstance(out_file, CellStore) else Results(out_file)
+
+
+def icl_scoring(cfg) -> dict:
+    scoring = {"bf16": cfg.bf16}
+    if cfg.demos == "semantic":
+        scoring.update(semantic_layer=cfg.semantic_layer, semantic_pooling=cfg.semantic_pooling)
+    return scoring
+
+
+def translation_scoring(cfg) -> dict:
+    return {"bf16": cfg.bf16, "max_new_tokens": cfg.translation.max_new_tokens}
+
+
+def config_cells(cfg, model: str, translation: bool = True) -> list[Cell]:
+    """Every cell an `EvalConfig` asks of `model`, in the order `evaluate` then `translate_eval` score
+    them (ICL: task, language, shots, seed; then translation: direction, shots, seed)."""
+    from .tasks import TASKS, check_langs
+    out = []
+    icl = tuple(sorted(icl_scoring(cfg).items()))
+    for name, codes in check_langs(list(cfg.tasks), cfg.langs).items():
+        task = TASKS[name]
+        for code in codes:
+            dcode = cfg.demo_lang or task.lang(code).demos_from or code
+            out += [Cell(model, name, code, k, s, dcode, cfg.demos, cfg.connectors, cfg.max_items, task.version, icl)
+                    for k in cfg.shots for s in cfg.seeds]
+    t = cfg.translation
+    if translation and t.langs:
+        flores = TASKS["flores"]
+        mt = tuple(sorted(translation_scoring(cfg).items()))
+        out += [Cell(model, "flores", f"{a}-{b}", k, s, a, "random", "english", t.max_items, flores.version, mt)
+                for a, b in t.pairs for k in t.shots for s in t.seeds]
+    return out
+
+
+# ---------------------------------------------------------------- sharding a grid over ranks
+
+def work_units(cells: list[tuple[Cell, float]]) -> list[tuple[tuple, list[Cell], float]]:
+    """Cells grouped by what one call scores together (a model's task and language under one setting),
+    as (group, cells, estimated seconds), largest first; ties broken by the group, so every rank that
+    computes this gets the same list."""
+    groups: dict[tuple, list] = {}
+    for cell, secs in cells:
+        g = groups.setdefault(cell.group, [[], 0.0])
+        g[0].append(cell)
+        g[1] += secs
+    units = [(g, sorted(cs, key=lambda c: (c.shots, c.seed)), secs) for g, (cs, secs) in groups.items()]
+    return sorted(units, key=lambda u: (-u[2], json.dumps(u[0], default=str)))
+
+
+def assign(units: list, world: int) -> list[list]:
+    """Largest first, each unit to the least loaded rank (lowest rank on ties): deterministic."""
+    loads, shards = [0.0] * world, [[] for _ in range(world)]
+    for u in units:
+        r = min(range(world), key=lambda i: (loads[i], i))
+        shards[r].append(u)
+        loads[r] += max(u[2], 1e-9)
+    return shards

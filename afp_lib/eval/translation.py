@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .prompts import flores
 from .requests import build_prefix, encode
-from .runner import Results
+from .runner import open_results
 from .scorer import autocast, cache_kwarg, expand_cache, kv_tensors, returned_cache
 from .tasks import SUBSET_SEED, TASKS, _rows
 
@@ -122,7 +122,7 @@ def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: i
         task.lang(src), task.lang(tgt)
         if src == tgt:
             raise ValueError(f"translation pair {src}-{tgt} has the same source and target")
-    results, out = Results(out_file), []
+    results, out = open_results(out_file), []
     stop = stop_ids(tokenizer)
     units = [(p, k, s) for p in pairs for k in shots for s in seeds]
     for (src, tgt), k, seed in tqdm(units, desc="FLORES translate", disable=not progress):

@@ -5,7 +5,9 @@ through the run cache, with data sizes and a GPU-hour estimate; `--dry-run` exer
     python -m afp_lib paper-plan --out plan.json --out plan.csv
     python -m afp_lib paper-plan --dry-run             # ~1 minute on 2 CPU cores, offline
     python -m afp_lib paper-plan --ds-config configs/deepspeed_zero2_bf16.json   # regenerate the DS config
-    python -m afp_lib paper-plan --commands train_all.sh   # one `torchrun --nproc_per_node 8` launch per run
+    python -m afp_lib paper-plan --commands train_all.sh   # one `torchrun --nproc_per_node 8` launch per run,
+                                                           # then the sharded evaluation of the grid:
+    torchrun --nproc_per_node 8 -m afp_lib evaluate --plan results/paper_plan.json
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .facts import PAPER_GPUS, Throughput
 from .resolve import SECTIONS, Plan, PlanRun, resolve_plan, section_variants  # noqa: F401
 
 DS_CONFIG = "configs/deepspeed_zero2_bf16.json"
+PLAN_FILE = "results/paper_plan.json"
 COLUMNS = ("key", "arch", "objective", "layer", "pooling", "p_src", "alpha", "policy", "langs", "steps",
            "global_batch", "mcl_pairs", "epochs", "gpu_hours", "state_gb_per_gpu", "used_by")
 
@@ -44,8 +47,26 @@ def summary(plan: Plan) -> str:
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
     lines += ["", "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
-    if plan.problems:
-        lines += ["", f"PROBLEMS ({len(plan.problems)}):"] + [f"  - {p}" for p in plan.problems]
+    if plan.grid is not None:
+        lines += ["", grid_summary(plan)]
+    problems = plan.problems + (plan.grid.problems if plan.grid is not None else [])
+    if problems:
+        lines += ["", f"PROBLEMS ({len(problems)}):"] + [f"  - {p}" for p in problems]
+    return "\n".join(lines)
+
+
+def grid_summary(plan: Plan) -> str:
+    """The evaluation grid per section, its GPU-hours beside the section's training GPU-hours."""
+    g = plan.grid
+    t = g.totals
+    lines = [f"evaluation grid: {t['cells']:,} cells (model, task, language, shots, seed, setting; shared cells once), "
+             f"{t['items']:,} items, ~{t['gpu_hours']:,} GPU-hours = ~{t['gpu_hours'] / plan.gpus:,.1f} h on "
+             f"{plan.gpus} GPUs", f"  assumption: {g.throughput.describe()}",
+             "  section         cells (new)      eval GPU-h (new)   train GPU-h (new runs)"]
+    for name, s in g.sections.items():
+        train = sum(r.gpu_hours for r in plan.runs if r.used_by[0].startswith(name + ":"))
+        lines.append(f"  {name:<14} {s['cells']:>6} ({s['new_cells']:>6})  {s['gpu_hours']:>8} ({s['new_gpu_hours']:>7})"
+                     f"   {train:>8.1f}")
     return "\n".join(lines)
 
 
@@ -75,9 +96,9 @@ def write_ds_config(plan: Plan, path: Path) -> dict:
     return conf
 
 
-def launch_commands(plan: Plan, launcher: str = "torchrun") -> str:
-    """One launch per run, largest first: the trainer CLI resolves the same config and run-cache key as the
-    notebooks, so after these the notebooks find every model in runs/align and only evaluate."""
+def launch_commands(plan: Plan, launcher: str = "torchrun", plan_file: str = PLAN_FILE) -> str:
+    """One launch per run, largest first (the trainer CLI resolves the same config and run-cache key as the
+    notebooks), then the sharded evaluation of the grid: after these the notebooks only read."""
     start = {"torchrun": f"torchrun --nproc_per_node {plan.gpus} -m afp_lib train",
              "deepspeed": f"deepspeed --num_gpus {plan.gpus} --no_local_rank --module afp_lib train"}[launcher]
     lines = ["#!/usr/bin/env bash", f"# {len(plan.runs)} runs of the {plan.profile!r} plan, ~{plan.totals['wall_hours']} h "
@@ -85,6 +106,11 @@ def launch_commands(plan: Plan, launcher: str = "torchrun") -> str:
     for r in sorted(plan.runs, key=lambda r: -r.gpu_hours if r.gpu_hours == r.gpu_hours else 0):
         args = ["--profile", plan.profile, "--base-model", r.hub_id, *r.overrides, f"seed={r.seed}"]
         lines += [f"# {r.key}: {', '.join(r.used_by)} (~{r.wall_hours} h)", f"{start} {shlex.join(args)}"]
+    size = f"{plan.grid.totals['cells']:,} cells, ~{plan.grid.totals['gpu_hours']} GPU-hours" if plan.grid else "the grid"
+    lines += [f"# evaluation: {size}, sharded over the {plan.gpus} GPUs (largest cells first; a relaunch resumes); "
+              "then the notebooks only read runs/eval",
+              f"python -m afp_lib paper-plan --profile {plan.profile} --out {plan_file}",
+              f"torchrun --nproc_per_node {plan.gpus} -m afp_lib evaluate --plan {plan_file}"]
     return "\n".join(lines) + "\n"
 
 
@@ -99,13 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ds-config", help=f"write the trainer's DeepSpeed config for --gpus GPUs (e.g. {DS_CONFIG})")
     ap.add_argument("--commands", help="write a shell script with one multi-GPU launch per run to this file")
     ap.add_argument("--launcher", choices=("torchrun", "deepspeed"), default="torchrun", help="for --commands")
+    ap.add_argument("--no-grid", action="store_true", help="skip the evaluation grid (it reads every test set's size)")
     ap.add_argument("--dry-run", action="store_true", help="train each distinct run configuration 1 step on tiny models")
     ap.add_argument("--workdir", help="dry-run scratch folder (default: a temporary one, removed afterwards)")
     ap.add_argument("--report", help="write the dry run's outcome per configuration as JSON to this file")
     args = ap.parse_args(argv)
 
     tp = Throughput(peak_tflops=args.peak_tflops, mfu=args.mfu)
-    plan = resolve_plan(args.profile, gpus=args.gpus, throughput=tp)
+    plan = resolve_plan(args.profile, gpus=args.gpus, throughput=tp, grid=not args.no_grid)
     print(summary(plan))
     for out in map(Path, args.out):
         if out.suffix not in (".json", ".csv"):

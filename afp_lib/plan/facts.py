@@ -57,3 +57,34 @@ class Throughput:
                 f"{self.peak_tflops * self.mfu:g} TFLOP/s per GPU; training FLOPs = 6 x params x tokens "
                 f"(MCL counts only the blocks below its layer); {self.tokens_per_sentence} tokens per sentence "
                 f"(paper §3.1: ~20M tokens / 167k EN-ZH pairs); evaluation not included")
+
+
+@dataclass(frozen=True)
+class EvalThroughput:
+    """Evaluation speed behind the grid's GPU-hours: the cached-prefix scorer and greedy translation at the
+    XGLM-564M shape, measured on this project's 2-core CPU by `bench/eval_scale.py` (fp32, random weights,
+    token-bounded batches), times an assumed CPU->GPU factor; larger models scale with their parameters."""
+    ref_params: float = 564e6
+    cpu_rows_per_s: tuple = ((0, 22.0), (5, 12.0))          # (shots, candidate rows/s), bench/eval_scale.py
+    cpu_translate_per_s: tuple = ((0, 0.20), (5, 0.17))     # (shots, sentences/s, 128 new tokens each)
+    gpu: str = "A100 80GB, bf16"
+    cpu_to_gpu: float = 200.0   # assumption: an A100 in bf16 scores ~200x faster than these 2 fp32 CPU cores
+
+    @staticmethod
+    def _at(points: tuple, shots: int) -> float:
+        (k0, v0), (k1, v1) = points[0], points[-1]
+        if shots >= k1:
+            return v1
+        return v0 + (v1 - v0) * (shots - k0) / (k1 - k0)
+
+    def icl_rows_per_s(self, shots: int) -> float:
+        return self._at(self.cpu_rows_per_s, shots) * self.cpu_to_gpu
+
+    def translate_items_per_s(self, shots: int) -> float:
+        return self._at(self.cpu_translate_per_s, shots) * self.cpu_to_gpu
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{v:g} rows/s at {k}-shot" for k, v in self.cpu_rows_per_s)
+        mt = ", ".join(f"{v:g} sentences/s at {k}-shot" for k, v in self.cpu_translate_per_s)
+        return (f"evaluation: XGLM-564M shape measured on 2 CPU cores (bench/eval_scale.py: {rows}; translation "
+                f"{mt}) x {self.cpu_to_gpu:g} assumed for one {self.gpu}; time scales with parameters")

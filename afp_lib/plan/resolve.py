@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from ..experiment import Variant, section, train_config, variants
 from ..paths import mirror_root
 from ..trainer.config import EVAL_SOURCES, TrainConfig
 from ..trainer.runs import run_dir, run_key
-from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS, HubModel,
-                    Throughput)
+if TYPE_CHECKING:
+    from .grid import Grid
+from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS, EvalThroughput,
+                    HubModel, Throughput)
 
 SECTIONS = ("bilingual", "mcl_layer", "p_src", "multilingual", "all_languages", "ablation", "appendix")
 
@@ -122,6 +125,7 @@ class Plan:
     vanilla: dict[str, list[str]]        # hub id / folder -> sections that evaluate the unaligned model
     sections: dict[str, dict]            # name -> {"variants": n, "runs": n, "new_runs": n}
     problems: list[str]
+    grid: "Grid | None" = None           # the evaluation grid (afp_lib.plan.grid), when resolved
 
     @property
     def totals(self) -> dict:
@@ -134,7 +138,9 @@ class Plan:
         return json.dumps({"profile": self.profile, "gpus": self.gpus, "throughput": asdict(self.throughput),
                            "assumption": self.throughput.describe(), "totals": self.totals,
                            "sections": self.sections, "problems": self.problems,
-                           "vanilla": self.vanilla, "runs": [r.row() for r in self.runs]}, indent=1, ensure_ascii=False)
+                           "vanilla": self.vanilla, "runs": [r.row() for r in self.runs],
+                           **({"eval": self.grid.to_json()} if self.grid is not None else {})},
+                          indent=1, ensure_ascii=False)
 
 
 def _base_model(profile: str, arch: str) -> str:
@@ -185,8 +191,14 @@ def estimate(cfg: TrainConfig, model: HubModel | None, gpus: int, tp: Throughput
 
 
 def resolve_plan(profile: str = "paper", gpus: int = PAPER_GPUS, throughput: Throughput | None = None,
-                 sections: tuple[str, ...] = SECTIONS) -> Plan:
-    return _resolve(profile, gpus, throughput or Throughput(), sections)
+                 sections: tuple[str, ...] = SECTIONS, grid: bool = False,
+                 eval_throughput: EvalThroughput | None = None) -> Plan:
+    """The training runs; with `grid`, also the evaluation grid (item counts read from the data)."""
+    plan = _resolve(profile, gpus, throughput or Throughput(), sections)
+    if grid:
+        from .grid import resolve_grid
+        plan.grid = resolve_grid(profile, sections, eval_throughput)
+    return plan
 
 
 def _resolve(profile: str, gpus: int, tp: Throughput, sections: tuple[str, ...]) -> Plan:

@@ -1,0 +1,121 @@
+"""The evaluation grid of the plan: the cells the notebooks ask for, each once, with its item count; the
+notebooks' own code (run with a recording `evaluate`) asks for exactly the grid's cells."""
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from afp_lib import experiment as ex
+from afp_lib.eval.runner import Cell, cell_file
+from afp_lib.plan import launch_commands, resolve_plan
+from afp_lib.plan.grid import SECTION_NOTEBOOKS, resolve_grid, section_requests
+from afp_lib.plan.resolve import SECTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+# what the notebooks call besides evaluate: heavy (models, probes) or writing files; recorded as mocks
+HEAVY = ("probe", "dev_probe", "perplexity", "output_language", "stacked_representations", "train_log", "write_json",
+         "save_frame", "findings_table", "describe_findings", "five_task_scores", "headline", "load", "representations")
+
+
+def notebook_requests(name: str, profile: str, monkeypatch, tmp_path) -> list[tuple]:
+    """Run notebook `name`'s code cells with `ex.evaluate` recording its calls (everything that would load a
+    model, plot or write a file is a mock); a cell that calls evaluate must run to its end."""
+    calls = []
+    monkeypatch.setattr(ex, "EVALUATE_MISSING", None)   # the setup cell sets it
+    monkeypatch.setattr(ex, "evaluate", lambda v, profile, overrides=None, translation=True, **kw:
+                        calls.append((v, overrides, translation)) or [])
+    for fn in HEAVY:
+        monkeypatch.setattr(ex, fn, mock.MagicMock(name=fn))
+    import logging
+
+    import afp_lib.paths
+    import afp_lib.world
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)
+    monkeypatch.setattr(afp_lib.world, "ensure_world", mock.MagicMock())
+    monkeypatch.setattr(afp_lib.paths, "results_dir", lambda s="": tmp_path / "results" / s)
+    monkeypatch.setattr(afp_lib.paths, "figures_dir", lambda s="": tmp_path / "figures" / s)
+    nb = json.loads((ROOT / "notebooks" / SECTION_NOTEBOOKS[name]).read_text())
+    ns = {"profile": profile}
+    mocks = {k: mock.MagicMock(name=k) for k in ("pd", "tables", "plots", "display", "Markdown")}
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            exec(compile(src, f"{name}.ipynb", "exec"), ns)
+            ns["profile"] = profile   # the parameters cell's default is smoke; papermill would inject this
+        except Exception:
+            if "ex.evaluate(" in src:
+                raise
+        ns.update(mocks)   # after the setup cell's imports
+    return calls
+
+
+@pytest.mark.parametrize("name", SECTIONS)
+def test_notebooks_request_exactly_the_grid(name, monkeypatch, tmp_path):
+    """For the smoke profile, the plan's requests of a section are the notebook's evaluate calls, and the
+    cells they expand to are the grid's."""
+    expected = section_requests(name, "smoke")
+    calls = notebook_requests(name, "smoke", monkeypatch, tmp_path)
+    assert calls, f"notebook {name} made no evaluate call"
+    cells = lambda reqs: [c for v, o, t in reqs for c in ex.eval_cells(v, "smoke", o, t)]   # noqa: E731
+    assert cells(calls) == cells([(r.variant, r.overrides, r.translation) for r in expected])
+    assert [(v.label, v.arch, v.seed) for v, _, _ in calls] == [(r.variant.label, r.variant.arch, r.variant.seed)
+                                                                for r in expected]
+
+
+def test_grid_deduplicates_across_sections():
+    grid = resolve_grid("smoke", SECTIONS, sizes=False)
+    keys = [g.cell for g in grid.cells]
+    assert len(keys) == len(set(keys)) == sum(s["new_cells"] for s in grid.sections.values())
+    assert len({cell_file(c) for c in keys}) == len(keys)   # one cache file per cell
+    # the vanilla and AFP 0-shot cells of notebook 01 are the ablation's (notebook 06) too
+    shared = [g for g in grid.cells if g.cell.task == "xnli" and g.cell.language == "zh" and "ablation:w/ AFP" in g.used_by]
+    assert shared and all("bilingual:AFP" in g.used_by for g in shared)
+    assert grid.sections["ablation"]["new_cells"] < grid.sections["ablation"]["cells"]
+
+
+def test_paper_grid_counts_items(mirror):
+    """The paper's grid for Table 1: full test sets, 3 seeds, 0/5 shots, every FLORES sentence."""
+    grid = resolve_grid("paper", ("bilingual",))
+    by = {(g.cell.model, g.cell.task, g.cell.language, g.cell.shots, g.cell.seed): g for g in grid.cells}
+    xnli = by[("facebook/xglm-564M", "xnli", "zh", 5, 2)]
+    # the mirror's XNLI test split is unlabelled: xnli.yaml scores validation (2,490) less a 200-item holdout
+    assert (xnli.n_items, xnli.candidates) == (2290, 3) and xnli.gpu_seconds > 0
+    assert by[("facebook/xglm-564M", "flores", "en-zh", 5, 1)].n_items == 1012
+    big = by[("facebook/xglm-7.5B", "xnli", "zh", 5, 2)]
+    assert big.gpu_seconds > 10 * xnli.gpu_seconds          # scales with parameters
+    assert not grid.problems
+    seeds = {k[4] for k in by if k[1] == "xnli"}
+    assert seeds == {0, 1, 2} and {k[3] for k in by if k[1] == "xnli"} == {0, 5}
+
+
+def test_plan_file_holds_the_grid_and_the_commands_evaluate_it(tmp_path):
+    plan = resolve_plan("smoke", sections=("bilingual", "ablation"), grid=True)
+    data = json.loads(plan.to_json())
+    cells = [Cell.from_json(d) for d in data["eval"]["cells"]]
+    assert cells == [g.cell for g in plan.grid.cells] and all("n_items" in d for d in data["eval"]["cells"])
+    script = launch_commands(plan).splitlines()
+    evaluate = [i for i, line in enumerate(script) if line.startswith("torchrun --nproc_per_node 8 -m afp_lib evaluate")]
+    train = [i for i, line in enumerate(script) if " -m afp_lib train " in line]
+    assert evaluate == [len(script) - 1] and (not train or max(train) < evaluate[0])
+    assert script[-1].endswith("--plan results/paper_plan.json")
+
+
+def test_paper_notebook_reports_missing_cells_with_the_command(monkeypatch, tmp_path):
+    """Under `paper` a notebook only reads the cache: a missing cell stops it with the command that fills it,
+    unless it may evaluate in place."""
+    monkeypatch.setenv("AFP_RUNS", str(tmp_path))
+    v = ex.Variant("vanilla", "xglm")
+    monkeypatch.setattr(ex, "load", mock.MagicMock(side_effect=AssertionError("must not load a model")))
+    with pytest.raises(ex.MissingEvaluation, match="torchrun --nproc_per_node 8 -m afp_lib evaluate --plan"):
+        ex.evaluate(v, "paper", overrides={"tasks": ["xcopa"], "langs": ["zh"], "shots": [0], "seeds": [0]},
+                    translation=False)
+    # the cells present: the records come back without loading any model
+    for c in ex.eval_cells(v, "paper", {"tasks": ["xcopa"], "langs": ["zh"], "shots": [0], "seeds": [0]}, False):
+        from afp_lib.eval.runner import write_cell
+        write_cell(c, [{"model": c.model, **c.unit, "metric": "acc", "value": 55.0, "n_items": 500}])
+    recs = ex.evaluate(v, "paper", overrides={"tasks": ["xcopa"], "langs": ["zh"], "shots": [0], "seeds": [0]},
+                       translation=False)
+    assert [(r["task"], r["language"], r["value"], r["model"]) for r in recs] == [("xcopa", "zh", 55.0, "xglm-paper")]
