@@ -69,3 +69,22 @@ def test_greedy_generation_with_cached_prefix_equals_brute_force(tiny_models, to
         prefix = build_prefix(tok, demos)
         got = greedy_generate(model, prefix, prompts, stop, max_new_tokens=6, batch_size=3)
         assert got == [greedy_reference(model, list(prefix) + p, stop, 6) for p in prompts]
+
+
+@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+def test_token_bounded_batches_and_prefix_reuse_equal_unbatched_scoring(tiny_models, toy_tokenizer, arch):
+    """Batches cut by attended tokens (1 to 4 rows here) and one prefix cache shared by every row give the
+    log-likelihoods of brute-force unbatched scoring, within 1e-5 in fp32."""
+    from afp_lib.eval.scorer import batches
+    model = tiny_models[arch]
+    items = encode_examples(toy_tokenizer, EXAMPLES * 3)
+    prefix = build_prefix(toy_tokenizer, DEMOS)
+    reqs = build_requests(items, prefix)
+    lengths = sorted((len(r.tokens) for r in reqs), reverse=True)
+    cut = batches(lengths, len(prefix), 32, 4 * (len(prefix) + lengths[-1]))
+    assert len(cut) > 1 and 1 < max(map(len, cut)) <= 4 and sorted(sum(cut, [])) == list(range(len(reqs)))
+    assert all(len(b) * (len(prefix) + lengths[b[0]]) <= 4 * (len(prefix) + lengths[-1]) or len(b) == 1 for b in cut)
+    got = loglikelihood(model, reqs, batch_size=32, max_tokens=4 * (len(prefix) + lengths[-1]))
+    ref = loglikelihood_reference(model, reqs)
+    assert max(abs(a - b) for a, b in zip(got, ref)) < 1e-5
+    assert got == pytest.approx(loglikelihood(model, reqs, batch_size=len(reqs)), abs=1e-5)

@@ -98,7 +98,7 @@ def test_estimates_follow_the_stated_throughput(plan):
 
 def test_cli_writes_json_and_csv(tmp_path, capsys):
     out_json, out_csv = tmp_path / "plan.json", tmp_path / "plan.csv"
-    assert main(["--out", str(out_json), "--out", str(out_csv)]) == 0
+    assert main(["--out", str(out_json), "--out", str(out_csv), "--no-grid"]) == 0
     data = json.loads(out_json.read_text())
     rows = list(csv.DictReader(out_csv.open()))
     assert len(data["runs"]) == len(rows) == data["totals"]["runs"] > 0

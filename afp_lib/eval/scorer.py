@@ -41,6 +41,26 @@ def expand_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], batch: int) -> Dyn
     return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv])
 
 
+def prefix_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], batch: int) -> DynamicCache:
+    """The prefix for `batch` rows in a cache that never stores the rows' own keys: each layer hands its
+    attention the prefix (a broadcast view) joined with the rows' keys, and that joined copy is freed with
+    the layer's activations, so a forward holds one layer's (rows x (prefix + tokens)) keys at a time
+    instead of every layer's. Scoring needs no cache after the forward; generation uses `expand_cache`."""
+    cache = expand_cache(kv, batch)
+    if hasattr(cache, "layers"):
+        for layer in cache.layers:
+            layer.__class__ = _PrefixLayer
+    return cache
+
+
+if hasattr(__import__("transformers").cache_utils, "DynamicLayer"):
+    from transformers.cache_utils import DynamicLayer
+
+    class _PrefixLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
 def autocast(model, bf16: bool):
     device = next(model.parameters()).device
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -71,7 +91,7 @@ def _score_batch(model, kw: str, kv, prefix_lp: torch.Tensor, reqs: list[Request
     first = max(int(starts.min()) - 1, 0)
     keep = T - first
     with autocast(model, bf16):
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=keep, **{kw: expand_cache(kv, B)})
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=keep, **{kw: prefix_cache(kv, B)})
     logits = out.logits.float()                                   # (B, keep, V), positions first..T-1
     pos = torch.arange(first, T, device=device)                   # (keep,)
     target = torch.cat([ids, ids[:, -1:]], 1)[:, first + 1:T + 1]   # (B, keep): token p+1
@@ -85,12 +105,27 @@ def _score_batch(model, kw: str, kv, prefix_lp: torch.Tensor, reqs: list[Request
     return total.tolist()
 
 
+def batches(lengths: list[int], prefix_len: int, batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """Positions of `lengths` (sorted longest first) cut into batches of at most `batch_size` rows and, when
+    `max_tokens` is set, at most `max_tokens` attended positions (rows x (prefix + longest row)): a long
+    5-shot prompt gets fewer rows per batch, a short 0-shot one more; one row always goes."""
+    out, s = [], 0
+    while s < len(lengths):
+        rows = batch_size
+        if max_tokens is not None:
+            rows = max(1, min(rows, max_tokens // (prefix_len + lengths[s])))
+        out.append(list(range(s, min(s + rows, len(lengths)))))
+        s += rows
+    return out
+
+
 def loglikelihood(model, requests: list[Request], batch_size: int = 32, bf16: bool = False,
-                  progress=None) -> list[float]:
+                  progress=None, max_tokens: int | None = None) -> list[float]:
     """Summed log-probability of tokens[start:] of every request given its prefix and tokens[:start].
 
     Requests are grouped by prefix (one group per seed for random demonstrations); within a group they are
-    sorted longest first, so padding is small and any out-of-memory error happens in the first batch."""
+    sorted longest first, so padding is small and any out-of-memory error happens in the first batch.
+    Batches hold at most `batch_size` rows and, with `max_tokens`, at most that many attended positions."""
     model.eval()
     kw = cache_kwarg(model)
     groups: dict[tuple, list[int]] = defaultdict(list)
@@ -100,12 +135,13 @@ def loglikelihood(model, requests: list[Request], batch_size: int = 32, bf16: bo
     for prefix, idx in groups.items():
         kv, prefix_lp = prefix_forward(model, prefix, bf16)
         idx.sort(key=lambda i: -len(requests[i].tokens))
-        for s in range(0, len(idx), batch_size):
-            chunk = idx[s:s + batch_size]
+        for b in batches([len(requests[i].tokens) for i in idx], len(prefix), batch_size, max_tokens):
+            chunk = [idx[j] for j in b]
             for i, v in zip(chunk, _score_batch(model, kw, kv, prefix_lp, [requests[i] for i in chunk], bf16)):
                 result[i] = v
             if progress is not None:
                 progress.update(len(chunk))
+        del kv
     return result
 
 

@@ -1,0 +1,164 @@
+"""Benchmark (not a test): evaluation speed and memory at paper scale, on whatever device this runs on.
+
+Shapes (random weights, transformers config classes, nothing downloaded):
+  - XGLM-564M: d_model 1024, 24 layers, 16 heads, ffn 4096, vocabulary 256,008; fp32 (bf16 with --bf16).
+  - Llama-7B: hidden 4096, 32 heads, ffn 11008, vocabulary 32,000, in bf16, built with 1 and 2 layers only
+    (a 7B model does not fit beside five other engineers' jobs); time and memory are extrapolated to 32
+    layers per layer: value(32) = value(1) + 31 x (value(2) - value(1)).
+Requests: XNLI-shaped, synthetic token ids: each item has 3 candidates of 56 tokens scored from token 28;
+a 5-shot prefix is the start token + 5 demonstrations of 57 tokens (286 tokens), a 0-shot one 1 token.
+Scoring: `afp_lib.eval.scorer.loglikelihood`, 32 rows per batch at most, token-bounded (--max-tokens).
+Translation (XGLM-564M): `greedy_generate`, 8 sentences of 40 tokens per batch, 5-shot prefix of 5 x 80
+tokens, generation never stopped early; timed at 8 and 16 new tokens, extrapolated to 128.
+Peak memory: the largest resident set above the one before scoring (model and requests built), sampled
+every 5 ms; `old cache` is the same 5-shot run with the rows' keys kept in the cache for every layer
+(`expand_cache`, what the scorer did before `prefix_cache`).
+
+    .venv/bin/python bench/eval_scale.py [--items 24] [--threads 2] [--skip-7b]
+
+Last line: `RATIO prefix_cache_vs_old_peak_memory=<old / new peak at 5-shot, XGLM-564M> ...`."""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import torch
+
+from afp_lib.eval import scorer
+from afp_lib.eval.requests import Request
+from afp_lib.eval.translation import greedy_generate
+
+ITEM, START, DEMO = 56, 28, 57
+
+
+def rss() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+
+
+class Peak:
+    """Largest RSS above the level at entry, sampled every 5 ms."""
+
+    def __enter__(self):
+        self.base = self.peak = rss()
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while not self.stop:
+            self.peak = max(self.peak, rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.thread.join()
+        self.peak = max(self.peak, rss())
+        self.gib = (self.peak - self.base) / 2**30
+
+
+def requests(vocab: int, items: int, shots: int, seed: int = 0) -> list[Request]:
+    g = torch.Generator().manual_seed(seed)
+    ids = lambda n: tuple(torch.randint(4, vocab, (n,), generator=g).tolist())   # noqa: E731
+    prefix = (2,) + sum((ids(DEMO - 1) + (2,) for _ in range(shots)), ())
+    out = []
+    for i in range(items):
+        stem = ids(START)
+        out += [Request(prefix, stem + ids(ITEM - START), START, i, j) for j in range(3)]
+    return out
+
+
+def xglm_564m():
+    from transformers import XGLMConfig, XGLMForCausalLM
+    cfg = XGLMConfig(vocab_size=256008, d_model=1024, num_layers=24, attention_heads=16, ffn_dim=4096,
+                     max_position_embeddings=2048)
+    return XGLMForCausalLM(cfg).eval()
+
+
+def llama_7b(layers: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_attention_heads=32,
+                      num_key_value_heads=32, num_hidden_layers=layers, max_position_embeddings=2048)
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        return LlamaForCausalLM(cfg).eval()
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def score(model, reqs, bf16: bool, max_tokens: int, old_cache: bool = False) -> dict:
+    saved = scorer.prefix_cache
+    if old_cache:
+        scorer.prefix_cache = scorer.expand_cache
+    try:
+        scorer.loglikelihood(model, reqs[:3], batch_size=32, bf16=bf16, max_tokens=max_tokens)   # warm-up
+        with Peak() as peak:
+            t0 = time.perf_counter()
+            scorer.loglikelihood(model, reqs, batch_size=32, bf16=bf16, max_tokens=max_tokens)
+            secs = time.perf_counter() - t0
+    finally:
+        scorer.prefix_cache = saved
+    return {"rows_per_s": len(reqs) / secs, "items_per_s": len(reqs) / 3 / secs, "peak_gib": peak.gib, "s": secs}
+
+
+def translate(model, vocab: int, shots: int, new_tokens: int, bf16: bool) -> float:
+    g = torch.Generator().manual_seed(1)
+    prefix = (2,) + tuple(torch.randint(4, vocab, (shots * 80,), generator=g).tolist())
+    prompts = [torch.randint(4, vocab, (40,), generator=g).tolist() for _ in range(8)]
+    t0 = time.perf_counter()
+    greedy_generate(model, prefix, prompts, frozenset(), max_new_tokens=new_tokens, batch_size=8, bf16=bf16)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=24, help="items per run (3 candidate rows each)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=8192, help="attended positions per batch")
+    ap.add_argument("--bf16", action="store_true", help="XGLM-564M in bf16 autocast too")
+    ap.add_argument("--skip-7b", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.items} items x 3 rows, max_tokens {args.max_tokens}")
+
+    model = xglm_564m()
+    out = {}
+    for shots in (0, 5):
+        r = score(model, requests(256008, args.items, shots), args.bf16, args.max_tokens)
+        out[shots] = r
+        print(f"XGLM-564M {shots}-shot: {r['rows_per_s']:.1f} rows/s = {r['items_per_s']:.2f} items/s, "
+              f"peak +{r['peak_gib']:.2f} GiB ({r['s']:.1f}s)")
+    old = score(model, requests(256008, args.items, 5), args.bf16, args.max_tokens, old_cache=True)
+    print(f"XGLM-564M 5-shot, old cache (rows' keys kept for every layer): {old['rows_per_s']:.1f} rows/s, "
+          f"peak +{old['peak_gib']:.2f} GiB")
+    for shots in (0, 5):
+        t8, t16 = (translate(model, 256008, shots, n, args.bf16) for n in (8, 16))
+        t128 = t8 + (128 - 8) * (t16 - t8) / 8
+        print(f"XGLM-564M translation {shots}-shot: 8 sentences x 8/16 new tokens in {t8:.1f}/{t16:.1f}s -> "
+              f"x 128 tokens ~{t128:.0f}s = {8 / t128:.3f} sentences/s")
+    del model
+
+    if not args.skip_7b:
+        per = {}
+        for layers in (1, 2):
+            m = llama_7b(layers)
+            per[layers] = {shots: score(m, requests(32000, max(args.items // 4, 3), shots), True, args.max_tokens)
+                           for shots in (0, 5)}
+            del m
+        for shots in (0, 5):
+            s1, s2 = per[1][shots], per[2][shots]
+            secs_per_row = lambda r: 1 / r["rows_per_s"]   # noqa: E731
+            t32 = secs_per_row(s1) + 31 * (secs_per_row(s2) - secs_per_row(s1))
+            mem32 = s1["peak_gib"] + 31 * max(s2["peak_gib"] - s1["peak_gib"], 0.0)
+            print(f"Llama-7B shape bf16 {shots}-shot: 1 layer {s1['rows_per_s']:.1f} rows/s (+{s1['peak_gib']:.2f} GiB), "
+                  f"2 layers {s2['rows_per_s']:.1f} rows/s (+{s2['peak_gib']:.2f} GiB) -> 32 layers ~{1 / t32:.2f} rows/s "
+                  f"= {1 / t32 / 3:.3f} items/s, peak above weights ~{mem32:.2f} GiB")
+    print(f"RATIO prefix_cache_vs_old_peak_memory={old['peak_gib'] / max(out[5]['peak_gib'], 1e-9):.2f} "
+          f"xglm564m_rows_per_s_0shot={out[0]['rows_per_s']:.1f} xglm564m_rows_per_s_5shot={out[5]['rows_per_s']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
