@@ -134,9 +134,11 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
     from .runner import CellStore, assign, read_cell, work_units
     rank, world, dist = _dist()
     try:
-        cells = cells_of_plan(json.loads(Path(plan_file).read_text(encoding="utf-8")))
+        data = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+        cells = cells_of_plan(data)
     except (OSError, ValueError, KeyError) as e:
         raise SystemExit(f"{plan_file}: {e}") from None
+    cfg = load_eval_config(data.get("profile"))   # batch sizes only: they change no number
     todo = [None]
     if rank == 0:   # one view of what is done, so that no cell is assigned twice or never
         todo[0] = [(c, s) for c, s in cells if read_cell(c) is None]
@@ -158,12 +160,13 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
     try:
         for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model loaded at a time
             if loaded[0] != model_ref:
+                loaded = model = None   # free the previous model before loading the next one
                 model, tokenizer = load_model(model_ref)
                 loaded = (model_ref, model.to(device).eval(), tokenizer)
             _, model, tokenizer = loaded
             for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
                 _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
-                                                                      on_write=count))
+                                                                      on_write=count), cfg)
     except Enough:
         logger.info("rank %d: stopped after %d cells (--max-cells)", rank, len(written))
     logger.info("rank %d: %d cells written in %.0fs", rank, len(written), time.time() - t0)
@@ -175,7 +178,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
     return 0 if left == 0 else 1
 
 
-def _score_group(model, tokenizer, cells, store) -> None:
+def _score_group(model, tokenizer, cells, store, cfg) -> None:
     """The cells of one (model, task, language, setting), one call per shot count (its seeds together, so a
     seed-free 0-shot score is computed once)."""
     c0, scoring = cells[0], dict(cells[0].scoring)
@@ -185,9 +188,10 @@ def _score_group(model, tokenizer, cells, store) -> None:
         if c0.task == "flores":
             src, tgt = c0.language.split("-")
             translate_eval(model, tokenizer, [(src, tgt)], [k], seeds, c0.max_items, c0.model, store,
-                           scoring.get("max_new_tokens", 128), bf16=bf16, progress=False)
+                           scoring.get("max_new_tokens", 128), cfg.translation.batch_size, bf16, progress=False)
         else:
             evaluate(model, tokenizer, [c0.task], [c0.language], shots=[k], seeds=seeds, max_items=c0.max_items,
                      model_name=c0.model, out_file=store, demo_lang=c0.demo_lang if c0.demo_lang != c0.language else None,
                      demos=c0.demos, connectors=c0.connectors, bf16=bf16, progress=False,
+                     batch_size=cfg.batch_size, batch_tokens=cfg.batch_tokens,
                      **{k2: scoring[k2] for k2 in ("semantic_layer", "semantic_pooling") if k2 in scoring})

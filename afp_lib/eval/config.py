@@ -34,6 +34,7 @@ class EvalConfig:
     demos: Literal["random", "semantic"] = "random"     # semantic = nearest demonstrations (Table 6)
     connectors: Literal["english", "native"] = "english"  # the paper uses English connectors everywhere
     batch_size: int = 32             # rows (candidate sequences) per forward
+    batch_tokens: int | None = None  # and at most this many attended positions per forward (long 5-shot prompts)
     bf16: bool = False               # bf16 autocast (faster on CPUs with avx512_bf16; scores differ ~1e-2)
     threads: int = 0                 # torch.set_num_threads before scoring (0 = torch's default); pinned in CPU
     # profiles so that the summation order, hence a near-tie's argmax, does not depend on the machine
@@ -44,7 +45,8 @@ class EvalConfig:
     def icl_kwargs(self) -> dict:
         """Keyword arguments of `evaluate` (everything but the translation block)."""
         return {k: getattr(self, k) for k in ("tasks", "langs", "shots", "seeds", "max_items", "demo_lang", "demos",
-                                             "connectors", "batch_size", "bf16", "semantic_layer", "semantic_pooling")}
+                                             "connectors", "batch_size", "batch_tokens", "bf16", "semantic_layer",
+                                             "semantic_pooling")}
 
 
 def load_eval_config(profile: str | None = None, path=None, overrides: dict | None = None) -> EvalConfig:

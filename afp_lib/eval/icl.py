@@ -62,12 +62,13 @@ def _check(tasks, shots, demos, demo_lang):
 def evaluate(model, tokenizer, tasks, langs=None, shots=(0,), seeds=(0,), max_items: int | None = None,
              model_name: str = "model", out_file=None, demo_lang: str | None = None, demos: str = "random",
              connectors: str = "english", batch_size: int = 32, bf16: bool = False, semantic_layer: int = 1,
-             semantic_pooling: str = "mean", progress: bool = True) -> list[dict]:
+             semantic_pooling: str = "mean", progress: bool = True, batch_tokens: int | None = None) -> list[dict]:
     """Accuracy records for every (task, language, shots, seed); resumes from (and appends to) `out_file`.
 
     langs: None = every language of each task. demo_lang: None = demonstrations in the test language,
     "en" = English demonstrations (cross-lingual ICL). demos: "random" (the paper) or "semantic" (Table 6).
-    connectors: "english" (the paper, for every language) or "native"."""
+    connectors: "english" (the paper, for every language) or "native". batch_tokens: at most this many attended
+    positions (rows x (prefix + row)) per scoring batch, besides `batch_size` rows."""
     tasks, shots, seeds = list(tasks), list(shots), list(seeds)
     _check(tasks, shots, demos, demo_lang)
     plan = check_langs(tasks, langs)
@@ -117,7 +118,8 @@ def evaluate(model, tokenizer, tasks, langs=None, shots=(0,), seeds=(0,), max_it
                     logger.info("%s/%s %d-shot prompt (gold filled): %.400r", name, code, k,
                                 join_demonstrations(shown, items and tokenizer.decode(items[0].candidates[items[0].gold]),
                                                     tokenizer.eos_token))
-                lls = loglikelihood(model, build_requests(items, prefixes), batch_size=batch_size, bf16=bf16)
+                lls = loglikelihood(model, build_requests(items, prefixes), batch_size=batch_size, bf16=bf16,
+                                    max_tokens=batch_tokens)
                 scored = _accuracies(lls, items, norms)
             recs = [{**base, "seed": seed, "metric": m, "value": v, "n_items": len(items), "split": data.split,
                      "demo_pool": data.pool_split if k else None, "seconds": round(time.perf_counter() - t0, 3)}

@@ -61,14 +61,19 @@ class Throughput:
 
 @dataclass(frozen=True)
 class EvalThroughput:
-    """Evaluation speed behind the grid's GPU-hours: the cached-prefix scorer and greedy translation at the
-    XGLM-564M shape, measured on this project's 2-core CPU by `bench/eval_scale.py` (fp32, random weights,
-    token-bounded batches), times an assumed CPU->GPU factor; larger models scale with their parameters."""
+    """Evaluation speed behind the grid's GPU-hours. Measured (bench/eval_scale.py, XGLM-564M shape, random
+    weights, fp32, 2 CPU cores): candidate rows/s of the cached-prefix scorer at 0 and 5 shots (XNLI-shaped
+    rows of 56 tokens) and FLORES sentences/s (128 new tokens). Assumed: the CPU->GPU factor, the A100's
+    bf16 FLOP/s at `mfu` over the CPU's measured 0-shot FLOP/s (2 x parameters x tokens of a row); so the
+    GPU scores 0-shot rows at the assumed FLOP rate and keeps the measured 5-shot and translation ratios.
+    Larger models take time in proportion to their parameters."""
     ref_params: float = 564e6
-    cpu_rows_per_s: tuple = ((0, 22.0), (5, 12.0))          # (shots, candidate rows/s), bench/eval_scale.py
-    cpu_translate_per_s: tuple = ((0, 0.20), (5, 0.17))     # (shots, sentences/s, 128 new tokens each)
-    gpu: str = "A100 80GB, bf16"
-    cpu_to_gpu: float = 200.0   # assumption: an A100 in bf16 scores ~200x faster than these 2 fp32 CPU cores
+    row_tokens: int = 56
+    cpu_rows_per_s: tuple = ((0, 0.21), (5, 0.2))           # (shots, rows/s): bench/eval_scale.py
+    cpu_translate_per_s: tuple = ((0, 0.01), (5, 0.01))     # (shots, sentences/s of 128 new tokens)
+    gpu: str = "A100 80GB"
+    peak_tflops: float = 312.0
+    mfu: float = 0.35
 
     @staticmethod
     def _at(points: tuple, shots: int) -> float:
@@ -76,6 +81,14 @@ class EvalThroughput:
         if shots >= k1:
             return v1
         return v0 + (v1 - v0) * (shots - k0) / (k1 - k0)
+
+    @property
+    def cpu_gflops(self) -> float:
+        return 2 * self.ref_params * self.row_tokens * self._at(self.cpu_rows_per_s, 0) / 1e9
+
+    @property
+    def cpu_to_gpu(self) -> float:
+        return self.peak_tflops * 1e3 * self.mfu / self.cpu_gflops
 
     def icl_rows_per_s(self, shots: int) -> float:
         return self._at(self.cpu_rows_per_s, shots) * self.cpu_to_gpu
@@ -86,5 +99,6 @@ class EvalThroughput:
     def describe(self) -> str:
         rows = ", ".join(f"{v:g} rows/s at {k}-shot" for k, v in self.cpu_rows_per_s)
         mt = ", ".join(f"{v:g} sentences/s at {k}-shot" for k, v in self.cpu_translate_per_s)
-        return (f"evaluation: XGLM-564M shape measured on 2 CPU cores (bench/eval_scale.py: {rows}; translation "
-                f"{mt}) x {self.cpu_to_gpu:g} assumed for one {self.gpu}; time scales with parameters")
+        return (f"evaluation: XGLM-564M shape measured on 2 CPU cores (bench/eval_scale.py: {rows}; FLORES {mt}; "
+                f"~{self.cpu_gflops:.0f} GFLOP/s); one {self.gpu} assumed {self.peak_tflops:g} TFLOP/s x {self.mfu:.0%} "
+                f"= {self.cpu_to_gpu:,.0f}x the CPU; time scales with parameters")

@@ -14,10 +14,11 @@ from ..experiment import Variant, section, train_config, variants
 from ..paths import mirror_root
 from ..trainer.config import EVAL_SOURCES, TrainConfig
 from ..trainer.runs import run_dir, run_key
-if TYPE_CHECKING:
-    from .grid import Grid
 from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS, EvalThroughput,
                     HubModel, Throughput)
+
+if TYPE_CHECKING:
+    from .grid import Grid
 
 SECTIONS = ("bilingual", "mcl_layer", "p_src", "multilingual", "all_languages", "ablation", "appendix")
 
