@@ -11,7 +11,8 @@ Scoring: `afp_lib.eval.scorer.loglikelihood`, 32 rows per batch at most, token-b
 Translation (XGLM-564M): `greedy_generate`, 8 sentences of 40 tokens per batch, 5-shot prefix of 5 x 80
 tokens, generation never stopped early; timed at 8 and 16 new tokens, extrapolated to 128.
 Peak memory: the largest resident set above the one before scoring (model and requests built), sampled
-every 5 ms; `old cache` is the same 5-shot run with the rows' keys kept in the cache for every layer
+every 5 ms, with glibc returning freed blocks at once (MALLOC_MMAP_THRESHOLD_=65536, set by re-executing
+itself; otherwise a run would reuse memory an earlier run left behind); `old cache` is the same 5-shot run with the rows' keys kept in the cache for every layer
 (`expand_cache`, what the scorer did before `prefix_cache`).
 
     .venv/bin/python bench/eval_scale.py [--items 24] [--threads 2] [--skip-7b]
@@ -20,6 +21,8 @@ Last line: `RATIO prefix_cache_vs_old_peak_memory=<old / new peak at 5-shot, XGL
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import threading
 import time
 
@@ -113,51 +116,64 @@ def translate(model, vocab: int, shots: int, new_tokens: int, bf16: bool) -> flo
 
 
 def main() -> None:
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=24, help="items per run (3 candidate rows each)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=8192, help="attended positions per batch")
     ap.add_argument("--bf16", action="store_true", help="XGLM-564M in bf16 autocast too")
     ap.add_argument("--skip-7b", action="store_true")
+    ap.add_argument("--only-memory", action="store_true", help="only the 5-shot XGLM-564M cache comparison")
+    ap.add_argument("--only-7b", action="store_true", help="only the Llama-7B shape")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.items} items x 3 rows, max_tokens {args.max_tokens}")
 
+    if args.only_7b:
+        return llama(args)
     model = xglm_564m()
+    old = score(model, requests(256008, args.items, 5), args.bf16, args.max_tokens, old_cache=True)
+    print(f"XGLM-564M 5-shot, old cache (rows' keys kept for every layer): {old['rows_per_s']:.1f} rows/s, "
+          f"peak +{old['peak_gib']:.2f} GiB")
     out = {}
-    for shots in (0, 5):
+    for shots in ((5,) if args.only_memory else (0, 5)):
         r = score(model, requests(256008, args.items, shots), args.bf16, args.max_tokens)
         out[shots] = r
         print(f"XGLM-564M {shots}-shot: {r['rows_per_s']:.1f} rows/s = {r['items_per_s']:.2f} items/s, "
               f"peak +{r['peak_gib']:.2f} GiB ({r['s']:.1f}s)")
-    old = score(model, requests(256008, args.items, 5), args.bf16, args.max_tokens, old_cache=True)
-    print(f"XGLM-564M 5-shot, old cache (rows' keys kept for every layer): {old['rows_per_s']:.1f} rows/s, "
-          f"peak +{old['peak_gib']:.2f} GiB")
+    if args.only_memory:
+        print(f"RATIO prefix_cache_vs_old_peak_memory={old['peak_gib'] / max(out[5]['peak_gib'], 1e-9):.2f}")
+        return
     for shots in (0, 5):
         t8, t16 = (translate(model, 256008, shots, n, args.bf16) for n in (8, 16))
         t128 = t8 + (128 - 8) * (t16 - t8) / 8
         print(f"XGLM-564M translation {shots}-shot: 8 sentences x 8/16 new tokens in {t8:.1f}/{t16:.1f}s -> "
               f"x 128 tokens ~{t128:.0f}s = {8 / t128:.3f} sentences/s")
     del model
-
     if not args.skip_7b:
-        per = {}
-        for layers in (1, 2):
-            m = llama_7b(layers)
-            per[layers] = {shots: score(m, requests(32000, max(args.items // 4, 3), shots), True, args.max_tokens)
-                           for shots in (0, 5)}
-            del m
-        for shots in (0, 5):
-            s1, s2 = per[1][shots], per[2][shots]
-            secs_per_row = lambda r: 1 / r["rows_per_s"]   # noqa: E731
-            t32 = secs_per_row(s1) + 31 * (secs_per_row(s2) - secs_per_row(s1))
-            mem32 = s1["peak_gib"] + 31 * max(s2["peak_gib"] - s1["peak_gib"], 0.0)
-            print(f"Llama-7B shape bf16 {shots}-shot: 1 layer {s1['rows_per_s']:.1f} rows/s (+{s1['peak_gib']:.2f} GiB), "
-                  f"2 layers {s2['rows_per_s']:.1f} rows/s (+{s2['peak_gib']:.2f} GiB) -> 32 layers ~{1 / t32:.2f} rows/s "
-                  f"= {1 / t32 / 3:.3f} items/s, peak above weights ~{mem32:.2f} GiB")
+        llama(args)
     print(f"RATIO prefix_cache_vs_old_peak_memory={old['peak_gib'] / max(out[5]['peak_gib'], 1e-9):.2f} "
           f"xglm564m_rows_per_s_0shot={out[0]['rows_per_s']:.1f} xglm564m_rows_per_s_5shot={out[5]['rows_per_s']:.1f}")
+
+
+def llama(args) -> None:
+    """The Llama-7B shape at 1 and 2 layers, extrapolated to 32 per layer."""
+    per = {}
+    for layers in (1, 2):
+        m = llama_7b(layers)
+        per[layers] = {shots: score(m, requests(32000, max(args.items // 4, 3), shots), True, args.max_tokens)
+                       for shots in (0, 5)}
+        del m
+    for shots in (0, 5):
+        s1, s2 = per[1][shots], per[2][shots]
+        secs_per_row = lambda r: 1 / r["rows_per_s"]   # noqa: E731
+        t32 = secs_per_row(s1) + 31 * (secs_per_row(s2) - secs_per_row(s1))
+        mem32 = s1["peak_gib"] + 31 * max(s2["peak_gib"] - s1["peak_gib"], 0.0)
+        print(f"Llama-7B shape bf16 {shots}-shot: 1 layer {s1['rows_per_s']:.1f} rows/s (+{s1['peak_gib']:.2f} GiB), "
+              f"2 layers {s2['rows_per_s']:.1f} rows/s (+{s2['peak_gib']:.2f} GiB) -> 32 layers ~{1 / t32:.2f} rows/s "
+              f"= {1 / t32 / 3:.3f} items/s, peak above weights ~{mem32:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,9 @@ def _dist():
     import torch.distributed as dist
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")   # only lists are exchanged; the models never communicate
+        import datetime
+        # only lists are exchanged (the models never communicate); ranks may finish hours apart
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
     return rank, world, dist if world > 1 else None
 
 
@@ -147,7 +149,6 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
         dist.broadcast_object_list(todo, src=0)
     mine = assign(work_units(todo[0]), world)[rank]
     device, written, t0 = _device(rank), [], time.time()
-    loaded = (None, None, None)
 
     class Enough(Exception):
         pass
@@ -158,15 +159,18 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
             raise Enough
 
     try:
-        for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model loaded at a time
-            if loaded[0] != model_ref:
-                loaded = model = None   # free the previous model before loading the next one
+        for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model at a time
+            model = None   # free the previous model before loading the next one
+            try:
                 model, tokenizer = load_model(model_ref)
-                loaded = (model_ref, model.to(device).eval(), tokenizer)
-            _, model, tokenizer = loaded
-            for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
-                _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
-                                                                      on_write=count), cfg)
+                model = model.to(device).eval()
+                for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
+                    _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
+                                                                          on_write=count), cfg)
+            except Enough:
+                raise
+            except Exception:   # e.g. a model not trained yet: the other models' cells still get done
+                logger.exception("rank %d: evaluating %s failed; its remaining cells stay missing", rank, model_ref)
     except Enough:
         logger.info("rank %d: stopped after %d cells (--max-cells)", rank, len(written))
     logger.info("rank %d: %d cells written in %.0fs", rank, len(written), time.time() - t0)
