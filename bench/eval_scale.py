@@ -171,9 +171,9 @@ def llama(args) -> None:
         secs_per_row = lambda r: 1 / r["rows_per_s"]   # noqa: E731
         t32 = secs_per_row(s1) + 31 * (secs_per_row(s2) - secs_per_row(s1))
         mem32 = s1["peak_gib"] + 31 * max(s2["peak_gib"] - s1["peak_gib"], 0.0)
-        print(f"Llama-7B shape bf16 {shots}-shot: 1 layer {s1['rows_per_s']:.1f} rows/s (+{s1['peak_gib']:.2f} GiB), "
-              f"2 layers {s2['rows_per_s']:.1f} rows/s (+{s2['peak_gib']:.2f} GiB) -> 32 layers ~{1 / t32:.2f} rows/s "
-              f"= {1 / t32 / 3:.3f} items/s, peak above weights ~{mem32:.2f} GiB")
+        print(f"Llama-7B shape bf16 {shots}-shot: 1 layer {s1['rows_per_s']:.3g} rows/s (+{s1['peak_gib']:.2f} GiB), "
+              f"2 layers {s2['rows_per_s']:.3g} rows/s (+{s2['peak_gib']:.2f} GiB) -> 32 layers ~{1 / t32:.3g} rows/s "
+              f"= {1 / t32 / 3:.3g} items/s, peak above weights ~{mem32:.2f} GiB")
 
 
 if __name__ == "__main__":
