@@ -118,15 +118,6 @@ def _dist():
     return rank, world, dist if world > 1 else None
 
 
-def _device(rank: int):
-    import os
-
-    import torch
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
 def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
     """This rank's share of the plan's grid; returns 0 when every cell of the grid is in the cache."""
     import json
@@ -140,7 +131,10 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
         cells = cells_of_plan(data)
     except (OSError, ValueError, KeyError) as e:
         raise SystemExit(f"{plan_file}: {e}") from None
+    from ..config import default_profile
+    from ..devices import require_gpu
     cfg = load_eval_config(data.get("profile"))   # batch sizes only: they change no number
+    require_gpu(data.get("profile") or default_profile())   # each rank on cuda:LOCAL_RANK (afp_lib.devices)
     todo = [None]
     if rank == 0:   # one view of what is done, so that no cell is assigned twice or never
         todo[0] = [(c, s) for c, s in cells if read_cell(c) is None]
@@ -148,7 +142,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
     if dist is not None:
         dist.broadcast_object_list(todo, src=0)
     mine = assign(work_units(todo[0]), world)[rank]
-    device, written, t0 = _device(rank), [], time.time()
+    written, t0 = [], time.time()
 
     class Enough(Exception):
         pass
@@ -162,8 +156,8 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
         for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model at a time
             model = None   # free the previous model before loading the next one
             try:
-                model, tokenizer = load_model(model_ref)
-                model = model.to(device).eval()
+                model, tokenizer = load_model(model_ref, device="auto")
+                model.eval()
                 for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
                     _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
                                                                           on_write=count), cfg)
