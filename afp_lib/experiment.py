@@ -155,6 +155,9 @@ def evaluate(v: Variant, profile: str, overrides: dict | None = None, translatio
                 f"{runs_dir() / 'eval'} ({shown}{', ...' if len(missing) > 4 else ''}). Fill the whole grid with\n"
                 f"  {FILL_COMMAND}\nor run the notebook with evaluate_missing=True to evaluate them here.")
         model, tokenizer = load(v, profile)
+        if cfg.threads:   # pinned in the CPU profiles, as run_suite does: a near-tie's argmax stays put
+            import torch
+            torch.set_num_threads(cfg.threads)
         t0 = time.time()
         if any(c.task != "flores" for c in missing):
             icl_evaluate(model, tokenizer, model_name=ref, out_file=CellStore(ref, icl_scoring(cfg)), progress=False,

@@ -135,6 +135,8 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
     from ..devices import require_gpu
     cfg = load_eval_config(data.get("profile"))   # batch sizes only: they change no number
     require_gpu(data.get("profile") or default_profile())   # each rank on cuda:LOCAL_RANK (afp_lib.devices)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     todo = [None]
     if rank == 0:   # one view of what is done, so that no cell is assigned twice or never
         todo[0] = [(c, s) for c, s in cells if read_cell(c) is None]
