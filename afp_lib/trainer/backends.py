@@ -1,7 +1,9 @@
 """The plain-torch backend and the learning-rate schedule; `ds_backend` has the same interface for DeepSpeed.
 
 A backend owns the optimizer and scheduler and answers: backward(loss), step() -> grad norm, lr(),
-save(folder), load(folder). The loop never asks which backend it has."""
+save(folder), load(folder), full_state_dict(). The loop never asks which backend it has. Each rank's RNG
+state is saved by the loop (one file per rank), not here.
+"""
 from __future__ import annotations
 
 import math
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import rng_state, set_rng_state
+from . import distributed
 from .config import TrainConfig
 
 
@@ -44,13 +46,17 @@ def make_scheduler(optimizer, cfg: TrainConfig):
 
 
 class TorchBackend:
-    """Single process (CPU or one GPU): AdamW, gradient accumulation, clipping."""
+    """One process, or data parallel under torchrun: AdamW, gradient accumulation, gradients averaged over
+    ranks before clipping (see distributed.py), so every replica takes the same update."""
 
     name = "torch"
+    replicated = True  # every rank holds the whole model
+    optimizer_name = "torch AdamW"
 
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device):
         self.cfg, self.device = cfg, device
         self.model = model.to(device)
+        distributed.broadcast_parameters(self.model)
         self.optimizer = make_optimizer(self.model.parameters(), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
 
@@ -58,8 +64,10 @@ class TorchBackend:
         (loss / self.cfg.grad_accum).backward()
 
     def step(self) -> float:
-        """Clip, then update; returns the pre-clip grad norm (inf/nan -> caller stops before updating)."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        """Average over ranks, clip, then update; returns the pre-clip grad norm (inf/nan -> caller stops)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        distributed.average_gradients(params)
+        params = [p for p in params if p.grad is not None]
         max_norm = self.cfg.optim.grad_clip or float("inf")
         norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         if math.isfinite(norm):
@@ -71,12 +79,16 @@ class TorchBackend:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def full_state_dict(self) -> None:
+        return None  # the module holds its weights
+
     def save(self, folder: Path) -> None:
-        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "rng": rng_state()}, folder / "trainer_state.pt")
+        """Optimizer and scheduler, identical on every rank: rank 0 writes them."""
+        if distributed.is_main():
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                       folder / "trainer_state.pt")
 
     def load(self, folder: Path) -> None:
         state = torch.load(folder / "trainer_state.pt", map_location=self.device, weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])

@@ -52,8 +52,9 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_model_folder(folder: Path, model, tokenizer, config: dict) -> None:
-    model.save_pretrained(folder, safe_serialization=True)
+def save_model_folder(folder: Path, model, tokenizer, config: dict, state_dict: dict | None = None) -> None:
+    """`state_dict`: the weights when the live module does not hold them whole (DeepSpeed ZeRO-3)."""
+    model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(folder)
     write_json(folder / "train_config.json", config)
 

@@ -1,9 +1,13 @@
 """`python -m afp_lib train --profile mini [key.sub=value ...] --base-model PATH`: one alignment run
-through the run cache (a finished run is not trained again). Prints the run folder."""
+through the run cache (a finished run is not trained again). Prints the run folder.
+
+Data parallel: `torchrun --nproc_per_node N -m afp_lib train ...` or
+`deepspeed --num_gpus N --no_local_rank --module afp_lib train ... backend=deepspeed`."""
 from __future__ import annotations
 
 import argparse
 
+from . import distributed
 from .config import load_train_config
 from .runs import get_or_train, run_dir
 
@@ -24,5 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import default_profile
     from ..devices import require_gpu
     require_gpu(args.profile or default_profile(args.config), cfg.device)  # the paper profile without CUDA stops here
-    print(get_or_train(cfg, args.base_model))
+    path = get_or_train(cfg, args.base_model)
+    if distributed.is_main():
+        print(path)
     return 0

@@ -23,7 +23,8 @@ class MCLConfig:
     pooling: Literal["mean", "max", "last"] = "mean"  # App. B.1: mean and last token do best
     temperature: float = 0.05   # tau of Eq. 2 (App. A)
     symmetric: bool = True      # both directions; the authors' code uses src -> tgt only
-    gather: bool = True         # negatives from every rank in multi-process runs
+    gather: Literal["grad", "local_grad", "off"] = "grad"  # negatives from every rank in multi-process runs:
+    # grad = exact (= one step on the joined batch); local_grad = the authors' (others' rows are constants); off = local only
     length_groups: int = 2      # early-exit calls per batch, rows grouped by length (speed only: less padding)
 
 
@@ -81,7 +82,7 @@ class TrainConfig:
     threads: int = 0            # torch.set_num_threads at the start of training (0 = torch's default); pinned
     # in CPU profiles because the thread count changes float summation order, hence the final weights
     backend: Literal["torch", "deepspeed"] = "torch"
-    zero_stage: int = 2         # DeepSpeed ZeRO stage (1 or 2)
+    zero_stage: int = 2         # DeepSpeed ZeRO stage (1, 2 or 3)
     device: str = "auto"        # auto = cuda:LOCAL_RANK when present, else cpu ($AFP_DEVICE overrides auto)
     gradient_checkpointing: bool = False  # recompute each block in backward: activations of one block, not all
     log_every: int = 10
@@ -142,8 +143,8 @@ def validate(cfg: TrainConfig) -> None:
             bad(key, getattr(cfg, key), "must be >= 1")
     if cfg.threads < 0:
         bad("threads", cfg.threads, "use 0 (torch's default) or a positive thread count")
-    if cfg.zero_stage not in (1, 2):
-        bad("zero_stage", cfg.zero_stage, "use ZeRO stage 1 or 2")
+    if cfg.zero_stage not in (1, 2, 3):
+        bad("zero_stage", cfg.zero_stage, "use ZeRO stage 1, 2 or 3")
     if cfg.optim.lr <= 0 or not 0 <= cfg.optim.warmup_ratio < 1:
         bad("optim", to_dict(cfg.optim), "lr must be > 0 and warmup_ratio in [0, 1)")
     if any(not 0 <= b < 1 for b in cfg.optim.betas) or len(cfg.optim.betas) != 2:

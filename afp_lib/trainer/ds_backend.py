@@ -1,39 +1,30 @@
-"""DeepSpeed backend (ZeRO-1/2), for multi-GPU and multi-node runs started with `deepspeed` or `torchrun`.
+"""DeepSpeed backend (ZeRO-1/2/3), for multi-GPU and multi-node runs started with `deepspeed` or `torchrun`.
 
-Same interface as `TorchBackend`. On GPUs DeepSpeed's own bf16 mode is used; on CPU (tests, laptops)
-DeepSpeed's bf16 mode fails, so there the optimizer is a torch AdamW (`torch_adam`) and the loop's
-torch autocast provides the bf16 compute. ZeRO 1/2 keep full parameters on every rank, so the model can
-be run (and early-exited) through `engine.module` directly and saved with `save_pretrained` from rank 0."""
+Same interface as `TorchBackend`. On GPUs DeepSpeed's own bf16 mode and its FusedAdam are used; when
+FusedAdam cannot be built or loaded (no CUDA toolkit on the node) and on CPU (tests, laptops) the optimizer
+is torch's AdamW handed to DeepSpeed as a client optimizer, and the log says which one ran. On CPU
+DeepSpeed's bf16 mode fails, so there the loop's torch autocast provides the bf16 compute.
+ZeRO 1/2 keep full parameters on every rank, so the model can be run (and early-exited) through
+`engine.module` directly and saved from rank 0; ZeRO-3 partitions them (DeepSpeed's per-module hooks
+gather them for each call) and the full weights are consolidated for saving."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from .backends import lr_factor
-from .checkpoint import rng_state, set_rng_state
+from . import distributed
+from .backends import lr_factor, make_optimizer
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 
-def init_distributed(device: torch.device) -> None:
-    """Join the process group named by the launcher's env (RANK, WORLD_SIZE, MASTER_ADDR/PORT)."""
-    if dist.is_initialized():
-        return
-    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        if key not in os.environ:
-            raise RuntimeError(f"backend 'deepspeed' needs ${key} (set by the deepspeed/torchrun launcher; "
-                               "for one process set RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500)")
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-
-def ds_config(cfg: TrainConfig, world_size: int, cuda: bool) -> dict:
+def ds_config(cfg: TrainConfig, world_size: int, cuda: bool, fused_adam: bool = True) -> dict:
+    """DeepSpeed's config for a run; without `fused_adam` the optimizer is a client optimizer (no block)."""
     o = cfg.optim
-    return {
+    conf = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "train_batch_size": cfg.batch_size * cfg.grad_accum * world_size,
@@ -45,6 +36,22 @@ def ds_config(cfg: TrainConfig, world_size: int, cuda: bool) -> dict:
         "steps_per_print": 10 ** 9,
         "wall_clock_breakdown": False,
     }
+    if not (cuda and fused_adam):
+        del conf["optimizer"]
+    return conf
+
+
+def fused_adam_error() -> str | None:
+    """None when DeepSpeed's FusedAdam op loads (prebuilt or JIT-built with nvcc), else why it does not."""
+    try:
+        from deepspeed.ops.op_builder import FusedAdamBuilder
+        builder = FusedAdamBuilder()
+        if not builder.is_compatible(verbose=False):
+            return "FusedAdam is not compatible with this system"
+        builder.load(verbose=False)
+        return None
+    except Exception as e:  # noqa: BLE001 - any failure to build (no nvcc, no ninja, ABI mismatch) means: fall back
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 class DeepSpeedBackend:
@@ -53,18 +60,28 @@ class DeepSpeedBackend:
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device):
         import deepspeed  # imported here: it is slow to import and only this backend needs it
 
-        init_distributed(device)
+        distributed.init_from_env(device, required=True)
         self.cfg, self.device = cfg, device
         cuda = device.type == "cuda"
-        if cuda:
-            torch.cuda.set_device(device)
         model = model.to(device)
-        config = ds_config(cfg, dist.get_world_size(), cuda)
+        params = [p for p in model.parameters() if p.requires_grad]
+        why = fused_adam_error() if cuda else "CPU run"
+        optimizer = None
+        if why is None:
+            self.optimizer_name = "DeepSpeed FusedAdam"
+        else:
+            optimizer = make_optimizer(params, cfg)
+            self.optimizer_name = f"torch AdamW (client optimizer; {why})"
+            if cuda:
+                logger.warning("DeepSpeed FusedAdam unavailable (%s): training with torch AdamW", why)
+        config = ds_config(cfg, distributed.rank_world()[1], cuda, fused_adam=why is None)
         sched = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))  # noqa: E731
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=config,
-            lr_scheduler=sched, dist_init_required=False)
+            model=model, model_parameters=params, optimizer=optimizer, config=config, lr_scheduler=sched,
+            dist_init_required=False)
         self.model = self.engine.module
+        self.replicated = cfg.zero_stage < 3
+        logger.info("DeepSpeed ZeRO-%d, optimizer: %s", cfg.zero_stage, self.optimizer_name)
         self._micro = 0
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -82,11 +99,15 @@ class DeepSpeedBackend:
     def lr(self) -> float:
         return self.scheduler.get_last_lr()[0]
 
+    def full_state_dict(self) -> dict | None:
+        """ZeRO-3: the consolidated weights on rank 0 (collective). ZeRO-1/2: None (the module has them)."""
+        if self.replicated:
+            return None
+        return self.engine._zero3_consolidated_16bit_state_dict()
+
     def save(self, folder: Path) -> None:
         """Collective: every rank writes its optimizer partition."""
-        self.engine.save_checkpoint(str(folder), tag="deepspeed", client_state={"rng": rng_state()})
+        self.engine.save_checkpoint(str(folder), tag="deepspeed")
 
     def load(self, folder: Path) -> None:
-        _, client = self.engine.load_checkpoint(str(folder), tag="deepspeed")
-        if client and "rng" in client:
-            set_rng_state(client["rng"])
+        self.engine.load_checkpoint(str(folder), tag="deepspeed")

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
@@ -31,7 +30,7 @@ from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
 from ..models import set_gradient_checkpointing
 from . import checkpoint as ckpt
-from . import collate
+from . import collate, distributed
 from .shared import share_plan, shared_batches, shared_forward
 from .config import TrainConfig, config_dict
 from .data import TrainData, build_train_data, check_data
@@ -117,7 +116,8 @@ def micro_batches(cfg: TrainConfig, prep: Prepared, pair_idx: list[int] | None, 
 def shared_step_losses(model, cfg: TrainConfig, pairs: dict, lm: dict) -> dict[str, torch.Tensor]:
     """AFP with a share plan (see shared.py): hidden_states[l] of the CIT forward gives one side of each
     shared pair, one early-exit call the rest; the same MCL over the same pairs as `step_losses`."""
-    z_src, z_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm, cfg.mcl.length_groups)
+    z_src, z_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm, cfg.mcl.length_groups,
+                                       across_ranks=True)
     mcl = mcl_loss(z_src, z_tgt, cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
     return {"mcl": mcl, "cit": cit, "loss": mcl + cfg.alpha * cit}
 
@@ -133,7 +133,7 @@ def step_losses(model, cfg: TrainConfig, pairs: dict | None, lm: dict | None) ->
         b = z.size(0) // 2
         parts["mcl"] = mcl_loss(z[:b], z[b:], cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
     if lm is not None:
-        parts["clm" if cfg.objective == "clm" else "cit"] = cit_loss(model, **lm)
+        parts["clm" if cfg.objective == "clm" else "cit"] = cit_loss(model, **lm, across_ranks=True)
     if cfg.objective == "afp":
         parts["loss"] = parts["mcl"] + cfg.alpha * parts["cit"]
     else:
@@ -163,10 +163,10 @@ def evaluate_alignment(model, cfg: TrainConfig, dev: list, pad_id: int, device, 
             "retrieval": 0.5 * (r["x2y"] + r["y2x"])}
 
 
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+def micro_index(step: int, micro: int, grad_accum: int, rank: int, world: int) -> int:
+    """The global number of a rank's micro-batch: consecutive ranks take consecutive slices of the sample
+    stream, so the W ranks of a step see disjoint rows, together those of one W-times larger batch."""
+    return (step * grad_accum + micro) * world + rank
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -214,13 +214,45 @@ def _log_examples(tokenizer, data: TrainData, prep: Prepared) -> None:
                     tokenizer.decode(ids[n_ctx:])[:160])
 
 
+def _check_resume(state: dict, cfg: TrainConfig, world: int, where: Path) -> None:
+    """A checkpoint continues only the data order it was written with: the same world size and global batch."""
+    was_world = state.get("world_size", 1)
+    was_batch = state.get("global_batch", cfg.batch_size * cfg.grad_accum * was_world)
+    now_batch = cfg.batch_size * cfg.grad_accum * world
+    if (was_world, was_batch) != (world, now_batch):
+        raise RuntimeError(f"cannot resume {where}: it was written by {was_world} rank(s) with a global batch of "
+                           f"{was_batch}, this launch has {world} rank(s) and a global batch of {now_batch} "
+                           f"(batch_size {cfg.batch_size} x grad_accum {cfg.grad_accum} x ranks). Relaunch with "
+                           f"{was_world} processes, or delete {where.parent} to start the run afresh.")
+
+
+def _rng_file(folder: Path, rank: int) -> Path:
+    return folder / f"rng-rank{rank}.pt"
+
+
+def _restore_rng(folder: Path, rank: int) -> None:
+    path = _rng_file(folder, rank)
+    if path.is_file():
+        ckpt.set_rng_state(torch.load(path, weights_only=False))
+        return
+    old = folder / "trainer_state.pt"  # checkpoints written before the RNG state was saved per rank
+    state = torch.load(old, weights_only=False) if old.is_file() else {}
+    if "rng" in state:
+        ckpt.set_rng_state(state["rng"])
+
+
 def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = None,
           callbacks: list[Callable[[int, dict], None]] = ()) -> TrainResult:
     """Train `model` in place by `cfg` into `out_dir`, resuming from its last checkpoint if there is one.
-    Returns where the final `save_pretrained` folder and the JSON-lines log are."""
+    Returns where the final `save_pretrained` folder and the JSON-lines log are.
+    Under a multi-process launcher every rank calls this; rank 0 takes the decisions and writes the files."""
     out_dir = Path(out_dir)
     final_dir, log_path = out_dir / "final", out_dir / LOG_NAME
-    if (final_dir / ckpt.RESULT).is_file():  # finished before: load it instead of training again
+    device = _device(cfg)
+    distributed.init_from_env(device, required=cfg.backend == "deepspeed")
+    rank, world = distributed.rank_world()
+    main = rank == 0
+    if distributed.broadcast((final_dir / ckpt.RESULT).is_file() if main else None):  # finished before: load it
         ckpt.load_weights(model, final_dir)
         result = json.loads((final_dir / ckpt.RESULT).read_text(encoding="utf-8"))
         logger.info("run %s already finished (%d steps); loaded its final weights", out_dir, result["steps"])
@@ -229,25 +261,25 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         check_layer(model, cfg.mcl.layer)
     if cfg.threads:  # the thread count changes float summation order, hence the final weights
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
     data = data if data is not None else build_train_data(cfg)
     prep = prepare(cfg, tokenizer, data)
-    device = _device(cfg)
     set_gradient_checkpointing(model, cfg.gradient_checkpointing)
     backend = _make_backend(cfg, model, device)
-    rank, world = _rank_world()  # DeepSpeed may have just joined the process group
-    main = rank == 0
     model = backend.model
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     start, resumed = 0, None
-    last = ckpt.latest_checkpoint(out_dir)
+    last = distributed.broadcast(ckpt.latest_checkpoint(out_dir) if main else None)
     if last is not None:
-        ckpt.load_weights(model, last)
+        _check_resume(json.loads((last / ckpt.STATE).read_text()), cfg, world, last)
+        if backend.name == "torch":  # DeepSpeed's load_checkpoint restores the module itself
+            ckpt.load_weights(model, last)
         backend.load(last)
+        _restore_rng(last, rank)
         start = resumed = json.loads((last / ckpt.STATE).read_text())["step"]
         logger.info("resuming %s from step %d", out_dir, start)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(out_dir / "train_config.json", config_dict(cfg))
         _truncate_log(log_path, start)
     lm_items = prep.cit if cfg.uses_cit else prep.clm
@@ -256,9 +288,9 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     lm_bs = cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size
     precision = resolve_precision(cfg, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-    logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, data: %s *****",
+    logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, %s, data: %s *****",
                 cfg.objective.upper(), type(model).__name__, cfg.steps, cfg.batch_size, cfg.grad_accum, world,
-                cfg.seq_len, cfg.backend, precision, data.summary())
+                cfg.seq_len, cfg.backend, precision, getattr(backend, "optimizer_name", "AdamW"), data.summary())
     if main:
         _log_examples(tokenizer, data, prep)
 
@@ -267,7 +299,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective.upper()} train", disable=not main)
     for step in range(start, cfg.steps):
         for micro in range(cfg.grad_accum):
-            m = (step * cfg.grad_accum + micro) * world + rank  # this rank's global micro-batch number
+            m = micro_index(step, micro, cfg.grad_accum, rank, world)
             pair_idx = pair_stream.take(m * cfg.batch_size, cfg.batch_size) if pair_stream else None
             lm_idx = lm_stream.take(m * lm_bs, lm_bs) if lm_stream and prep.share is None else None
             pairs, lm = micro_batches(cfg, prep, pair_idx, lm_idx, pad_id)
@@ -275,7 +307,8 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
             lm = {k: v.to(device) for k, v in lm.items()} if lm else None
             with autocast:
                 parts = step_losses(model, cfg, pairs, lm)
-            values = {k: v.item() for k, v in parts.items()}  # a sync point, needed for the NaN check anyway
+            # a sync point, needed for the NaN check anyway; the mean over ranks, so all ranks stop together
+            values = distributed.mean_over_ranks({k: v.item() for k, v in parts.items()})
             if not all(math.isfinite(v) for v in values.values()):
                 raise TrainingDiverged(f"non-finite loss at step {step + 1}: {values}; stopped before the update. "
                                        f"Last good checkpoint: {ckpt.latest_checkpoint(out_dir) or 'none'}. "
@@ -294,8 +327,9 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         bar.update(1)
         is_last = done == cfg.steps
         if done % cfg.log_every == 0 or is_last or (cfg.eval_every and done % cfg.eval_every == 0):
+            all_tokens = distributed.sum_over_ranks(tokens)  # throughput of the whole job
             record = {"step": done, "lr": lr, **{k: v / n_sum for k, v in sums.items()}, "grad_norm": grad_norm,
-                      "tokens_per_s": tokens / (time.perf_counter() - t0)}
+                      "tokens_per_s": all_tokens / (time.perf_counter() - t0)}
             if (cfg.eval_every and done % cfg.eval_every == 0) or is_last:
                 record.update(evaluate_alignment(model, cfg, prep.dev, pad_id, device))
             bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "mcl", "cit", "clm", "retrieval") if k in record})
@@ -309,32 +343,40 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
             cb(done, record)
     bar.close()
     result = {"steps": cfg.steps, "last": record}
+    if world > 1 and backend.replicated:  # data parallelism is only correct if every replica ends alike
+        digests = distributed.gather_objects(distributed.weights_digest(model))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the {world} ranks ended with different weights (digests {digests}); not saved")
+        result.update(ranks=world, weights_digests=digests)
+        logger.info("weights identical on all %d ranks (digest %s)", world, digests[0])
+    state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
     if main:
         tmp = ckpt.fresh_tmp(final_dir)
-        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg))
+        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
         ckpt.write_json(tmp / ckpt.RESULT, result)
         ckpt.commit(tmp, final_dir)
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # they only served resuming
-    _barrier()
+    distributed.barrier()
     return TrainResult(out_dir, final_dir, log_path, cfg.steps, resumed, record)
 
 
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
-
-
 def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend, main: bool) -> Path:
-    """Write checkpoints/step-N atomically: weights + tokenizer + config + optimizer/scheduler/RNG."""
+    """Write checkpoints/step-N atomically: weights + tokenizer + config + optimizer/scheduler + each rank's
+    RNG state; state.json (written last) records the world size and global batch the data order assumes."""
     final = out_dir / "checkpoints" / f"step-{step:07d}"
     tmp = ckpt.fresh_tmp(final) if main else final.with_name(f".tmp-{final.name}")
-    _barrier()
+    distributed.barrier()
+    rank, world = distributed.rank_world()
+    torch.save(ckpt.rng_state(), _rng_file(tmp, rank))
     backend.save(tmp)  # collective under DeepSpeed
+    state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
+    distributed.barrier()
     if main:
-        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg))
-        ckpt.write_json(tmp / ckpt.STATE, {"step": step})
+        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
+        ckpt.write_json(tmp / ckpt.STATE, {"step": step, "world_size": world,
+                                           "global_batch": cfg.batch_size * cfg.grad_accum * world})
         ckpt.write_manifest(tmp)  # last: its sizes tell a complete checkpoint from a damaged one
         ckpt.commit(tmp, final)
         ckpt.prune(out_dir, cfg.keep_checkpoints)
-    _barrier()
+    distributed.barrier()
     return final

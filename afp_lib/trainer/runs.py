@@ -8,11 +8,13 @@ import fcntl
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from ..data.store import data_revisions
 from ..paths import mirror_root, runs_dir
+from . import distributed
 from .checkpoint import RESULT, write_json
 from .config import TrainConfig, config_dict
 
@@ -63,33 +65,59 @@ def is_finished(path: Path) -> bool:
 
 def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     """The run folder of (cfg, base_model): trained now if it has not finished before (resuming a
-    killed run), loaded from the cache otherwise. The aligned model is in `<run>/final`."""
-    from ..models import load_model
-    from .loop import train
+    killed run), loaded from the cache otherwise. The aligned model is in `<run>/final`.
 
+    Under torchrun/deepspeed the process group is joined first; rank 0 alone holds the run's lock and
+    decides (cache hit, or train/resume), every rank follows, so two launches of one run train it once."""
+    from ..models import load_model
+    from .loop import _device, train
+
+    distributed.init_from_env(_device(cfg))
     path = run_dir(cfg, base_model, data)
-    if is_finished(path):
-        logger.info("run cache hit: %s", path)
-        return path
-    path.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path / ".lock"):  # two notebooks asking for the same run: one trains, the other waits
-        if is_finished(path):
-            logger.info("run cache hit (trained meanwhile by another process): %s", path)
+    with _rank0_lock(path) as decision:
+        if decision == "hit":
+            logger.info("run cache hit: %s", path)
             return path
-        write_json(path / "run.json", {"base_model": str(base_model), "identity": model_identity(base_model),
-                                      "config": config_dict(cfg), "data": data_revisions(mirror_root())})
+        if distributed.is_main():
+            write_json(path / "run.json", {"base_model": str(base_model), "identity": model_identity(base_model),
+                                          "config": config_dict(cfg), "data": data_revisions(mirror_root())})
         model, tokenizer = load_model(str(base_model))
         train(cfg, model, tokenizer, path, data=data)
     return path
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path):
-    """An advisory lock held for the duration of a run (released when the process dies, so a killed run
-    never blocks the next one, which then resumes from the checkpoint)."""
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
+def _rank0_lock(path: Path, poll_s: float = 2.0):
+    """Yields "hit" (finished) or "train" on every rank. Rank 0 takes the run's advisory lock (released when
+    the process dies, so a killed run never blocks the next one, which then resumes from its checkpoint);
+    while another launch holds it, rank 0 polls and tells the other ranks to keep waiting, so no collective
+    call waits longer than `poll_s` (a long wait cannot trip the process group's timeout)."""
+    main, handle, decision, told = distributed.is_main(), None, None, False
+    try:
+        while decision is None:
+            verdict = None
+            if main:
+                if is_finished(path):
+                    verdict = "hit"
+                else:
+                    path.mkdir(parents=True, exist_ok=True)
+                    handle = handle or open(path / ".lock", "w")
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        # trained meanwhile by another process while we waited?
+                        verdict = "hit" if is_finished(path) else "train"
+                    except BlockingIOError:
+                        if not distributed.multi():
+                            fcntl.flock(handle, fcntl.LOCK_EX)  # one process: just block
+                            verdict = "hit" if is_finished(path) else "train"
+                        else:
+                            if not told:
+                                logger.info("another process is training %s; waiting for it", path)
+                                told = True
+                            time.sleep(poll_s)
+            decision = distributed.broadcast(verdict)
+        yield decision
+    finally:
+        if handle is not None:
             fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()

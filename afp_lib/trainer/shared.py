@@ -93,12 +93,13 @@ def prefix_vectors(hidden: torch.Tensor, prefix: torch.Tensor, pooling: str) -> 
     return pool(hidden, mask, pooling)
 
 
-def shared_forward(model, layer: int, pooling: str, pairs: dict, lm: dict,
-                   length_groups: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def shared_forward(model, layer: int, pooling: str, pairs: dict, lm: dict, length_groups: int = 1,
+                   across_ranks: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(src vectors (B, H), tgt vectors (B, H), CIT loss) of one micro-step from `shared_batches`: the CIT
-    forward yields hidden_states[layer] of its rows, one early-exit call the sides not found there."""
+    forward yields hidden_states[layer] of its rows, one early-exit call the sides not found there.
+    `across_ranks`: see `losses.cit_loss`."""
     with capture_hidden(model, layer) as captured:
-        cit = cit_loss(model, **lm)
+        cit = cit_loss(model, **lm, across_ranks=across_ranks)
     z = prefix_vectors(captured["h"], pairs["cit_prefix"], pooling)  # (B_cit, H)
     if pairs["input_ids"].size(0):  # the other sides: (E, T) -> (E, H)
         exit_z = sentence_embeddings(model, pairs["input_ids"], pairs["attention_mask"], layer, pooling, length_groups)

@@ -1,0 +1,151 @@
+"""Data parallelism without surprises: the process group, rank-0 decisions, gradient averaging.
+
+A run started by `torchrun` or `deepspeed` joins the process group before anything else (the run cache
+included), so every later decision can be taken by rank 0 and broadcast. In one plain process every
+helper here is a no-op and costs nothing.
+
+Gradients are averaged by one all-reduce of a flat buffer after the backward passes of a step (not by
+wrapping the model in DistributedDataParallel): the AFP step calls the model in pieces (an early exit to
+block l, the CIT forward with a hook on block l), which DDP's forward-bound bookkeeping does not follow.
+The result is what DDP computes: every rank holds the mean of the ranks' gradients before clipping."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched() -> bool:
+    """True under a multi-process launcher (torchrun, deepspeed) that set WORLD_SIZE > 1."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: torch.device, required: bool = False) -> None:
+    """Join the process group named by the launcher's env: gloo on CPU, nccl on CUDA. Nothing happens in a
+    plain process unless `required` (one-process DeepSpeed), where a missing variable is named."""
+    if dist.is_initialized() or not (launched() or required):
+        return
+    missing = [k for k in LAUNCHER_ENV if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"a multi-process run needs ${', $'.join(missing)} (set by torchrun/deepspeed; for one "
+                           "process set RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500)")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.get_rank() > 0:  # one log line per event: rank 0 speaks, the others only warn
+        logging.getLogger("afp_lib").setLevel(logging.WARNING)
+
+
+def rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return rank_world()[0] == 0
+
+
+def multi() -> bool:
+    return rank_world()[1] > 1
+
+
+def barrier() -> None:
+    if multi():
+        dist.barrier()
+
+
+def broadcast(obj, src: int = 0):
+    """Rank src's `obj` on every rank (a picklable object; in one process: `obj`)."""
+    if not multi():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def _comm_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """{key: mean over ranks} of per-rank floats (every rank passes the same keys)."""
+    if not multi():
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+
+
+def sum_over_ranks(x: float) -> float:
+    if not multi():
+        return x
+    t = torch.tensor([float(x)], dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def broadcast_parameters(model: torch.nn.Module) -> None:
+    """Rank 0's weights on every rank (all ranks load the same checkpoint, but a build or a dtype cast that
+    is not bitwise reproducible must not let the replicas start apart)."""
+    if not multi():
+        return
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Replace each .grad by its mean over ranks, in one all-reduce of a flat buffer. A parameter that got
+    no gradient on any rank keeps grad None (the optimizer then skips it, as in one process); one that got a
+    gradient on some ranks only counts zero on the others."""
+    if not multi():
+        return
+    world = dist.get_world_size()
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=_comm_device())
+    dist.all_reduce(has)
+    live = [p for p, h in zip(params, has.tolist()) if h]
+    if not live:
+        return
+    for p in live:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    by_dtype: dict[torch.dtype, list] = {}
+    for p in live:
+        by_dtype.setdefault(p.grad.dtype, []).append(p)
+    for group in by_dtype.values():
+        flat = torch.cat([p.grad.reshape(-1) for p in group])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for p in group:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            offset += n
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A hash of the exact bytes of every parameter: equal digests on every rank = identical replicas."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        t = p.detach().cpu().contiguous().reshape(-1)
+        h.update(name.encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def gather_objects(obj) -> list:
+    """[obj of rank 0, obj of rank 1, ...] on every rank."""
+    if not multi():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
