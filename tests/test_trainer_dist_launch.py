@@ -87,7 +87,7 @@ def test_two_ranks_train_one_model_equal_to_the_joined_batch(backend, bases, joi
     print(f"{backend}: 2-rank launch took {proc.seconds:.1f} s")
     run = run_folder(tmp_path)
     assert "x 2 ranks" in proc.stderr and proc.stderr.count("***** AFP training") == 1  # rank 0 speaks once
-    assert proc.stdout.strip().splitlines() == [str(run)]
+    assert proc.stdout.count(str(run)) == 1 and proc.stdout.strip().endswith(str(run))  # printed by rank 0 only
     result = json.loads((run / "final" / "result.json").read_text())
     assert result["ranks"] == 2 and len(set(result["weights_digests"])) == 1  # identical weights on both ranks
     ours, ref = log(run), log(joined)

@@ -37,8 +37,8 @@ def init_from_env(device: torch.device, required: bool = False) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if dist.get_rank() > 0:  # one log line per event: rank 0 speaks, the others only warn
-        logging.getLogger("afp_lib").setLevel(logging.WARNING)
+    if dist.get_rank() > 0:  # one log line per event: rank 0 speaks (the others see the same data)
+        logging.getLogger("afp_lib").setLevel(logging.ERROR)
 
 
 def rank_world() -> tuple[int, int]:

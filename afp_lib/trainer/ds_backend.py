@@ -57,7 +57,8 @@ def fused_adam_error() -> str | None:
 class DeepSpeedBackend:
     name = "deepspeed"
 
-    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device):
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device, extra: dict | None = None):
+        """`extra`: DeepSpeed config entries merged over the run's (e.g. smaller ZeRO buckets for a rehearsal)."""
         import deepspeed  # imported here: it is slow to import and only this backend needs it
 
         distributed.init_from_env(device, required=True)
@@ -75,6 +76,8 @@ class DeepSpeedBackend:
             if cuda:
                 logger.warning("DeepSpeed FusedAdam unavailable (%s): training with torch AdamW", why)
         config = ds_config(cfg, distributed.rank_world()[1], cuda, fused_adam=why is None)
+        for key, value in (extra or {}).items():
+            config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
         sched = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))  # noqa: E731
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, model_parameters=params, optimizer=optimizer, config=config, lr_scheduler=sched,
