@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from afp_lib.losses import IGNORE, gather_with_grad, lm_loss, mcl_loss
+from afp_lib.losses import IGNORE, gather_rows, lm_loss, mcl_loss
 
 
 def _ce(logits, label):  # -log softmax(logits)[label], by hand
@@ -60,8 +60,9 @@ def test_lm_loss_only_on_labelled_tokens_by_hand():
 
 def test_gather_is_identity_without_process_group():
     x = torch.randn(3, 4)
-    out, offset = gather_with_grad(x)
-    assert out is x and offset == 0
+    for mode in ("grad", "local_grad", "off"):
+        out, offset = gather_rows(x, mode)
+        assert out is x and offset == 0
 
 
 def _rank_loss(rank, world, port, x, y, queue):
@@ -70,7 +71,7 @@ def _rank_loss(rank, world, port, x, y, queue):
     dist.init_process_group("gloo", rank=rank, world_size=world)
     b = x.size(0) // world
     xs = x[rank * b:(rank + 1) * b].clone().requires_grad_(True)
-    loss = mcl_loss(xs, y[rank * b:(rank + 1) * b], temperature=0.1)
+    loss = mcl_loss(xs, y[rank * b:(rank + 1) * b], temperature=0.1, gather="local_grad")
     loss.backward()
     queue.put((rank, loss.item(), xs.grad.tolist()))
     dist.barrier()  # keep both processes alive until both results are sent
@@ -90,9 +91,10 @@ def _local_reference(x, y, rank, b, tau):
     return loss.item(), xs.grad
 
 
-def test_mcl_negatives_gathered_across_two_ranks():
-    """Each rank's anchors see the other rank's rows as negatives; the mean of the rank losses is the
-    whole-batch loss, and each rank's gradient flows through its own rows only (SimCSE-style)."""
+def test_mcl_local_grad_variant_across_two_ranks():
+    """The authors' variant (`gather="local_grad"`): each rank's anchors see the other rank's rows as
+    negatives; the mean of the rank losses is the whole-batch loss, and each rank's gradient flows through
+    its own rows only (SimCSE-style). The exact variant is tested in test_trainer_dist.py."""
     import torch.multiprocessing as mp
     x, y = torch.randn(6, 8), torch.randn(6, 8)
     ctx = mp.get_context("spawn")

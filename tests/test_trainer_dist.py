@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from afp_lib.losses import mcl_loss
 from afp_lib.models import build_model
 from afp_lib.trainer import TrainData, distributed
-from afp_lib.trainer.loop import Stream, micro_batches, micro_index, prepare, step_losses
+from afp_lib.trainer.loop import Stream, _check_resume, micro_batches, micro_index, prepare, step_losses
 from test_trainer import PAIRS, tiny_cfg
 
 WORLD = 2
@@ -155,3 +155,13 @@ def test_one_process_helpers_are_no_ops():
     p.grad = torch.full((2,), 3.0)
     distributed.average_gradients([p])
     assert p.grad.tolist() == [3.0, 3.0]
+
+
+def test_resume_with_another_world_size_or_batch_is_refused(tmp_path):
+    cfg = tiny_cfg(batch_size=4)
+    _check_resume({"step": 2, "world_size": 2, "global_batch": 8}, cfg, 2, tmp_path)  # the same launch: fine
+    _check_resume({"step": 2}, cfg, 1, tmp_path)  # a one-process checkpoint of before
+    with pytest.raises(RuntimeError, match=r"written by 2 rank\(s\) with a global batch of 8, this launch has 1"):
+        _check_resume({"step": 2, "world_size": 2, "global_batch": 8}, cfg, 1, tmp_path)
+    with pytest.raises(RuntimeError, match="global batch of 16"):
+        _check_resume({"step": 2, "world_size": 2, "global_batch": 16}, cfg, 2, tmp_path)

@@ -1,7 +1,8 @@
 """Multi-process training through the real CLI and launcher: `torchrun --nproc_per_node 2 -m afp_lib train`
 on the smoke world (gloo on CPU), for both backends. Two ranks end with identical weights equal to one
 process on the joined batch; a run killed with SIGKILL and relaunched ends bit-identical to an
-uninterrupted one; a relaunch with another world size is refused; two launches of one run train it once."""
+uninterrupted one; two launches of one run train it once. Each launch costs seconds of imports per process,
+so the cases share launches where they can."""
 import json
 import os
 import signal
@@ -107,7 +108,7 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def test_kill_9_then_relaunch_is_bit_identical_and_world_size_is_checked(bases, tmp_path):
+def test_kill_9_then_relaunch_is_bit_identical(bases, tmp_path):
     overrides = ["steps=30", "save_every=5", "log_every=5", "eval_every=0", "batch_size=4"]
     whole = tmp_path / "whole"
     launch(whole, bases["dropout"], overrides)
@@ -126,9 +127,6 @@ def test_kill_9_then_relaunch_is_bit_identical_and_world_size_is_checked(bases, 
     assert not (run / "final").exists(), "the run finished before it could be killed"
     last = sorted(run.glob("checkpoints/step-*"))[-1]
     assert {p.name for p in last.glob("rng-rank*.pt")} == {"rng-rank0.pt", "rng-rank1.pt"}
-
-    refused = launch(runs, bases["dropout"], overrides, nproc=1, check=False)
-    assert refused.returncode != 0 and "written by 2 rank(s)" in refused.stderr
 
     again = launch(runs, bases["dropout"], overrides)
     assert f"resuming {run} from step" in again.stderr

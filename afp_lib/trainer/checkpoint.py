@@ -4,7 +4,8 @@ Layout of a run folder:
     train_config.json
     train_log.jsonl
     checkpoints/step-0000100/   save_pretrained (safetensors) + tokenizer + train_config.json
-                                + trainer_state.pt (optimizer, scheduler, RNG) or deepspeed/ + state.json
+                                + trainer_state.pt (optimizer, scheduler) or deepspeed/, rng-rank<r>.pt
+                                (each rank's RNG), state.json (step, world size, global batch)
                                 + complete.json (every file's size, written last)
     final/                      save_pretrained + tokenizer + train_config.json + result.json (written last)
 
