@@ -189,25 +189,28 @@ def paper_match(profile: str, archs, labels=("AFP",)) -> dict[str, str]:
 
 
 def representations(v: Variant, profile: str, langs: list[str] | None = None, pivot: str = "en",
-                    layer: int | None = None):
-    """Sentence representations of held-out bitext (analysis section: layer, pooling, source, n_pairs):
-    returns {lang: (pivot_vectors, lang_vectors)} for the languages asked for."""
+                    layer: int | None = None, n: int | None = None):
+    """Sentence representations of held-out bitext (analysis section: layer, pooling, source, n_pairs, or
+    `n` pairs): returns {lang: (pivot_vectors, lang_vectors)} for the languages asked for."""
     from .analysis.config import analysis_config
     from .analysis.representations import embed, sample_pairs
     cfg = analysis_config(profile, overrides=None if layer is None else {"layer": layer})
     model, tokenizer = load(v, profile)
     out = {}
     for lang in langs or cfg.languages:
-        src, tgt = sample_pairs(lang, source=cfg.source, pivot=pivot, n=cfg.n_pairs, seed=cfg.tsne.seed)
+        src, tgt = sample_pairs(lang, source=cfg.source, pivot=pivot, n=n or cfg.n_pairs, seed=cfg.tsne.seed)
         kw = dict(layer=cfg.layer, pooling=cfg.pooling, batch_size=cfg.batch_size, max_length=cfg.max_length)
         out[lang] = (embed(model, tokenizer, src, **kw), embed(model, tokenizer, tgt, **kw))
     return out
 
 
 def stacked_representations(v: Variant, profile: str, langs: list[str]):
-    """(N, H) vectors of the English side (of the first pair) and every language, with each row's language."""
+    """For t-SNE: (N, H) vectors of the English side (of the first pair) and every language, with each
+    row's language; `analysis.tsne.n_sentences` pairs per language."""
     import torch
-    reps = representations(v, profile, langs)
+
+    from .analysis.config import analysis_config
+    reps = representations(v, profile, langs, n=analysis_config(profile).tsne.n_sentences)
     first = reps[langs[0]][0]
     parts, names = [first], ["en"] * len(first)
     for lang in langs:
@@ -218,40 +221,61 @@ def stacked_representations(v: Variant, profile: str, langs: list[str]):
 
 def probe(v: Variant, profile: str, langs: list[str] | None = None, layer: int | None = None) -> list[dict]:
     """Alignment probes of `v`: alignment, uniformity and bitext retrieval (%) per language pair."""
-    from .analysis.metrics import alignment, retrieval_accuracy, uniformity
+    from .analysis.metrics import alignment, retrieval_hits, uniformity
     import torch
     rows = []
     base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
             "train_seed": v.seed, **v.meta}
     for lang, (h_en, h_xx) in representations(v, profile, langs, layer=layer).items():
-        r = retrieval_accuracy(h_en, h_xx)
+        hits = retrieval_hits(h_en, h_xx).numpy()
         rows.append({**base, "pair": f"en-{lang}", "align": alignment(h_en, h_xx),
-                     "uniform": uniformity(torch.cat([h_en, h_xx])), "retrieval": 50 * (r["x2y"] + r["y2x"])})
+                     "uniform": uniformity(torch.cat([h_en, h_xx])), "retrieval": 100 * float(hits.mean()),
+                     "retrieval items": hits})
     return rows
 
 
 def dev_probe(v: Variant, profile: str, reference: Variant) -> dict:
     """Alignment probes on in-domain held-out pairs: the trainer's dev pairs (never trained on), at the MCL
     layer and pooling. Aligned runs report their last training-log evaluation; a vanilla model is measured
-    on the dev pairs of `reference` (an aligned variant with the same data and seed)."""
+    on the dev pairs of `reference` (an aligned variant with the same data and seed). `dev retrieval items`
+    are the 0/1 outcomes of the 2N queries (both directions; rebuilt from the log's rate for aligned runs)."""
+    import numpy as np
+
+    from .analysis.intervals import bernoulli
+    from .trainer import build_train_data
     base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
             "train_seed": v.seed if not v.vanilla else reference.seed}
+    cfg = train_config(reference if v.vanilla else v, profile)
+    dev = build_train_data(cfg).dev_pairs
     if not v.vanilla:
         last = [r for r in train_log(v, profile) if "retrieval" in r][-1]
-        return {**base, "dev retrieval": 100 * last["retrieval"], "dev align": last["align"], "dev uniform": last["uniform"]}
+        return {**base, "dev retrieval": 100 * last["retrieval"], "dev align": last["align"], "dev uniform": last["uniform"],
+                "dev retrieval items": bernoulli(100 * last["retrieval"], 2 * len(dev))}
+    m = _dev_metrics(v, profile, cfg, dev)
+    return {**base, "dev retrieval": 100 * float(np.mean(m["hits"])), "dev align": m["align"],
+            "dev uniform": m["uniform"], "dev retrieval items": m["hits"]}
+
+
+def _dev_metrics(v: Variant, profile: str, cfg, dev: list[dict]) -> dict:
+    """Alignment, uniformity and per-query retrieval hits of `v` on dev pairs, at cfg's MCL layer and pooling."""
     import torch
-    from .analysis.metrics import alignment, retrieval_accuracy, uniformity
+    from .analysis.metrics import alignment, retrieval_hits, uniformity
     from .analysis.representations import embed
-    from .trainer import build_train_data
-    cfg = train_config(reference, profile)
-    dev = build_train_data(cfg).dev_pairs
     model, tokenizer = load(v, profile)
     kw = dict(layer=cfg.mcl.layer, pooling=cfg.mcl.pooling, max_length=cfg.seq_len)
     src = embed(model, tokenizer, [p["src"] for p in dev], **kw)
     tgt = embed(model, tokenizer, [p["tgt"] for p in dev], **kw)
-    r = retrieval_accuracy(src, tgt)
-    return {**base, "dev retrieval": 50 * (r["x2y"] + r["y2x"]), "dev align": alignment(src, tgt),
-            "dev uniform": uniformity(torch.cat([src, tgt]))}
+    return {"align": alignment(src, tgt), "uniform": uniformity(torch.cat([src, tgt])),
+            "hits": retrieval_hits(src, tgt).numpy()}
+
+
+def step0(v: Variant, profile: str, run: Variant) -> dict:
+    """Fig. 3c's common origin: the vanilla model `v` on the dev pairs of aligned `run`, as a training-log
+    point at step 0 (retrieval as a rate, like the trainer logs it)."""
+    from .trainer import build_train_data
+    cfg = train_config(run, profile)
+    m = _dev_metrics(v, profile, cfg, build_train_data(cfg).dev_pairs)
+    return {"step": 0, "align": m["align"], "uniform": m["uniform"], "retrieval": float(m["hits"].mean())}
 
 
 def perplexity(v: Variant, profile: str, langs: list[str]) -> list[dict]:
@@ -279,7 +303,10 @@ def script_share(text: str, lang: str) -> float:
 def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", n: int = 50,
                     max_new_tokens: int = 24) -> dict:
     """Does the model answer in the language the CIT prompt asks for? Greedy continuations of
-    "<held-out src sentence> Answer in <Tgt>:" scored by the share of their letters in tgt's script."""
+    "<held-out src sentence> Answer in <Tgt>:", first line only. An answer without a single letter (the
+    model stops at once, or writes only punctuation) is counted apart: `answered` is the share of answers
+    with letters, and `target_script_share` the mean share of tgt-script letters among those answers
+    (NaN when none answered), so a model that says nothing is not scored as answering in another language."""
     from .analysis.representations import sample_pairs
     from .cit import answer_prompt
     model, tokenizer = load(v, profile)
@@ -287,9 +314,12 @@ def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", 
     en_side, xx_side = sample_pairs(other, source="tatoeba", n=n, seed=1)
     prompts = [f"{sent} {answer_prompt(tgt)}" for sent in (en_side if src == "en" else xx_side)]
     texts = greedy_answers(model, tokenizer, prompts, max_new_tokens)
-    shares = [script_share(t.split("\n")[0], tgt) for t in texts]
+    lines = [t.split("\n")[0] for t in texts]
+    shares = [script_share(line, tgt) for line in lines if any(c.isalpha() for c in line)]
     return {"model": v.display(profile), "run": v.name(profile), "label": v.label, "direction": f"{src}->{tgt}",
-            "target_script_share": 100 * sum(shares) / max(len(shares), 1), "n": len(shares)}
+            "answered": 100 * len(shares) / max(len(lines), 1),
+            "target_script_share": 100 * sum(shares) / len(shares) if shares else float("nan"),
+            "n": len(lines), "n answered": len(shares)}
 
 
 def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
@@ -346,15 +376,26 @@ def _mean_se(df, by: str, col: str):
 
 
 def findings_table(probes, ppl, answers):
-    """One row per method: retrieval/alignment/uniformity, perplexity per language, answer-language share;
-    mean and standard error over training seeds."""
+    """One row per method: retrieval/alignment/uniformity, perplexity per language, answer language; mean
+    and standard error over training seeds, and for retrieval the 95% interval (`… lo`, `… hi`) over
+    training seeds and pairs (afp_lib.analysis.intervals)."""
     import pandas as pd
+
+    from .analysis.intervals import interval
     parts = [_mean_se(probes, "label", c) for c in probes.columns
              if c in ("retrieval", "align", "uniform", "dev retrieval", "dev align", "dev uniform")]
+    for col in ("retrieval", "dev retrieval"):
+        if f"{col} items" in probes.columns:
+            ivs = {lab: interval([[items] for items in d[f"{col} items"]], scale=100.0)
+                   for lab, d in probes.groupby("label")}
+            parts.append(pd.DataFrame({f"{col} lo": {k: v[1] for k, v in ivs.items()},
+                                       f"{col} hi": {k: v[2] for k, v in ivs.items()}}))
     for lang, d in ppl.groupby("language"):
         parts.append(_mean_se(d.rename(columns={"perplexity": f"ppl {lang}"}), "label", f"ppl {lang}"))
     for direction, d in answers.groupby("direction"):
         col = f"answers in {direction.split('->')[1]} (%)"
+        parts.append(_mean_se(d.rename(columns={"answered": f"answered {direction} (%)"}), "label",
+                              f"answered {direction} (%)"))
         parts.append(_mean_se(d.rename(columns={"target_script_share": col}), "label", col))
     out = pd.concat(parts, axis=1)
     out["n seeds"] = probes.groupby("label")["retrieval"].count()
@@ -362,31 +403,58 @@ def findings_table(probes, ppl, answers):
 
 
 def describe_findings(f) -> str:
-    """Sentences that state the comparisons the paper makes, with our numbers (mean ± se over seeds)."""
+    """Sentences that state the comparisons the paper makes, with our numbers: retrieval as mean [95%
+    interval over training seeds and pairs], the rest as mean ± standard error over training seeds. A word
+    of order ("above") only where the two intervals exclude each other, else "indistinguishable from"."""
+    import math
+
+    from .analysis.intervals import compare
+
+    def has(label, col):
+        return label in f.index and col in f.columns and not math.isnan(f.loc[label, col])
+
+    def iv(label, col):
+        return (f.loc[label, col], f.loc[label, col + " lo"], f.loc[label, col + " hi"])
+
     def val(label, col, digits=1):
-        return f"{f.loc[label, col]:.{digits}f} ± {f.loc[label, col + ' se']:.{digits}f}" if label in f.index else "n/a"
+        if not has(label, col):
+            return "n/a"
+        if col + " lo" in f.columns:
+            m, lo, hi = iv(label, col)
+            return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return f"{f.loc[label, col]:.{digits}f} ± {f.loc[label, col + ' se']:.{digits}f}"
 
-    def above(a, b, col, lower_better=False):
-        if a not in f.index or b not in f.index:
+    def above(a, b, col):
+        if not (has(a, col) and has(b, col)) or col + " lo" not in f.columns:
             return "not measured"
-        da, db = f.loc[a, col], f.loc[b, col]
-        gap, se = (db - da if lower_better else da - db), (f.loc[a, col + " se"] ** 2 + f.loc[b, col + " se"] ** 2) ** 0.5
-        word = "clearly better than" if gap > 2 * se and gap > 0 else ("better than" if gap > 0 else "not better than")
-        return f"{a} is {word} {b}"
+        return f"{a} is {compare(iv(a, col), iv(b, col))} {b}"
 
-    zh_col = next((c for c in f.columns if c.startswith("answers in zh")), None)
+    def uniformity(col):
+        """Each aligned method's uniformity against the vanilla model's, in words computed from the numbers."""
+        if not has("vanilla", col):
+            return ""
+        moved = [(lab, f.loc[lab, col] - f.loc["vanilla", col]) for lab in ("MCL", "AFP") if has(lab, col)]
+        if not moved:
+            return ""
+        words = ", ".join(f"{lab} {'worsens' if d > 0 else 'improves'} it ({d:+.2f})" for lab, d in moved)
+        worse = [lab for lab, d in moved if d > 0]
+        note = (": the sentences crowd together, the opposite of the paper's Fig. 3c, where AFP lowers both "
+                "alignment and uniformity") if worse else ", as in the paper's Fig. 3c"
+        return f" **Uniformity** (lower is better): vanilla {val('vanilla', col, 2)}; {words}{note}."
+
     lines = [] if "dev retrieval" not in f.columns else [
-        f"- **In-domain held-out pairs** (the trainer's dev pairs, %): retrieval AFP {val('AFP', 'dev retrieval')}, "
-        f"CIT {val('CIT', 'dev retrieval')}, MCL {val('MCL', 'dev retrieval')}, vanilla {val('vanilla', 'dev retrieval')}: "
-        f"{above('AFP', 'CIT', 'dev retrieval')}; {above('AFP', 'vanilla', 'dev retrieval')}; alignment AFP "
-        f"{val('AFP', 'dev align', 3)}, CIT {val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}.",
+        f"- **In-domain held-out pairs** (the trainer's dev pairs): retrieval (%, 95% interval) AFP "
+        f"{val('AFP', 'dev retrieval')}, CIT {val('CIT', 'dev retrieval')}, MCL {val('MCL', 'dev retrieval')}, "
+        f"vanilla {val('vanilla', 'dev retrieval')}: {above('AFP', 'CIT', 'dev retrieval')}; "
+        f"{above('AFP', 'vanilla', 'dev retrieval')}; alignment AFP {val('AFP', 'dev align', 3)}, CIT "
+        f"{val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}.{uniformity('dev uniform')}",
     ]
     lines += [
-        f"- **Bitext retrieval EN–ZH, Tatoeba** (out of domain, %): AFP {val('AFP', 'retrieval')}, CIT {val('CIT', 'retrieval')}, "
-        f"MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: {above('AFP', 'CIT', 'retrieval')}; "
-        f"{above('AFP', 'vanilla', 'retrieval')}.",
-        f"- **Alignment** (lower is better): AFP {val('AFP', 'align', 3)}, CIT {val('CIT', 'align', 3)}, vanilla "
-        f"{val('vanilla', 'align', 3)}; **uniformity**: AFP {val('AFP', 'uniform', 3)}, vanilla {val('vanilla', 'uniform', 3)}.",
+        f"- **Bitext retrieval EN–ZH, Tatoeba** (out of domain, %, 95% interval): AFP {val('AFP', 'retrieval')}, "
+        f"CIT {val('CIT', 'retrieval')}, MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: "
+        f"{above('AFP', 'CIT', 'retrieval')}; {above('AFP', 'vanilla', 'retrieval')}.",
+        f"- **Alignment** (Tatoeba, lower is better): AFP {val('AFP', 'align', 3)}, CIT {val('CIT', 'align', 3)}, "
+        f"vanilla {val('vanilla', 'align', 3)}.{uniformity('uniform')}",
     ]
     for lang in ("en", "zh"):
         col = f"ppl {lang}"
@@ -395,10 +463,15 @@ def describe_findings(f) -> str:
                          f"CIT {val('CIT', col)}, AFP {val('AFP', col)}: MCL alone "
                          f"{'raises' if f.loc['MCL', col] > f.loc['vanilla', col] else 'does not raise'} it."
                          if "MCL" in f.index and "vanilla" in f.index else f"- perplexity ({lang}): {val('AFP', col)}")
-    if zh_col:
-        lines.append(f"- **CIT teaches the output language**: answers to `Answer in Chinese:` are "
-                     f"{val('CIT', zh_col)}% Chinese after CIT, {val('AFP', zh_col)}% after AFP, "
-                     f"{val('vanilla', zh_col)}% for the vanilla model.")
+    for direction, name in (("en->zh", "Chinese"), ("zh->en", "English")):
+        answered, share = f"answered {direction} (%)", f"answers in {direction.split('->')[1]} (%)"
+        if answered not in f.columns:
+            continue
+        parts = [f"{lab} answers {val(lab, answered, 0)}%, of which {val(lab, share, 0)}% in {name}"
+                 if has(lab, share) else f"{lab} answers {val(lab, answered, 0)}% (no answer to score)"
+                 for lab in ("vanilla", "CIT", "MCL", "AFP") if lab in f.index]
+        lines.append(f"- **Answer language, {direction.upper().replace('->', '→')}** (`Answer in {name}:` after a "
+                     f"held-out sentence; an answer without letters counts as no answer): " + "; ".join(parts) + ".")
     return "\n".join(lines)
 
 
@@ -419,7 +492,8 @@ def headline(records, findings=None) -> dict:
     if len(bleu):
         out["bleu"] = {m: round(float(v), 3) for m, v in bleu.groupby("model")["value"].mean().items()}
     if findings is not None:
-        out["probes"] = {lab: {k: round(float(v), 4) for k, v in row.items()} for lab, row in findings.iterrows()}
+        out["probes"] = {lab: {k: None if v != v else round(float(v), 4) for k, v in row.items()}  # NaN: not measured
+                         for lab, row in findings.iterrows()}
     return out
 
 

@@ -1,6 +1,7 @@
 """Table builders and records: hand-checkable inputs, the paper block, diffs, rendering and atomic saves."""
 import itertools
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -139,13 +140,15 @@ def test_rendering_merges_shots_and_saves_three_files(tmp_path):
     recs = grid("m", lambda t, l, s, seed: 50.0 + s)
     df = tables.table1(recs, paper_models=["XGLM-564M"])
     md = tables.to_markdown(df)
-    assert "XNLI EN-0/5" in md and "50.0±0.0/55.0±0.0" in md and "45.5/41.2" in md
+    # ours: mean [95% interval]; † where it contains chance (50% on 10 items does, XNLI 55% > 33.3% does not)
+    assert "XNLI EN-0/5" in md and "45.5/41.2" in md
+    assert re.search(r"\| 50\.0 \[\d+\.\d, \d+\.\d\]†/55\.0 \[\d+\.\d, \d+\.\d\] \|", md)
     tex = tables.to_latex(df)
-    assert r"$\pm$" in tex and "\\begin{tabular}" in tex
+    assert r"$^\dagger$" in tex and "\\begin{tabular}" in tex
     paths = tables.save(df, tmp_path / "sub" / "table1")
     assert sorted(p.suffix for p in paths.values()) == [".csv", ".md", ".tex"]
     long = pd.read_csv(paths["csv"])
-    assert {"block", "model", "task", "language", "shots", "value", "pm"} <= set(long.columns)
+    assert {"block", "model", "task", "language", "shots", "value", "pm", "ci_low", "ci_high", "chance"} <= set(long.columns)
     assert not list(tmp_path.rglob(".*tmp*"))  # no temporary file left behind
     assert len(long[(long.block == "ours")]) == 21
 

@@ -27,31 +27,60 @@ def test_script_share(text, lang, share):
     assert math.isclose(ex.script_share(text, lang), share)
 
 
-def findings(afp=(30.0, 32.0), cit=(10.0, 12.0)):
-    probes = pd.DataFrame([{"label": lab, "retrieval": r, "align": 1.0, "uniform": -1.0}
+def findings(afp=(30.0, 32.0), cit=(10.0, 12.0), uniform=None, n=600):
+    """Two seeds of AFP and CIT, one vanilla model; retrieval over n queries per seed."""
+    from afp_lib.analysis.intervals import bernoulli
+    uniform = uniform or {"vanilla": -1.2, "AFP": -0.67, "CIT": -1.25}
+    probes = pd.DataFrame([{"label": lab, "retrieval": r, "align": 1.0, "uniform": uniform[lab],
+                            "retrieval items": bernoulli(r, n)}
                            for lab, vals in [("AFP", afp), ("CIT", cit), ("vanilla", (9.0,))] for r in vals])
     ppl = pd.DataFrame([{"label": lab, "language": "en", "perplexity": p}
                         for lab, p in [("AFP", 50), ("AFP", 52), ("CIT", 48), ("CIT", 50), ("vanilla", 40)]])
-    answers = pd.DataFrame([{"label": lab, "direction": "en->zh", "target_script_share": s}
-                            for lab, s in [("AFP", 90), ("AFP", 80), ("CIT", 95), ("CIT", 85), ("vanilla", 0)]])
+    answers = pd.DataFrame([{"label": lab, "direction": d, "answered": a, "target_script_share": s}
+                            for lab, d, a, s in [("AFP", "en->zh", 100, 90), ("AFP", "en->zh", 100, 80),
+                                                 ("CIT", "en->zh", 100, 95), ("CIT", "en->zh", 90, 85),
+                                                 ("vanilla", "en->zh", 0, float("nan")),
+                                                 ("AFP", "zh->en", 100, 1.0), ("AFP", "zh->en", 100, 0.0),
+                                                 ("CIT", "zh->en", 100, 0.0), ("CIT", "zh->en", 100, 0.0),
+                                                 ("vanilla", "zh->en", 50, 0.0)]])
     return ex.findings_table(probes, ppl, answers)
 
 
-def test_findings_table_means_and_standard_errors():
+def test_findings_table_means_standard_errors_and_intervals():
     f = findings()
     assert list(f.index) == ["vanilla", "CIT", "AFP"]
     assert f.loc["AFP", "retrieval"] == 31.0 and math.isclose(f.loc["AFP", "retrieval se"], 1.0)
     assert f.loc["vanilla", "retrieval se"] == 0.0 and f.loc["vanilla", "n seeds"] == 1
+    assert f.loc["AFP", "retrieval lo"] < 30.0 and f.loc["AFP", "retrieval hi"] > 32.0   # seeds and items
     assert f.loc["CIT", "ppl en"] == 49.0 and f.loc["AFP", "answers in zh (%)"] == 85.0
+    assert f.loc["CIT", "answered en->zh (%)"] == 95.0 and math.isnan(f.loc["vanilla", "answers in zh (%)"])
 
 
-def test_describe_findings_states_the_comparison_from_the_numbers():
+def test_describe_findings_words_follow_the_intervals():
     text = ex.describe_findings(findings())
-    assert "AFP 31.0 ± 1.0" in text and "AFP is clearly better than CIT" in text
-    close = ex.describe_findings(findings(afp=(11.0, 13.0)))  # a 1-point gap inside two standard errors
-    assert "AFP is better than CIT;" in close and "AFP is clearly better than vanilla" in close
+    assert "AFP 31.0 [" in text and "AFP is above CIT" in text
+    close = ex.describe_findings(findings(afp=(11.0, 13.0)))  # overlapping intervals
+    assert "AFP is indistinguishable from CIT;" in close
     worse = ex.describe_findings(findings(afp=(5.0, 6.0)))
-    assert "AFP is not better than CIT" in worse
+    assert "AFP is below CIT" in worse
+    many = ex.describe_findings(findings(afp=(20.0, 22.0)))
+    few = ex.describe_findings(findings(afp=(20.0, 22.0), n=40))   # the same rates over 40 queries
+    assert "AFP is above vanilla" in many and "AFP is indistinguishable from vanilla" in few
+
+
+def test_describe_findings_says_when_uniformity_worsens():
+    text = ex.describe_findings(findings())
+    assert "AFP worsens it (+0.53)" in text and "the opposite of the paper's Fig. 3c" in text
+    better = ex.describe_findings(findings(uniform={"vanilla": -1.2, "AFP": -1.5, "CIT": -1.25}))
+    assert "AFP improves it (-0.30), as in the paper's Fig. 3c" in better and "opposite" not in better
+
+
+def test_describe_findings_counts_empty_answers_apart_in_both_directions():
+    text = ex.describe_findings(findings())
+    assert "EN→ZH" in text and "ZH→EN" in text
+    assert "vanilla answers 0 ± 0% (no answer to score)" in text
+    assert "CIT answers 95 ± 5%, of which 90 ± 5% in Chinese" in text
+    assert "vanilla answers 50 ± 0%, of which 0 ± 0% in English" in text
 
 
 def test_trainable_languages_follow_the_training_sources(mirror):

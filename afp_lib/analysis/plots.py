@@ -68,7 +68,9 @@ def tsne_grid(panels: Mapping[str, object], langs: Sequence[str], *, ncols: int 
               pairs: Sequence[tuple[int, int]] | None = None, perplexity: float = 30.0, seed: int = 0,
               panel_size: float = 3.2):
     """One t-SNE panel per entry of `panels` (title -> (N, H) vectors or (N, 2) coordinates); the same
-    points in the same order in every panel, labelled by `langs`. One shared legend."""
+    points in the same order in every panel, labelled by `langs`. One shared legend. Under each title of a
+    panel given as vectors: the share of each point's 10 nearest neighbours (cosine, in the representation
+    space, not the map) that are in another language, against that share were the languages fully mixed."""
     n = len(panels)
     ncols = ncols or n
     nrows = -(-n // ncols)
@@ -76,6 +78,9 @@ def tsne_grid(panels: Mapping[str, object], langs: Sequence[str], *, ncols: int 
         fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.4),
                                  squeeze=False)
         for ax, (title, x) in zip(axes.flat, panels.items()):
+            if np.ndim(x) == 2 and np.shape(x)[1] > 2:
+                mix = neighbour_mix(x, langs)
+                title = f"{title}\nother-language 10-NN: {mix['share']:.0f}% (mixed: {mix['mixed']:.0f}%)"
             _scatter(ax, _coords(x, perplexity, seed), langs, pairs, title)
         for ax in axes.flat[n:]:
             ax.set_visible(False)
@@ -83,6 +88,14 @@ def tsne_grid(panels: Mapping[str, object], langs: Sequence[str], *, ncols: int 
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), markerscale=2.5, frameon=False)
         fig.tight_layout(rect=(0, 0.06 if nrows == 1 else 0.03, 1, 1))
     return fig
+
+
+def neighbour_mix(x, langs, k: int = 10) -> dict[str, float]:
+    """afp_lib.analysis.metrics.other_language_neighbours of (N, H) vectors (a tensor or an array)."""
+    import torch
+
+    from .metrics import other_language_neighbours
+    return other_language_neighbours(torch.as_tensor(np.asarray(x, dtype=np.float32)), langs, k)
 
 
 def tsne_before_after(emb_before, emb_after, langs: Sequence[str], *, titles=("vanilla", "+AFP"),

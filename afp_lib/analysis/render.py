@@ -30,17 +30,30 @@ def pm_frame(df: pd.DataFrame) -> pd.DataFrame | None:
     return frame.reindex(index=df.index, columns=df.columns)
 
 
+def ci_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    """(low, high, chance) of each cell as frames shaped like `df` (NaN where none), from df.attrs["ci"]."""
+    ci = df.attrs.get("ci")
+    if not ci:
+        return None
+    return tuple(pd.DataFrame(ci[k]).reindex(index=df.index, columns=df.columns) for k in ("lo", "hi", "chance"))
+
+
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     out.attrs = {}
     return out
 
 
-def _cell(v, pm, digits: int, show_pm: bool) -> str:
+def _cell(v, pm, digits: int, show_pm: bool, ci=None) -> str:
+    """'45.5±0.3' (± as the table defines it), or with an interval '45.5 [41.2, 49.8]', marked '†' where
+    the interval contains the chance score."""
     if pd.isna(v):
         return "–"
     s = f"{v:.{digits}f}"
-    if show_pm and pm is not None and not pd.isna(pm):
+    if show_pm and ci is not None and not pd.isna(ci[0]):
+        lo, hi, chance = ci
+        s += f" [{lo:.{digits}f}, {hi:.{digits}f}]" + ("†" if not pd.isna(chance) and lo <= chance <= hi else "")
+    elif show_pm and pm is not None and not pd.isna(pm):
         s += f"±{pm:.{digits}f}"
     return s
 
@@ -57,6 +70,9 @@ def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None)
         groups.setdefault(key, []).append(col)
     vals = df.to_numpy(dtype=float)
     pms = pm.to_numpy(dtype=float) if pm is not None else None
+    cis = ci_frames(df)
+    cis = None if cis is None else [f.to_numpy(dtype=float) for f in cis]
+    ci_at = (lambda i, j: None) if cis is None else (lambda i, j: tuple(f[i, j] for f in cis))
     pos = {c: j for j, c in enumerate(df.columns)}
     out = {}
     for key, cols in groups.items():
@@ -64,23 +80,35 @@ def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None)
         if merge and len(cols) > 1 or (merge and cols[0][-1] != ""):
             parts[-1] = parts[-1] + "-" + "/".join(c[-1] for c in cols)
         header = " ".join(parts)
-        out[header] = ["/".join(_cell(vals[i, pos[c]], None if pms is None else pms[i, pos[c]], digits, show_pm)
-                                for c in cols) for i in range(len(df))]
+        out[header] = ["/".join(_cell(vals[i, pos[c]], None if pms is None else pms[i, pos[c]], digits, show_pm,
+                                      ci_at(i, pos[c])) for c in cols) for i in range(len(df))]
     body = pd.DataFrame(out, index=_plain(df).index)
     return body.reset_index()
 
 
-def to_markdown(df: pd.DataFrame, show_pm: bool = True) -> str:
+CI_NOTE = ("Ours: mean [95% bootstrap interval over training seeds and test items]; † the interval contains "
+           "the chance score. Paper: ± as printed.")
+
+
+def _caption(df: pd.DataFrame, show_pm: bool) -> str:
     caption = df.attrs.get("caption", "")
+    cis = ci_frames(df) if show_pm else None
+    if cis is not None and cis[0].notna().any().any():
+        caption = f"{caption} {CI_NOTE}".strip()
+    return caption
+
+
+def to_markdown(df: pd.DataFrame, show_pm: bool = True) -> str:
+    caption = _caption(df, show_pm)
     table = formatted(df, show_pm).to_markdown(index=False, disable_numparse=True)
     return f"{caption}\n\n{table}" if caption else table
 
 
 def to_latex(df: pd.DataFrame, show_pm: bool = True) -> str:
     body = formatted(df, show_pm)
-    tex = body.to_latex(index=False, escape=True, caption=df.attrs.get("caption"),
+    tex = body.to_latex(index=False, escape=True, caption=_caption(df, show_pm) or None,
                         label=f"tab:afp{df.attrs.get('table', '')}")
-    return tex.replace("±", r"$\pm$").replace("→", r"$\to$").replace("–", "--")
+    return tex.replace("±", r"$\pm$").replace("→", r"$\to$").replace("–", "--").replace("†", r"$^\dagger$")
 
 
 def to_long(df: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +117,10 @@ def to_long(df: pd.DataFrame) -> pd.DataFrame:
     long = _plain(df).stack(levels, future_stack=True).rename("value").to_frame()
     if pm is not None:
         long["pm"] = _plain(pm).stack(levels, future_stack=True)
+    cis = ci_frames(df)
+    if cis is not None:
+        for name, f in zip(("ci_low", "ci_high", "chance"), cis):
+            long[name] = _plain(f).stack(levels, future_stack=True)
     return long.dropna(subset=["value"]).reset_index()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from . import intervals as I
 from . import paper as P
 from .records import ICL_TASKS, load_records
 from .render import save, to_latex, to_long, to_markdown  # noqa: F401  (re-exported for notebooks)
@@ -62,11 +63,35 @@ def _wide(long: pd.DataFrame, row_names, col_names, col_order) -> tuple[pd.DataF
     return frames[0], frames[1]
 
 
+def _ours_intervals(rec, build, row_names, col_names, col_order, index):
+    """(low, high, chance) frames for our rows: the 95% percentile interval of each cell over bootstrap
+    replicates of the records (afp_lib.analysis.intervals: training seeds, then test items), and the cell's
+    value were every item answered at chance (NaN where chance is undefined, e.g. BLEU or Var)."""
+    reps = I.resample_records(rec, I.N_BOOT, seed=0)
+    wide, _ = _wide(build(reps), row_names, col_names, col_order)
+    if wide.empty:
+        nan = pd.DataFrame(float("nan"), index=index, columns=wide.columns)
+        return nan, nan, nan
+    level = list(wide.index.names).index("model")
+    split = [k[level].rsplit(I.REPLICATE_SEP, 1)[0] for k in wide.index]
+    keys = pd.MultiIndex.from_tuples([k[:level] + (m,) + k[level + 1:] for k, m in zip(wide.index, split)],
+                                     names=wide.index.names)
+    g = wide.set_axis(keys).groupby(level=list(range(keys.nlevels)), sort=False)
+    q = (100 - I.LEVEL) / 200
+    as_multi = lambda f: f.set_axis(pd.MultiIndex.from_tuples([k if isinstance(k, tuple) else (k,) for k in f.index],
+                                                               names=wide.index.names))
+    lo, hi = as_multi(g.quantile(q)), as_multi(g.quantile(1 - q))
+    chance, _ = _wide(build(rec.assign(value=rec.task.map(I.CHANCE))), row_names, col_names, col_order)
+    chance.loc[:, [c for c in chance.columns if c[0] == "Var"]] = float("nan")
+    return tuple(f.reindex(index=index, columns=wide.columns) for f in (lo, hi, chance))
+
+
 def _table(n, records, metric, build, row_names, col_names, col_order, paper, match, paper_models,
            paper_col, paper_row=("label",), digits=1, merge_shots=False) -> pd.DataFrame:
     rec = load_records(records)
     rec = rec[rec.metric == metric]
     mean, pm = _wide(build(rec), row_names, col_names, col_order)
+    lo, hi, chance = _ours_intervals(rec, build, row_names, col_names, col_order, mean.index)
     blocks, pms = {"ours": mean}, {"ours": pm}
     if paper:
         # derived columns (e.g. Var) from the paper's own cells, overlaid by what the paper prints
@@ -90,7 +115,9 @@ def _table(n, records, metric, build, row_names, col_names, col_order, paper, ma
     keep = out.notna().any(axis=0)
     out, pm_all = out.loc[:, keep], pm_all.loc[:, keep]
     # attrs hold plain data only (pandas compares attrs when combining frames): pm as a nested dict
-    out.attrs.update(pm=pm_all.to_dict(), caption=P.CAPTIONS[n], digits=digits, merge_shots=merge_shots, table=n)
+    ci = {name: pd.concat({"ours": f}, names=["block"]).reindex(index=out.index, columns=out.columns).to_dict()
+          for name, f in (("lo", lo), ("hi", hi), ("chance", chance))}
+    out.attrs.update(pm=pm_all.to_dict(), ci=ci, caption=P.CAPTIONS[n], digits=digits, merge_shots=merge_shots, table=n)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import from_dict, load_section
+from ..config import deep_merge, from_dict, load_section
 
 ICL_TASKS = ["xnli", "pawsx", "xcopa", "xstorycloze", "xwinograd"]
 
@@ -50,7 +50,7 @@ class EvalConfig:
 
 
 def load_eval_config(profile: str | None = None, path=None, overrides: dict | None = None) -> EvalConfig:
-    """`eval` base merged with `profile` (default: params.yaml's `profile`), then `overrides`."""
-    data = load_section("eval", profile, path)
-    data.update(overrides or {})
+    """`eval` base merged with `profile` (default: params.yaml's `profile`), then `overrides`, deeply: an
+    override `{"translation": {"langs": [...]}}` keeps the profile's translation shots, seeds and sizes."""
+    data = deep_merge(load_section("eval", profile, path), overrides or {})
     return from_dict(EvalConfig, data, f"eval.{profile or 'profile'}")

@@ -1,0 +1,162 @@
+"""95% intervals for reported scores: item sampling and training-seed spread together.
+
+One bootstrap replicate (`n_boot` = 1000, fixed `seed`, percentile interval) first draws as many training
+seeds as there are, with replacement, then, for each drawn seed, resamples the test items of each scored
+cell with replacement; the replicate's score is the mean over the drawn seeds of the mean over cells. With
+one training seed (a vanilla model) only the items vary. Items are what one cell scores: the test items of
+a task and language (accuracy: correct or not, known exactly from the record's accuracy and `n_items`,
+since a bootstrap of a 0/1 mean depends on the count of ones only) and the sentence pairs of a retrieval
+probe (both directions of a pair count as one item). Different cells are resampled independently, even
+where they share items (0- and 5-shot of one test set), which makes averages over such cells a little
+narrower than a joint resampling would.
+
+Comparisons in the generated findings use `compare`: a word of order ("above", "below") only where the two
+intervals do not overlap, else "indistinguishable from"."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+N_BOOT = 1000
+LEVEL = 95.0
+CHANCE = {"xnli": 100 / 3, "pawsx": 50.0, "xcopa": 50.0, "xstorycloze": 50.0, "xwinograd": 50.0}
+
+
+def bernoulli(percent: float, n: int) -> np.ndarray:
+    """The n 0/1 item outcomes behind an accuracy of `percent` (in item order they are unknown, and a
+    bootstrap of their mean does not need it)."""
+    k = int(round(percent * n / 100.0))
+    if not 0 <= k <= n:
+        raise ValueError(f"accuracy {percent}% of {n} items is not a count of correct items")
+    return np.repeat([1.0, 0.0], [k, n - k])
+
+
+def _resampled_means(items: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    items = np.asarray(items, dtype=float)
+    if items.size == 0:
+        return np.full(n_boot, np.nan)
+    if np.isin(items, (0.0, 1.0)).all():   # a 0/1 mean: the resampled count is binomial (same distribution)
+        return rng.binomial(items.size, items.mean(), n_boot) / items.size
+    return items[rng.integers(0, items.size, (n_boot, items.size))].mean(1)
+
+
+def replicates(seeds: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT, seed: int = 0,
+               stat: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """(n_boot,) bootstrap replicates of mean over seeds of mean over cells. `seeds[s][c]` = the item
+    values of cell c under training seed s. `stat` maps the (n_cells, n_boot) resampled cell means of one
+    drawn seed to (n_boot,) (default: their mean)."""
+    if not seeds or any(len(c) == 0 for c in seeds):
+        raise ValueError("replicates needs at least one seed with at least one cell")
+    rng = np.random.default_rng(seed)
+    n_seeds = len(seeds)
+    pick = rng.integers(0, n_seeds, (n_boot, n_seeds))         # seeds drawn with replacement
+    reduce = stat or (lambda m: m.mean(0))
+    slots = np.empty((n_seeds, n_boot))
+    for j in range(n_seeds):                                     # each slot resamples its seed's items afresh
+        per_seed = np.stack([reduce(np.stack([_resampled_means(c, n_boot, rng) for c in cells]))
+                             for cells in seeds])                # (n_seeds, n_boot)
+        slots[j] = per_seed[pick[:, j], np.arange(n_boot)]
+    return slots.mean(0)
+
+
+def interval(seeds: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT, seed: int = 0,
+             level: float = LEVEL, scale: float = 1.0) -> tuple[float, float, float]:
+    """(estimate, low, high): the mean over seeds of the mean over cells, and its percentile interval."""
+    est = float(np.mean([np.mean([np.mean(c) for c in cells]) for cells in seeds])) * scale
+    reps = replicates(seeds, n_boot, seed) * scale
+    lo, hi = np.nanpercentile(reps, [(100 - level) / 2, (100 + level) / 2])
+    return est, float(lo), float(hi)
+
+
+def accuracy_interval(per_seed: Sequence[Sequence[tuple[float, int]]], **kw) -> tuple[float, float, float]:
+    """Interval of an accuracy (%) from records: `per_seed[s]` = [(percent, n_items) per cell]."""
+    return interval([[bernoulli(v, n) for v, n in cells] for cells in per_seed], scale=100.0, **kw)
+
+
+def excludes(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """True when the intervals (low, high) do not overlap."""
+    return a[1] < b[0] or b[1] < a[0]
+
+
+def contains(iv: tuple[float, float], x: float) -> bool:
+    return iv[0] <= x <= iv[1]
+
+
+def compare(a: tuple[float, float, float], b: tuple[float, float, float], lower_better: bool = False) -> str:
+    """'above' / 'below' (or 'better than' / 'worse than' with lower_better set) when the intervals of the
+    (estimate, low, high) triples exclude each other, else 'indistinguishable from'."""
+    if not excludes(a[1:], b[1:]):
+        return "indistinguishable from"
+    higher = a[0] > b[0]
+    if lower_better:
+        return "worse than" if higher else "better than"
+    return "above" if higher else "below"
+
+
+def fmt(iv: tuple[float, float, float], digits: int = 1) -> str:
+    """'5.3 [4.1, 6.6]'."""
+    est, lo, hi = iv
+    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+REPLICATE_SEP = "\x1f"   # model name + REPLICATE_SEP + replicate number, in the records `resample_records` makes
+
+
+def resample_records(rec, n_boot: int = N_BOOT, seed: int = 0):
+    """Bootstrap replicates of accuracy records, as records again, so that any table builder gives one
+    table per replicate. Replicate b of model m is the model `m<SEP>b`: its training seeds are drawn with
+    replacement (slot j of a replicate becomes eval seed `seed + 1_000_000 * j`), and each of its records
+    is redrawn as binomial(n_items, accuracy) / n_items, the item bootstrap of that cell. Records that score
+    the same prompts (a 0-shot cell, recorded once per eval seed) share one draw. Records of other metrics
+    (BLEU, chrF: no per-sentence scores are kept) get NaN: no interval."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    if rec.empty:
+        return rec.copy()
+    train_seed = rec["train_seed"] if "train_seed" in rec else pd.Series(0, index=rec.index)
+    parts = []
+    for model, d in rec.groupby("model", sort=False):
+        seeds = sorted(train_seed[d.index].unique())
+        pick = rng.integers(0, len(seeds), (n_boot, len(seeds)))
+        for j in range(len(seeds)):
+            for i, s in enumerate(seeds):
+                reps = np.nonzero(pick[:, j] == i)[0]
+                ds = d[train_seed[d.index] == s]
+                if not len(reps) or ds.empty:
+                    continue
+                same_prompts = ds["seed"].where(ds["shots"] > 0, -1)
+                group = pd.DataFrame({"t": ds["task"], "l": ds["language"], "k": ds["shots"], "m": ds["metric"],
+                                      "s": same_prompts}).groupby(["t", "l", "k", "m", "s"], sort=False).ngroup().to_numpy()
+                first = pd.Series(np.arange(len(ds))).groupby(group).first().to_numpy()
+                n = ds["n_items"].to_numpy()[first]
+                p = ds["value"].to_numpy()[first] / 100.0
+                acc = ds["metric"].isin(("acc", "acc_norm", "acc_tok")).to_numpy()[first]
+                draws = rng.binomial(n[None, :], np.clip(p, 0, 1)[None, :], (len(reps), len(first))) / n * 100.0
+                draws[:, ~acc] = np.nan
+                block = ds.iloc[np.tile(np.arange(len(ds)), len(reps))].copy()
+                block["value"] = draws[:, group].ravel()
+                block["model"] = [f"{model}{REPLICATE_SEP}{b}" for b in np.repeat(reps, len(ds))]
+                block["seed"] = block["seed"].to_numpy() + 1_000_000 * j
+                parts.append(block)
+    return pd.concat(parts, ignore_index=True)
+
+
+def score_intervals(records, by: Sequence[str], metric: str = "acc", **kw):
+    """Per `by` group of accuracy records: the mean over training seeds of the mean over its (task,
+    language, shots) cells (eval seeds averaged first), its 95% interval, and the same mean at chance.
+    Columns: by..., value, low, high, chance, at_chance (the interval contains chance)."""
+    import pandas as pd
+
+    df = records[records["metric"] == metric]
+    train_seed = df["train_seed"] if "train_seed" in df else pd.Series(0, index=df.index)
+    rows = []
+    for key, d in df.assign(_ts=train_seed).groupby(list(by), sort=True, dropna=False):
+        cells = d.groupby(["_ts", "task", "language", "shots"])[["value", "n_items"]].mean().reset_index()
+        per_seed = [list(zip(c["value"], c["n_items"].astype(int))) for _, c in cells.groupby("_ts")]
+        est, lo, hi = accuracy_interval(per_seed, **kw)
+        chance = float(cells["task"].map(CHANCE).mean())
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "value": est, "low": lo,
+                     "high": hi, "chance": chance, "at_chance": lo <= chance <= hi})
+    return pd.DataFrame(rows)
