@@ -165,3 +165,20 @@ def test_max_items_subset_is_fixed(mirror):
     a = load_task_data(TASKS["pawsx"], "en", max_items=7)
     b = load_task_data(TASKS["pawsx"], "en", max_items=7)
     assert a.test == b.test and len(a.test) == 7
+
+
+@pytest.mark.parametrize("n_zh,own", [(16, False), (504, True)])
+def test_xwinograd_zh_takes_english_demos_only_when_it_has_too_few_rows(monkeypatch, n_zh, own):
+    """The mirror has 16 zh rows (English demonstrations, all 16 scored); the hub has 504: zh holds out its own."""
+    import afp_lib.eval.tasks as T
+    sizes = {"zh": n_zh, "en": 100}
+    monkeypatch.setattr(T, "_RESOLVED", {})
+    monkeypatch.setattr(T, "_rows", lambda dataset, config, split: tuple(
+        {"sentence": f"{config} {i} _ .", "option1": "a", "option2": "b", "answer": "1"} for i in range(sizes[config])))
+    data = load_task_data(TASKS["xwinograd"], "zh")
+    if own:
+        assert data.pool_split == "zh:test[holdout 20]" and len(data.test) == n_zh - 20 and len(data.pool) == 20
+        assert all(r["sentence"].startswith("zh") for r in data.pool)
+    else:
+        assert data.pool_split.startswith("en:") and len(data.test) == n_zh
+        assert all(r["sentence"].startswith("en") for r in data.pool)

@@ -40,7 +40,7 @@ class Language:
     config: str                 # the dataset config holding it (e.g. XWinograd `jp` for ja)
     native: dict = field(default_factory=dict)  # native-language words (optional connectors)
     name: str | None = None     # language name used inside prompts (translation)
-    demos_from: str | None = None  # take demonstrations from this language's pool (too few rows of its own)
+    demos_from: str | None = None  # fallback pool: used only when the language has too few rows to hold out its own
     note: str = ""
 
 
@@ -205,7 +205,13 @@ def _resolve_uncached(task: Task, code: str) -> tuple[str, list[dict], str, list
             logger.warning("%s/%s: dropping %d of %d %r rows without a label", task.name, code, n_bad, len(rows), test_split)
             rows = [r for r in rows if r[lf] != UNLABELLED]
     if demos == "holdout":
-        held = _holdout_positions(len(rows), holdout) if not lang.demos_from else set()
+        # `demos_from` is a fallback: a language keeps its own holdout when at least as many rows stay scored
+        own = not lang.demos_from or len(rows) >= 2 * holdout
+        if not own:
+            logger.warning("%s/%s: %d %r rows are too few to hold out %d demonstrations; all are scored, with "
+                           "demonstrations from %s (declared in %s)", task.name, code, len(rows), test_split,
+                           holdout, lang.demos_from, task.source)
+        held = _holdout_positions(len(rows), holdout) if own else set()
         pool = [r for i, r in enumerate(rows) if i in held]
         test = [r for i, r in enumerate(rows) if i not in held]
         return test_split, test, f"{test_split}[holdout {holdout}]", pool
@@ -215,9 +221,9 @@ def _resolve_uncached(task: Task, code: str) -> tuple[str, list[dict], str, list
 def demo_pool(task: Task, code: str) -> tuple[str, list[dict]]:
     """(description, rows) of the demonstrations available for language `code` (its own or `demos_from`)."""
     lang = task.lang(code)
-    if lang.demos_from:
-        return demo_pool(task, lang.demos_from)
     _, _, pool_split, pool = _resolve(task, code)
+    if lang.demos_from and not pool:   # too few rows for a pool of its own (see _resolve_uncached)
+        return demo_pool(task, lang.demos_from)
     if not pool:
         raise ValueError(f"{task.name}/{code}: the demonstration pool ({pool_split}) is empty")
     return f"{code}:{pool_split}", pool
