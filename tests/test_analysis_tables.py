@@ -142,7 +142,7 @@ def test_rendering_merges_shots_and_saves_three_files(tmp_path):
     md = tables.to_markdown(df)
     # ours: mean [95% interval]; † where it contains chance (50% on 10 items does, XNLI 55% > 33.3% does not)
     assert "XNLI EN-0/5" in md and "45.5/41.2" in md
-    assert re.search(r"\| 50\.0 \[\d+\.\d, \d+\.\d\]†/55\.0 \[\d+\.\d, \d+\.\d\] \|", md)
+    assert re.search(r"\| 50\.0±0\.0 \[\d+\.\d, \d+\.\d\]†/55\.0±0\.0 \[\d+\.\d, \d+\.\d\] \|", md)
     tex = tables.to_latex(df)
     assert r"$^\dagger$" in tex and "\\begin{tabular}" in tex
     paths = tables.save(df, tmp_path / "sub" / "table1")

@@ -89,6 +89,10 @@ def test_translate_eval_records(small_mirror, tiny_models, toy_tokenizer, tmp_pa
         (p, k, m) for p in ("en-zh", "zh-en") for k in (0, 2) for m in ("bleu", "chrf")}
     assert all(REQUIRED <= r.keys() and r["n_items"] == 3 and r["task"] == "flores" for r in recs)
     assert {r["bleu_tokenize"] for r in recs if r["language"] == "en-zh"} == {"zh"}
+    from afp_lib.analysis.intervals import corpus_bleu
+    for r in recs:   # the BLEU record keeps per-sentence statistics that add up to its corpus score
+        if r["metric"] == "bleu":
+            assert len(r["bleu_stats"]) == 3 and corpus_bleu(r["bleu_stats"]) == pytest.approx(r["value"])
     with pytest.raises(KeyError, match="unknown language 'xx'"):
         translate_eval(tiny_models["bloom"], toy_tokenizer, [("en", "xx")], progress=False)
 

@@ -91,3 +91,21 @@ def test_other_language_neighbours_separated_and_mixed():
     assert apart["mixed"] == pytest.approx(100 * 30 / 59)
     with pytest.raises(ValueError, match="language labels"):
         other_language_neighbours(en, langs)
+
+
+def test_bleu_statistics_give_corpus_bleu_and_its_interval():
+    import sacrebleu
+
+    from afp_lib.eval.translation import sentence_bleu_stats
+    hyps = ["the cat sat on a mat", "hello world", "we need ten countries", "a b c d e f"] * 5
+    refs = ["the cat sat on the mat", "hello there world", "we need at least ten countries", "a b c d"] * 5
+    stats = np.array(sentence_bleu_stats(hyps, refs, "13a"))
+    assert I.corpus_bleu(stats) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="13a").score)
+    reps = I.bleu_replicates(stats, 200, np.random.default_rng(0))
+    assert reps.min() < I.corpus_bleu(stats) < reps.max()
+    rec = pd.DataFrame([dict(model="m", task="flores", language="en-zh", shots=0, seed=0, metric="bleu",
+                             value=I.corpus_bleu(stats), n_items=len(hyps), bleu_stats=stats.tolist()),
+                        dict(model="m", task="flores", language="en-zh", shots=0, seed=0, metric="chrf",
+                             value=50.0, n_items=len(hyps))])
+    out = I.resample_records(rec, n_boot=100)
+    assert out.loc[out.metric == "bleu", "value"].nunique() > 1 and out.loc[out.metric == "chrf", "value"].isna().all()

@@ -5,8 +5,9 @@ seeds as there are, with replacement, then, for each drawn seed, resamples the t
 cell with replacement; the replicate's score is the mean over the drawn seeds of the mean over cells. With
 one training seed (a vanilla model) only the items vary. Items are what one cell scores: the test items of
 a task and language (accuracy: correct or not, known exactly from the record's accuracy and `n_items`,
-since a bootstrap of a 0/1 mean depends on the count of ones only) and the sentence pairs of a retrieval
-probe (both directions of a pair count as one item). Different cells are resampled independently, even
+since a bootstrap of a 0/1 mean depends on the count of ones only), the queries of a retrieval probe (each
+direction's query is an item) and the sentences of a translation test set (BLEU recomputed from the
+resampled sentences' n-gram statistics). Different cells are resampled independently, even
 where they share items (0- and 5-shot of one test set), which makes averages over such cells a little
 narrower than a joint resampling would.
 
@@ -100,6 +101,22 @@ def fmt(iv: tuple[float, float, float], digits: int = 1) -> str:
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def corpus_bleu(stats: np.ndarray) -> float:
+    """Corpus BLEU (sacrebleu's defaults: exponential smoothing) from summed per-sentence statistics
+    [hyp length, ref length, matches 1-4, totals 1-4] (afp_lib.eval.translation.sentence_bleu_stats)."""
+    from sacrebleu.metrics import BLEU
+    s = np.asarray(stats).sum(0) if np.ndim(stats) == 2 else np.asarray(stats)
+    return BLEU.compute_bleu([int(v) for v in s[2:6]], [int(v) for v in s[6:10]], int(s[0]), int(s[1]),
+                             smooth_method="exp").score
+
+
+def bleu_replicates(stats: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot,) corpus BLEU of sentence sets drawn with replacement (per-sentence statistics (N, 10))."""
+    n = len(stats)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)   # how often each sentence is drawn
+    return np.array([corpus_bleu(w) for w in weights @ stats])
+
+
 REPLICATE_SEP = "\x1f"   # model name + REPLICATE_SEP + replicate number, in the records `resample_records` makes
 
 
@@ -108,16 +125,19 @@ def resample_records(rec, n_boot: int = N_BOOT, seed: int = 0):
     table per replicate. Replicate b of model m is the model `m<SEP>b`: its training seeds are drawn with
     replacement (slot j of a replicate becomes eval seed `seed + 1_000_000 * j`), and each of its records
     is redrawn as binomial(n_items, accuracy) / n_items, the item bootstrap of that cell. Records that score
-    the same prompts (a 0-shot cell, recorded once per eval seed) share one draw. Records of other metrics
-    (BLEU, chrF: no per-sentence scores are kept) get NaN: no interval."""
+    the same prompts (a 0-shot cell, recorded once per eval seed) share one draw. A BLEU record with
+    per-sentence statistics (`bleu_stats`) is redrawn as the corpus BLEU of resampled sentences; other
+    records (chrF, or BLEU without statistics) get NaN: no interval."""
+    import zlib
+
     import pandas as pd
 
-    rng = np.random.default_rng(seed)
     if rec.empty:
         return rec.copy()
     train_seed = rec["train_seed"] if "train_seed" in rec else pd.Series(0, index=rec.index)
     parts = []
     for model, d in rec.groupby("model", sort=False):
+        rng = np.random.default_rng([seed, zlib.crc32(str(model).encode())])   # a model's draws ignore the others
         seeds = sorted(train_seed[d.index].unique())
         pick = rng.integers(0, len(seeds), (n_boot, len(seeds)))
         for j in range(len(seeds)):
@@ -135,6 +155,11 @@ def resample_records(rec, n_boot: int = N_BOOT, seed: int = 0):
                 acc = ds["metric"].isin(("acc", "acc_norm", "acc_tok")).to_numpy()[first]
                 draws = rng.binomial(n[None, :], np.clip(p, 0, 1)[None, :], (len(reps), len(first))) / n * 100.0
                 draws[:, ~acc] = np.nan
+                for c in np.nonzero(~acc)[0]:          # BLEU with its per-sentence statistics: resample sentences
+                    row = ds.iloc[first[c]]
+                    stats = row.get("bleu_stats") if row["metric"] == "bleu" else None
+                    if isinstance(stats, (list, np.ndarray)) and len(stats):
+                        draws[:, c] = bleu_replicates(np.asarray(stats, dtype=np.int64), len(reps), rng)
                 block = ds.iloc[np.tile(np.arange(len(ds)), len(reps))].copy()
                 block["value"] = draws[:, group].ravel()
                 block["model"] = [f"{model}{REPLICATE_SEP}{b}" for b in np.repeat(reps, len(ds))]

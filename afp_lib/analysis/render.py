@@ -45,16 +45,16 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cell(v, pm, digits: int, show_pm: bool, ci=None) -> str:
-    """'45.5±0.3' (± as the table defines it), or with an interval '45.5 [41.2, 49.8]', marked '†' where
-    the interval contains the chance score."""
+    """'45.5±0.3' (± as the table defines it), then the 95% interval where there is one,
+    '45.5±0.3 [41.2, 49.8]', marked '†' where the interval contains the chance score."""
     if pd.isna(v):
         return "–"
     s = f"{v:.{digits}f}"
+    if show_pm and pm is not None and not pd.isna(pm):
+        s += f"±{pm:.{digits}f}"
     if show_pm and ci is not None and not pd.isna(ci[0]):
         lo, hi, chance = ci
         s += f" [{lo:.{digits}f}, {hi:.{digits}f}]" + ("†" if not pd.isna(chance) and lo <= chance <= hi else "")
-    elif show_pm and pm is not None and not pd.isna(pm):
-        s += f"±{pm:.{digits}f}"
     return s
 
 
@@ -86,8 +86,8 @@ def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None)
     return body.reset_index()
 
 
-CI_NOTE = ("Ours: mean [95% bootstrap interval over training seeds and test items]; † the interval contains "
-           "the chance score. Paper: ± as printed.")
+CI_NOTE = ("Ours: mean ± as above, [95% bootstrap interval over training seeds and test items]; † the interval "
+           "contains the chance score.")
 
 
 def _caption(df: pd.DataFrame, show_pm: bool) -> str:

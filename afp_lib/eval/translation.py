@@ -112,6 +112,17 @@ def bleu_tokenizer(tgt: str) -> str:
     return table.get(tgt, table.get("default", "13a"))
 
 
+def sentence_bleu_stats(hyps: list[str], refs: list[str], tokenize: str) -> list[list[int]]:
+    """Per sentence [hypothesis length, reference length, 1-4-gram matches, 1-4-gram totals]: their sum
+    gives the corpus BLEU, so a bootstrap over sentences (afp_lib.analysis.intervals) can recompute it."""
+    bleu = sacrebleu.BLEU(tokenize=tokenize, effective_order=True)  # effective_order: the score only, not counts
+    out = []
+    for h, r in zip(hyps, refs):
+        st = bleu.sentence_score(h, [r])
+        out.append([st.sys_len, st.ref_len, *st.counts, *st.totals])
+    return out
+
+
 def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: int | None = None,
                    model_name: str = "model", out_file=None, max_new_tokens: int = 128, batch_size: int = 16,
                    bf16: bool = False, progress: bool = True) -> list[dict]:
@@ -151,6 +162,7 @@ def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: i
         recs = [{**unit, "metric": m, "value": v, "n_items": len(hyps), "split": task.splits.test,
                  "demo_pool": task.splits.demos if k else None, "bleu_tokenize": tok,
                  "seconds": round(time.perf_counter() - t0, 3)} for m, v in scores.items()]
+        recs[0]["bleu_stats"] = sentence_bleu_stats(hyps, ref, tok)   # the BLEU record: for its interval
         results.add(recs)
         out += recs
     return out
