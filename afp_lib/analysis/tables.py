@@ -4,7 +4,9 @@ Every builder returns one numeric DataFrame: rows indexed by (block, model[, sho
 "ours" (mean over seeds), "paper" (as printed; missing derived columns such as Var computed from its
 cells) and "diff" (ours - paper, for runs matched to a paper row); columns are a MultiIndex in the
 paper's order. `df.attrs` holds `pm` (the ± cells, as a dict: `render.pm_frame(df)` gives the frame; std over seeds, or the spread across languages where
-the paper prints that), `caption`, `digits` and `merge_shots`. Render with to_markdown / to_latex, write
+the paper prints that), `ci` (for our rows: `lo`, `hi`, the 95% bootstrap interval over training seeds and
+test items, and `chance`, the cell's score at chance; afp_lib.analysis.intervals), `caption`, `digits` and
+`merge_shots`. Render with to_markdown / to_latex, write
 csv + tex + md with save (afp_lib.analysis.render)."""
 from __future__ import annotations
 
