@@ -379,6 +379,7 @@ def findings_table(probes, ppl, answers):
     """One row per method: retrieval/alignment/uniformity, perplexity per language, answer language; mean
     and standard error over training seeds, and for retrieval the 95% interval (`… lo`, `… hi`) over
     training seeds and pairs (afp_lib.analysis.intervals)."""
+    import numpy as np
     import pandas as pd
 
     from .analysis.intervals import interval
@@ -386,8 +387,10 @@ def findings_table(probes, ppl, answers):
              if c in ("retrieval", "align", "uniform", "dev retrieval", "dev align", "dev uniform")]
     for col in ("retrieval", "dev retrieval"):
         if f"{col} items" in probes.columns:
-            ivs = {lab: interval([[items] for items in d[f"{col} items"]], scale=100.0)
-                   for lab, d in probes.groupby("label")}
+            # a vanilla model has one Tatoeba probe but a dev probe per findings seed: rows without items skip
+            seeds = {lab: [[x] for x in d[f"{col} items"] if isinstance(x, np.ndarray) and x.size]
+                     for lab, d in probes.groupby("label")}
+            ivs = {lab: interval(s, scale=100.0) for lab, s in seeds.items() if s}
             parts.append(pd.DataFrame({f"{col} lo": {k: v[1] for k, v in ivs.items()},
                                        f"{col} hi": {k: v[2] for k, v in ivs.items()}}))
     for lang, d in ppl.groupby("language"):

@@ -56,6 +56,20 @@ def test_findings_table_means_standard_errors_and_intervals():
     assert f.loc["CIT", "answered en->zh (%)"] == 95.0 and math.isnan(f.loc["vanilla", "answers in zh (%)"])
 
 
+def test_findings_intervals_skip_seeds_without_a_probe():
+    """As in notebook 01: the vanilla model has one Tatoeba probe but a dev probe per findings seed."""
+    from afp_lib.analysis.intervals import bernoulli
+    probes = pd.DataFrame([{"label": "vanilla", "train_seed": 0, "retrieval": 2.0, "retrieval items": bernoulli(2.0, 600),
+                            "dev retrieval": 2.0, "dev retrieval items": bernoulli(2.0, 800)},
+                           {"label": "vanilla", "train_seed": 1, "retrieval": float("nan"), "retrieval items": float("nan"),
+                            "dev retrieval": 3.0, "dev retrieval items": bernoulli(3.0, 800)}])
+    f = ex.findings_table(probes, pd.DataFrame(columns=["label", "language", "perplexity"]),
+                          pd.DataFrame(columns=["label", "direction", "answered", "target_script_share"]))
+    assert f.loc["vanilla", "retrieval lo"] < 2.0 < f.loc["vanilla", "retrieval hi"]
+    assert f.loc["vanilla", "dev retrieval"] == 2.5 and f.loc["vanilla", "dev retrieval lo"] < 2.0
+    assert f.loc["vanilla", "dev retrieval hi"] > 3.0
+
+
 def test_describe_findings_words_follow_the_intervals():
     text = ex.describe_findings(findings())
     assert "AFP 31.0 [" in text and "AFP is above CIT" in text
