@@ -42,7 +42,8 @@ def _reduce(df: pd.DataFrame, row: Sequence[str], over: Sequence[str], col: tupl
     if df.empty:
         return _long(df, row, None)
     g = df.groupby(keys, sort=False)["value"]
-    red = g.agg(value="mean", sd=lambda v: v.std(ddof=0), n="count").reset_index()
+    red = g.agg(value="mean", n="count").reset_index()
+    red["sd"] = g.std(ddof=0).to_numpy()   # same group order as agg (sort=False)
     red.loc[red.n < expected, ["value", "sd"]] = float("nan")
     cols = col(red) if callable(col) else [col] * len(red)
     return _long(red, row, lambda _: cols, pm=red["sd"] if spread else None)
@@ -155,7 +156,7 @@ def _select(rec, tasks=None, languages=None, shots=None):
 
 
 def _cols(d: pd.DataFrame, *fields) -> list[tuple]:
-    return [tuple(str(v) for v in t) for t in zip(*[d[f] for f in fields])]
+    return list(zip(*[d[f].astype(str) for f in fields]))
 
 
 # --- the paper's tables ----------------------------------------------------------------------------------
