@@ -11,6 +11,8 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
+from ..config import deep_merge
+from ..eval.config import load_eval_config
 from ..experiment import Variant, eval_cells, section, variants
 from ..eval.runner import Cell, cell_file
 from .facts import HUB_MODELS, EvalThroughput
@@ -57,10 +59,13 @@ def section_requests(name: str, profile: str) -> list[EvalRequest]:
             runs += [Variant(policy, arch, train + (f"data.policy={policy}",), seed, meta={"policy": policy})
                      for policy in sec["policies"] for seed in sec["seeds"]
                      if policy == "bridge" or arch in sec.get("pairwise_archs", sec["archs"])]
-        eval_over = {"tasks": ["xnli", "xcopa"], "langs": ["en", *langs]}
-        out = [req(v, {**eval_over, **sec.get("eval", {})}) for v in runs]
-        bridge = [v for v in runs if v.meta.get("policy") == "bridge"]
-        return out + [req(v, {**eval_over, "demos": "semantic", "shots": [5]}, False) for v in bridge]
+        eval_over = deep_merge({"tasks": ["xnli", "xcopa"], "langs": ["en", *langs],
+                                "translation": {"langs": ["en", *langs], "shots": [sec["table4_shots"]]}},
+                               sec.get("eval", {}))
+        out = [req(v, eval_over) for v in runs]
+        k_shots = [s for s in load_eval_config(profile, overrides=eval_over).shots if s > 0]
+        bridge = [v for v in runs if v.meta.get("policy") == "bridge"] if k_shots else []
+        return out + [req(v, {**eval_over, "demos": "semantic", "shots": k_shots}, False) for v in bridge]
     if name == "all_languages":  # 05: Table 7, Tables 9-13
         from ..experiment import trainable_languages
         langs = trainable_languages(profile) if sec["langs"] == "all" else sec["langs"]
