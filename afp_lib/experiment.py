@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .analysis.paper import ablation_match, paper_match, policy_match, semantic_match  # noqa: F401 (notebooks)
 from .config import load_section
 from .paths import runs_dir
 
@@ -175,17 +176,6 @@ def evaluate(v: Variant, profile: str, overrides: dict | None = None, translatio
     records = [r for _, recs in records for r in recs]
     return [{**r, "model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
              "train_seed": v.seed, **v.meta} for r in records]
-
-
-def paper_match(profile: str, archs, labels=("AFP",)) -> dict[str, str]:
-    """Our model names -> the paper's closest rows (its smallest model of each family), for the diff rows."""
-    paper_names = {"xglm": "XGLM-564M", "bloom": "BLOOM-560M", "llama": "Llama-7B"}
-    out = {}
-    for arch in archs:
-        if arch in paper_names:
-            out[f"{arch}-{profile}"] = paper_names[arch]
-            out.update({f"{arch}-{profile}+{lab}": f"{paper_names[arch]} + {lab}" for lab in labels})
-    return out
 
 
 def representations(v: Variant, profile: str, langs: list[str] | None = None, pivot: str = "en",
@@ -497,36 +487,6 @@ def headline(records, findings=None) -> dict:
     if findings is not None:
         out["probes"] = {lab: {k: None if v != v else round(float(v), 4) for k, v in row.items()}  # NaN: not measured
                          for lab, row in findings.iterrows()}
-    return out
-
-
-def policy_match(profile: str, archs) -> dict[str, str]:
-    names = paper_match(profile, archs, labels=())
-    out = dict(names)
-    for ours, paper in names.items():
-        out[f"{ours}+bridge"] = f"{paper} + AFP (EN bridge)"
-        out[f"{ours}+pairwise"] = f"{paper} + AFP (pairwise)"
-    return out
-
-
-def semantic_match(profile: str, archs) -> dict[str, str]:
-    """Table 6 reports only the 7B models: our bridge-aligned models stand against those rows."""
-    big = {"xglm": "XGLM-7.5B", "bloom": "BLOOM-7.1B"}
-    out = {}
-    for arch in archs:
-        if arch in big:
-            out[f"{arch}-{profile}+bridge"] = f"{big[arch]} + AFP"
-            out[f"{arch}-{profile}+bridge w/ semantic demos"] = f"{big[arch]} + AFP + semantic demos"
-    return out
-
-
-def ablation_match(profile: str, archs, methods: dict) -> dict[str, str]:
-    names = paper_match(profile, archs, labels=())
-    out = dict(names)
-    for ours, paper in names.items():
-        for label, overrides in methods.items():
-            if overrides is not None:
-                out[f"{ours}+{label}"] = f"{paper} + {label.replace('w/ ', '')}"
     return out
 
 

@@ -16,12 +16,15 @@ POOLINGS = ("mean", "max", "last")
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer block list of any HF causal LM (XGLM `layers`, BLOOM/GPT-2 `h`, Llama/Qwen2 `layers`)."""
+    """The transformer block list of a causal LM of a registered family (`afp_lib.families`: its `blocks`
+    path under `model.base_model`, e.g. XGLM `layers`, BLOOM `h`)."""
+    from .families import family
+    blocks = model.base_model.get_submodule(family(model.config.model_type).blocks)
     n = model.config.num_hidden_layers
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) == n and name.split(".")[-1] in ("layers", "h", "blocks"):
-            return module
-    raise ValueError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
+    if not isinstance(blocks, nn.ModuleList) or len(blocks) != n:
+        raise ValueError(f"{type(model).__name__}.base_model.{family(model.config.model_type).blocks} is not the "
+                         f"{n} transformer blocks (fix its `blocks` entry in afp_lib/families.py)")
+    return blocks
 
 
 class _StopForward(Exception):

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .families import FAMILIES
+
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
 
 
@@ -102,7 +104,7 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 # Causal LMs whose logits are exactly lm_head(last_hidden_state): the head can run on response positions only.
-PLAIN_HEAD = ("xglm", "bloom", "llama", "gpt2", "qwen2", "mistral", "opt")
+PLAIN_HEAD = tuple(name for name, f in FAMILIES.items() if f.plain_head)
 
 
 def response_logits_loss(model, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -1,5 +1,6 @@
 """Causal LMs: load a `save_pretrained` folder or hub id (no remote code), or build a small randomly
-initialised model of a named architecture (XGLM, BLOOM, Llama, GPT-2, Qwen2) for the `mini` world and tests.
+initialised model of a registered family (`afp_lib.families`: XGLM, BLOOM, Llama, GPT-2, Qwen2) for the
+`mini` world and tests.
 
 Loading policy (`load_model`):
 - weights: safetensors when the folder/repo has them, else `pytorch_model.bin` read with weights-only
@@ -16,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BloomConfig, GPT2Config,
-                          LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config, XGLMConfig)
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-ARCHS = ("xglm", "bloom", "llama", "gpt2", "qwen2")
+from .families import FAMILIES
+
+ARCHS = tuple(FAMILIES)  # the families a random model can be built of (every registered one)
 
 
 @dataclass(frozen=True)
@@ -33,31 +35,13 @@ class ModelShape:
 
 
 def build_config(arch: str, shape: ModelShape, tokenizer: PreTrainedTokenizerBase):
-    """A transformers config of `arch` with the given shape and the tokenizer's special ids."""
+    """A transformers config of `arch` (a family of `afp_lib.families`) with the given shape and the
+    tokenizer's special ids."""
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r} is not supported; use one of {', '.join(ARCHS)}")
     ids = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    s = shape
-    if arch == "xglm":
-        return XGLMConfig(d_model=s.d_model, num_layers=s.n_layers, attention_heads=s.n_heads, ffn_dim=s.ffn_dim,
-                          max_position_embeddings=s.max_positions, dropout=s.dropout, attention_dropout=s.dropout,
-                          activation_dropout=s.dropout, layerdrop=0.0, decoder_start_token_id=tokenizer.eos_token_id,
-                          **ids)
-    if arch == "bloom":
-        return BloomConfig(hidden_size=s.d_model, n_layer=s.n_layers, n_head=s.n_heads,
-                           hidden_dropout=s.dropout, attention_dropout=s.dropout, **ids)
-    if arch == "llama":
-        return LlamaConfig(hidden_size=s.d_model, num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads,
-                           num_key_value_heads=s.n_heads, intermediate_size=s.ffn_dim,
-                           max_position_embeddings=s.max_positions, attention_dropout=s.dropout, **ids)
-    if arch == "qwen2":
-        return Qwen2Config(hidden_size=s.d_model, num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads,
-                           num_key_value_heads=s.n_heads, intermediate_size=s.ffn_dim,
-                           max_position_embeddings=s.max_positions, attention_dropout=s.dropout, **ids)
-    return GPT2Config(n_embd=s.d_model, n_layer=s.n_layers, n_head=s.n_heads, n_inner=s.ffn_dim,
-                      n_positions=s.max_positions, resid_pdrop=s.dropout, embd_pdrop=s.dropout,
-                      attn_pdrop=s.dropout, **ids)
+    return FAMILIES[arch].tiny_config(shape, ids)
 
 
 def build_model(arch: str, shape: ModelShape, tokenizer: PreTrainedTokenizerBase, seed: int = 0,

@@ -165,3 +165,29 @@ def test_match_label_normalises_hub_ids():
     assert match_label("bigscience/bloom-7b1+afp", labels) is None  # 7b1 is not 7.1B: no guessing
     assert match_label("xglm_564m + AFP", labels) == "XGLM-564M + AFP"
     assert match_label("xglm-mini", labels) is None
+
+
+def test_paper_rows_of_every_family_are_rows_of_the_paper():
+    """The names the families and PAPER_METHODS give are (model, method) pairs the transcribed tables hold."""
+    from afp_lib.analysis.paper import PAPER_METHODS
+    from afp_lib.families import FAMILIES
+    rows = set(pd.concat([paper_table(n) for n in CAPTIONS])["label"])
+    small = [f.paper_model for f in FAMILIES.values() if f.paper_model]
+    big = [f.paper_model_7b for f in FAMILIES.values() if f.paper_model_7b]
+    assert small == ["XGLM-564M", "BLOOM-560M", "Llama-7B"] and big == ["XGLM-7.5B", "BLOOM-7.1B"]
+    assert {*small, *big, *(f"{m} + AFP" for m in small + big)} <= rows
+    assert {f"{m} + {p}" for m in small[:2] for p in PAPER_METHODS["policy"].values()} <= rows
+    assert {f"{m} + {p}" for m in big for p in PAPER_METHODS["semantic"].values()} <= rows
+
+
+def test_match_maps_name_our_models_as_before():
+    from afp_lib.analysis.paper import ablation_match, paper_match, policy_match, semantic_match
+    assert paper_match("mini", ["xglm", "gpt2", "llama"]) == {
+        "xglm-mini": "XGLM-564M", "xglm-mini+AFP": "XGLM-564M + AFP", "llama-mini": "Llama-7B",
+        "llama-mini+AFP": "Llama-7B + AFP"}
+    assert policy_match("mini", ["bloom"]) == {"bloom-mini": "BLOOM-560M", "bloom-mini+bridge": "BLOOM-560M + AFP (EN bridge)",
+                                               "bloom-mini+pairwise": "BLOOM-560M + AFP (pairwise)"}
+    assert semantic_match("paper", ["xglm", "llama"]) == {
+        "xglm-paper+bridge": "XGLM-7.5B + AFP", "xglm-paper+bridge w/ semantic demos": "XGLM-7.5B + AFP + semantic demos"}
+    assert ablation_match("mini", ["xglm"], {"vanilla": None, "w/ CLM": ["objective=clm"]}) == {
+        "xglm-mini": "XGLM-564M", "xglm-mini+w/ CLM": "XGLM-564M + CLM"}

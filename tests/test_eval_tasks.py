@@ -114,7 +114,7 @@ def test_unknown_task_language_and_yaml_key_fail_with_what_exists():
     with pytest.raises(KeyError, match="unknown language 'xx'"):
         check_langs(["xnli", "xcopa"], ["en", "xx"])
     assert check_langs(["xnli", "pawsx"], ["th"]) == {"xnli": ["th"], "pawsx": []}   # only where it exists
-    bad = {"task": "t", "dataset": "d", "splits": {"test": "test", "demos": "validation"}, "languages": {"en": {"config": "en"}},
+    bad = {"task": "t", "title": "T", "order": 9, "metrics": ["acc"], "dataset": "d", "splits": {"test": "test", "demos": "validation"}, "languages": {"en": {"config": "en"}},
            "prompt": "xnli", "verbalizer": {}}
     with pytest.raises(KeyError, match="unknown key 'verbalizer' in broken.yaml"):
         parse_task(bad, "broken.yaml")
@@ -182,3 +182,28 @@ def test_xwinograd_zh_takes_english_demos_only_when_it_has_too_few_rows(monkeypa
     else:
         assert data.pool_split.startswith("en:") and len(data.test) == n_zh
         assert all(r["sentence"].startswith("en") for r in data.pool)
+
+
+def test_task_lists_and_metrics_are_read_from_the_yamls(tmp_path):
+    """Records, tables and the evaluation grid list the tasks of tasks/*.yaml, in their `order`; a new YAML
+    is one more task everywhere; a multiple-choice task declares the metrics the ICL scorer writes."""
+    import shutil
+
+    from afp_lib.analysis import records, render
+    from afp_lib.eval import icl
+    from afp_lib.eval.config import EvalConfig
+    from afp_lib.eval.tasks import ICL_TASKS, METRICS, TASK_DIR, load_tasks
+    assert list(TASKS) == ["xnli", "pawsx", "xcopa", "xstorycloze", "xwinograd", "flores"]
+    assert ICL_TASKS == records.ICL_TASKS == tuple(EvalConfig().tasks) == tuple(TASKS)[:5]
+    assert records.TASKS == tuple(TASKS) and records.METRICS == METRICS == ("acc", "acc_norm", "acc_tok", "bleu", "chrf")
+    assert render.NAMES["pawsx"] == "PAWS-X" and set(render.NAMES) == set(TASKS)
+    assert all(TASKS[t].metrics == icl.METRICS for t in ICL_TASKS) and TASKS["flores"].metrics == ("bleu", "chrf")
+    for path in TASK_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    text = (TASK_DIR / "xcopa.yaml").read_text(encoding="utf-8")
+    (tmp_path / "copa2.yaml").write_text(text.replace("task: xcopa", "task: copa2").replace("order: 3", "order: 4"),
+                                         encoding="utf-8")
+    assert list(load_tasks(tmp_path)) == ["xnli", "pawsx", "xcopa", "copa2", "xstorycloze", "xwinograd", "flores"]
+    (tmp_path / "copa2.yaml").write_text(text.replace("metrics: [acc, acc_norm, acc_tok]", "metrics: []"), encoding="utf-8")
+    with pytest.raises(ValueError, match="copa2.yaml: metrics=\\[\\] must be a non-empty list"):
+        load_tasks(tmp_path)

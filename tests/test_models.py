@@ -3,8 +3,11 @@ exit and the shared AFP step give the values and gradients of the plain forward 
 import pytest
 import torch
 
+from afp_lib.families import FAMILIES, family
 from afp_lib.hidden import decoder_layers, hidden_at_layer
-from afp_lib.models import attention_for, build_model, load_model, set_gradient_checkpointing
+from afp_lib.losses import PLAIN_HEAD
+from afp_lib.models import ARCHS, attention_for, build_model, load_model, set_gradient_checkpointing
+from afp_lib.plan.facts import HUB_MODELS, HubModel
 from afp_lib.trainer import collate
 from afp_lib.trainer.loop import step_losses
 from afp_lib.trainer.shared import share_plan, shared_batches
@@ -19,10 +22,56 @@ def batch(tokenizer):
     return enc["input_ids"], enc["attention_mask"]
 
 
-def test_attention_choice_follows_transformers(tiny_models):
-    """XGLM and BLOOM have eager attention only in transformers; Llama, GPT-2 and Qwen2 get SDPA."""
-    got = {arch: attention_for(m.config) for arch, m in tiny_models.items()}
-    assert got == {"xglm": "eager", "bloom": "eager", "llama": "sdpa", "gpt2": "sdpa", "qwen2": "sdpa"}
+# The architecture table: one row per family of afp_lib.families (adding a family = its entry + a row here):
+# the attention transformers gives it (XGLM and BLOOM have eager attention only) and the name of its blocks.
+ARCH_TABLE = {
+    "xglm": ("eager", "XGLMDecoderLayer"),
+    "bloom": ("eager", "BloomBlock"),
+    "llama": ("sdpa", "LlamaDecoderLayer"),
+    "gpt2": ("sdpa", "GPT2Block"),
+    "qwen2": ("sdpa", "Qwen2DecoderLayer"),
+}
+
+
+def test_every_family_has_a_row_of_the_architecture_table():
+    assert list(ARCH_TABLE) == list(FAMILIES) == list(ARCHS)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_family_entry_builds_its_model(arch, tiny_models, tiny_shape):
+    """The entry's config has the asked shape, its `blocks` are the model's blocks, and the family name is
+    the config's model_type (decoder_layers and PLAIN_HEAD look families up by it)."""
+    attention, block = ARCH_TABLE[arch]
+    model = tiny_models[arch]
+    assert model.config.model_type == arch and attention_for(model.config) == attention
+    blocks = decoder_layers(model)
+    assert len(blocks) == tiny_shape.n_layers and {type(b).__name__ for b in blocks} == {block}
+    assert model.config.hidden_size == tiny_shape.d_model
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_plain_head_flag_is_true_of_the_model(arch, tiny_models, toy_tokenizer):
+    """A family marked `plain_head` has logits == lm_head(last hidden state), which CIT relies on to run the
+    head on response positions only."""
+    model = tiny_models[arch]
+    ids, mask = batch(toy_tokenizer)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        head = model.get_output_embeddings()(model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state)
+    assert FAMILIES[arch].plain_head == (arch in PLAIN_HEAD)
+    if FAMILIES[arch].plain_head:
+        torch.testing.assert_close(head, logits, rtol=1e-5, atol=1e-5)
+
+
+def test_unregistered_family_is_named():
+    with pytest.raises(ValueError, match="not registered in afp_lib/families.py.*'xglm'"):
+        family("xglmm")
+
+
+def test_hub_models_come_from_the_families():
+    assert HUB_MODELS["facebook/xglm-564M"] == HubModel("xglm", 564e6, 24, 1024)
+    assert {m.family for m in HUB_MODELS.values()} == {"xglm", "bloom", "llama"}
+    assert len(HUB_MODELS) == sum(len(f.hub) for f in FAMILIES.values()) == 7
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])

@@ -17,8 +17,8 @@ import pandas as pd
 from ..paths import results_dir
 
 COLUMNS = ("table", "model", "method", "task", "language", "tier", "direction", "shots", "metric", "value", "pm")
-TASKS = ("xnli", "pawsx", "xcopa", "xstorycloze", "xwinograd")
 PER_LANGUAGE_TABLE = {"xnli": 9, "pawsx": 10, "xcopa": 11, "xstorycloze": 12, "xwinograd": 13}
+TASKS = tuple(PER_LANGUAGE_TABLE)  # the tasks the paper reports (a new task has no paper numbers)
 
 # Resource tiers as the paper's Tables 3 and 9-13 group languages (Table 11's header is reconstructed: README).
 TIERS = {
@@ -113,3 +113,54 @@ def match_label(name: str, labels) -> str | None:
         if normalise_name(lab) == want:
             return lab
     return None
+
+
+# --- which paper rows our models stand against (the diff rows of every table). The model side comes from
+# the family registry (`afp_lib.families`: each family's smallest model and its 7B model); the method side
+# is this table: our run label -> the paper's `method` column, per kind of comparison.
+PAPER_METHODS = {
+    "policy": {"bridge": "AFP (EN bridge)", "pairwise": "AFP (pairwise)"},          # Table 5
+    "semantic": {"bridge": "AFP", "bridge w/ semantic demos": "AFP + semantic demos"},  # Table 6 (7B rows)
+}
+
+
+def _families(archs):
+    from ..families import FAMILIES
+    return [FAMILIES[a] for a in archs if a in FAMILIES]
+
+
+def paper_match(profile: str, archs, labels=("AFP",)) -> dict[str, str]:
+    """Our model names -> the paper's closest rows (its smallest model of each family): the vanilla model
+    and, for each of `labels`, the aligned one ("xglm-mini+AFP" -> "XGLM-564M + AFP")."""
+    out = {}
+    for f in _families(archs):
+        if f.paper_model:
+            out[f"{f.name}-{profile}"] = f.paper_model
+            out.update({f"{f.name}-{profile}+{lab}": label(f.paper_model, lab) for lab in labels})
+    return out
+
+
+def policy_match(profile: str, archs) -> dict[str, str]:
+    """Table 5: the vanilla rows and our EN-bridge / pairwise runs."""
+    out = paper_match(profile, archs, labels=())
+    for f in _families(archs):
+        if f.paper_model:
+            out.update({f"{f.name}-{profile}+{ours}": label(f.paper_model, theirs)
+                        for ours, theirs in PAPER_METHODS["policy"].items()})
+    return out
+
+
+def semantic_match(profile: str, archs) -> dict[str, str]:
+    """Table 6 reports only the 7B models: our bridge-aligned models stand against those rows."""
+    return {f"{f.name}-{profile}+{ours}": label(f.paper_model_7b, theirs)
+            for f in _families(archs) if f.paper_model_7b for ours, theirs in PAPER_METHODS["semantic"].items()}
+
+
+def ablation_match(profile: str, archs, methods: dict) -> dict[str, str]:
+    """Table 8: the vanilla rows and every aligned method of the section (`w/ CLM` -> the paper's `CLM`)."""
+    out = paper_match(profile, archs, labels=())
+    for f in _families(archs):
+        if f.paper_model:
+            out.update({f"{f.name}-{profile}+{lab}": label(f.paper_model, lab.replace("w/ ", ""))
+                        for lab, overrides in methods.items() if overrides is not None})
+    return out

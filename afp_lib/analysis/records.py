@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..eval.tasks import ICL_TASKS as _ICL_TASKS
+from ..eval.tasks import METRICS as _METRICS
+from ..eval.tasks import TASKS as _TASK_REGISTRY
+
 logger = logging.getLogger(__name__)
 
 FIELDS = {"model": str, "task": str, "language": str, "shots": int, "seed": int, "metric": str, "value": float,
           "n_items": int}
-TASKS = ("xnli", "pawsx", "xcopa", "xstorycloze", "xwinograd", "flores")
-ICL_TASKS = TASKS[:5]  # the paper's "5 datasets"
-METRICS = ("acc", "acc_norm", "acc_tok", "bleu", "chrf")  # as afp_lib.eval writes them
+# Read from the task YAMLs (afp_lib/eval/tasks/*.yaml): a record may name any registered task and metric.
+TASKS = tuple(_TASK_REGISTRY)
+ICL_TASKS = _ICL_TASKS  # the multiple-choice tasks: the paper's "5 datasets"
+METRICS = _METRICS
 KEYS = ["model", "task", "language", "shots", "metric"]
 
 

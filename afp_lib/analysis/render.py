@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-NAMES = {"xnli": "XNLI", "pawsx": "PAWS-X", "xcopa": "XCOPA", "xstorycloze": "XStoryCloze",
-         "xwinograd": "XWinograd", "flores": "FLORES"}
+from ..eval.tasks import TITLES
+
+NAMES = TITLES  # task -> its `title` in the task YAML ("pawsx" -> "PAWS-X")
 
 
 def _pretty(level: str, value) -> str:

@@ -5,8 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config import deep_merge, from_dict, load_section
-
-ICL_TASKS = ["xnli", "pawsx", "xcopa", "xstorycloze", "xwinograd"]
+from .tasks import ICL_TASKS  # every multiple-choice task of tasks/*.yaml, in their order
 
 
 @dataclass(frozen=True)

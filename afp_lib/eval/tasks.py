@@ -23,6 +23,7 @@ TASK_DIR = Path(__file__).resolve().parent / "tasks"
 HOLDOUT_SEED = 1234   # fixes which items form a holdout demonstration pool (same for every eval seed)
 SUBSET_SEED = 1234    # fixes the `max_items` subset: every model, shot count and seed scores the same items
 UNLABELLED = -1       # label value of rows without a gold label (the mirror's XNLI test)
+KINDS = ("multiple_choice", "translation")
 
 
 def unknown(kind: str, name, known, where: str = "") -> str:
@@ -66,6 +67,9 @@ class Task:
     embed: tuple = ()           # fields whose text retrieves semantically aligned demonstrations
     bleu_tokenize: dict = field(default_factory=dict)
     source: str = ""            # the YAML file, for messages
+    title: str = ""             # its name in tables ("PAWS-X")
+    metrics: tuple = ()         # the metrics its records carry
+    order: int = 0              # its place in task lists and tables
 
     def lang(self, code: str) -> Language:
         if code not in self.languages:
@@ -92,8 +96,8 @@ class Registry(dict):
         raise KeyError(unknown("task", key, self.keys()))
 
 
-_TASK_KEYS = {"task", "version", "kind", "dataset", "prompt", "embed", "label_field", "splits", "words",
-              "languages", "bleu_tokenize"}
+_TASK_KEYS = {"task", "version", "title", "order", "metrics", "kind", "dataset", "prompt", "embed", "label_field",
+              "splits", "words", "languages", "bleu_tokenize"}
 _LANG_KEYS = {"config", "native", "name", "demos_from", "note"}
 _SPLIT_KEYS = {"test", "demos", "holdout", "when_test_unlabelled"}
 
@@ -109,10 +113,17 @@ def _check_keys(data: dict, allowed: set, where: str) -> None:
 def parse_task(data: dict, source: str) -> Task:
     """A `Task` from one YAML document; errors name the file and the bad key or value."""
     _check_keys(data, _TASK_KEYS, source)
-    for key in ("task", "dataset", "splits", "languages"):
+    for key in ("task", "title", "order", "metrics", "dataset", "splits", "languages"):
         if key not in data:
             raise KeyError(f"{source}: missing key {key!r}")
     kind = data.get("kind", "multiple_choice")
+    if kind not in KINDS:
+        raise ValueError(f"{source}: kind={kind!r}; use one of {', '.join(KINDS)}")
+    metrics = data["metrics"]
+    if not (isinstance(metrics, list) and metrics and all(isinstance(m, str) for m in metrics)):
+        raise ValueError(f"{source}: metrics={metrics!r} must be a non-empty list of metric names")
+    if not isinstance(data["order"], int) or isinstance(data["order"], bool):
+        raise ValueError(f"{source}: order={data['order']!r} must be an integer (the task's place in lists)")
     prompt = data.get("prompt", data["task"])
     if kind == "multiple_choice" and prompt not in PROMPTS:
         raise KeyError(unknown("prompt", prompt, PROMPTS, source))
@@ -132,21 +143,28 @@ def parse_task(data: dict, source: str) -> Task:
     return Task(name=data["task"], version=int(data.get("version", 1)), kind=kind, dataset=data["dataset"],
                 prompt=prompt, label_field=data.get("label_field"), splits=splits, words=dict(data.get("words") or {}),
                 languages=languages, embed=tuple(data.get("embed") or ()),
-                bleu_tokenize=dict(data.get("bleu_tokenize") or {}), source=source)
+                bleu_tokenize=dict(data.get("bleu_tokenize") or {}), source=source, title=str(data["title"]),
+                metrics=tuple(metrics), order=data["order"])
 
 
 def load_tasks(folder: Path = TASK_DIR) -> Registry:
-    tasks = Registry()
+    """Every `*.yaml` task of `folder`, in their declared `order` (then by name)."""
+    found = {}
     for path in sorted(folder.glob("*.yaml")):
         with open(path, encoding="utf-8") as f:
             task = parse_task(yaml.safe_load(f), path.name)
-        if task.name in tasks:
+        if task.name in found:
             raise ValueError(f"{path.name}: task {task.name!r} is declared twice")
-        tasks[task.name] = task
-    return tasks
+        found[task.name] = task
+    return Registry(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
 
 
 TASKS = load_tasks()
+# Every task list of afp is read from the YAMLs: the scored tasks, the multiple-choice ones (the paper's
+# "5 datasets" and the default evaluation grid) and every metric a record may carry.
+ICL_TASKS = tuple(name for name, t in TASKS.items() if t.kind == "multiple_choice")
+METRICS = tuple(dict.fromkeys(m for t in TASKS.values() for m in t.metrics))
+TITLES = {name: t.title for name, t in TASKS.items()}
 
 
 # ---------------------------------------------------------------- data: scored items and demonstration pool

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..families import FAMILIES
+
 
 @dataclass(frozen=True)
 class HubModel:
-    family: str       # afp_lib.models architecture (the tiny dry-run model is built with it)
+    family: str       # afp_lib.families entry (the tiny dry-run model is built with it)
     params: float     # parameters
     n_layers: int     # transformer blocks: MCL layers 0..n_layers are valid
     d_model: int
 
 
-# From each checkpoint's config.json on the hub (num_layers / n_layer / num_hidden_layers, hidden size).
-HUB_MODELS = {
-    "facebook/xglm-564M": HubModel("xglm", 564e6, 24, 1024),
-    "facebook/xglm-1.7B": HubModel("xglm", 1.7e9, 24, 2048),
-    "facebook/xglm-7.5B": HubModel("xglm", 7.5e9, 32, 4096),
-    "bigscience/bloom-560m": HubModel("bloom", 559e6, 24, 1024),
-    "bigscience/bloom-1b7": HubModel("bloom", 1.72e9, 24, 2048),
-    "bigscience/bloom-7b1": HubModel("bloom", 7.07e9, 30, 4096),
-    "huggyllama/llama-7b": HubModel("llama", 6.74e9, 32, 4096),
-}
+# From each checkpoint's config.json on the hub, as the family entries of afp_lib.families record them.
+HUB_MODELS = {c.hub_id: HubModel(f.name, c.params, c.n_layers, c.d_model) for f in FAMILIES.values() for c in f.hub}
 
 BACTRIAN_X = "MBZUAI/Bactrian-X"
 OPUS100 = "Helsinki-NLP/opus-100"

@@ -1,0 +1,96 @@
+"""Model families as data: everything afp knows about an architecture, in one `Family` entry.
+
+A family is named by its transformers `model_type`. Its entry says how to build a small random model of it
+(the mini world and the tests), where its transformer blocks are (the early exit of MCL), whether its logits
+are a plain `lm_head(last_hidden_state)` (CIT then runs the head on response tokens only), which rows of the
+paper's tables stand for it, and which hub checkpoints the paper profile may train (sizes for the plan).
+
+Adding a family = one entry in `FAMILIES` and one row in the architecture table of tests/test_models.py;
+`afp_lib.models.ARCHS`, `hidden.decoder_layers`, `losses.PLAIN_HEAD`, `plan.facts.HUB_MODELS` and the
+paper-name maps of `analysis.paper` are read from here."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HubCheckpoint:
+    """A published checkpoint, as its config.json on the hub states it (the paper plan cannot read it offline)."""
+    hub_id: str
+    params: float     # parameters
+    n_layers: int     # transformer blocks: MCL layers 0..n_layers are valid
+    d_model: int
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str                  # transformers' model_type, and afp's `arch` ("xglm")
+    tiny_config: Callable      # (ModelShape, special ids) -> a transformers config of that shape
+    blocks: str                # the block list's path under `model.base_model` ("layers", "h")
+    plain_head: bool = True    # logits == lm_head(last_hidden_state), nothing after the head
+    paper_model: str | None = None      # the paper's smallest model of the family: our diff rows stand against it
+    paper_model_7b: str | None = None   # its 7B row (Table 6 reports only those)
+    hub: tuple[HubCheckpoint, ...] = ()
+
+
+def _xglm(s, ids):
+    from transformers import XGLMConfig
+    return XGLMConfig(d_model=s.d_model, num_layers=s.n_layers, attention_heads=s.n_heads, ffn_dim=s.ffn_dim,
+                      max_position_embeddings=s.max_positions, dropout=s.dropout, attention_dropout=s.dropout,
+                      activation_dropout=s.dropout, layerdrop=0.0, decoder_start_token_id=ids["eos_token_id"], **ids)
+
+
+def _bloom(s, ids):
+    from transformers import BloomConfig
+    return BloomConfig(hidden_size=s.d_model, n_layer=s.n_layers, n_head=s.n_heads, hidden_dropout=s.dropout,
+                       attention_dropout=s.dropout, **ids)
+
+
+def _llama(s, ids):
+    from transformers import LlamaConfig
+    return LlamaConfig(hidden_size=s.d_model, num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads,
+                       num_key_value_heads=s.n_heads, intermediate_size=s.ffn_dim,
+                       max_position_embeddings=s.max_positions, attention_dropout=s.dropout, **ids)
+
+
+def _qwen2(s, ids):
+    from transformers import Qwen2Config
+    return Qwen2Config(hidden_size=s.d_model, num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads,
+                       num_key_value_heads=s.n_heads, intermediate_size=s.ffn_dim,
+                       max_position_embeddings=s.max_positions, attention_dropout=s.dropout, **ids)
+
+
+def _gpt2(s, ids):
+    from transformers import GPT2Config
+    return GPT2Config(n_embd=s.d_model, n_layer=s.n_layers, n_head=s.n_heads, n_inner=s.ffn_dim,
+                      n_positions=s.max_positions, resid_pdrop=s.dropout, embd_pdrop=s.dropout,
+                      attn_pdrop=s.dropout, **ids)
+
+
+# Hub sizes: num_layers / n_layer / num_hidden_layers and the hidden size of each checkpoint's config.json.
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("xglm", _xglm, blocks="layers", paper_model="XGLM-564M", paper_model_7b="XGLM-7.5B",
+           hub=(HubCheckpoint("facebook/xglm-564M", 564e6, 24, 1024),
+                HubCheckpoint("facebook/xglm-1.7B", 1.7e9, 24, 2048),
+                HubCheckpoint("facebook/xglm-7.5B", 7.5e9, 32, 4096))),
+    Family("bloom", _bloom, blocks="h", paper_model="BLOOM-560M", paper_model_7b="BLOOM-7.1B",
+           hub=(HubCheckpoint("bigscience/bloom-560m", 559e6, 24, 1024),
+                HubCheckpoint("bigscience/bloom-1b7", 1.72e9, 24, 2048),
+                HubCheckpoint("bigscience/bloom-7b1", 7.07e9, 30, 4096))),
+    Family("llama", _llama, blocks="layers", paper_model="Llama-7B",
+           hub=(HubCheckpoint("huggyllama/llama-7b", 6.74e9, 32, 4096),)),
+    Family("gpt2", _gpt2, blocks="h"),
+    Family("qwen2", _qwen2, blocks="layers"),
+)}
+
+
+def family(name: str) -> Family:
+    """The entry of `name` (an arch or a model_type); an unknown name fails with the registered ones."""
+    if name not in FAMILIES:
+        close = difflib.get_close_matches(str(name), list(FAMILIES), n=1)
+        raise ValueError(f"model family {name!r} is not registered in afp_lib/families.py"
+                         + (f"; did you mean {close[0]!r}?" if close else "")
+                         + f" (registered: {', '.join(FAMILIES)}); add a Family entry to support it")
+    return FAMILIES[name]
