@@ -166,3 +166,11 @@ def test_shared_afp_step_with_checkpointing(arch, toy_tokenizer, tiny_shape):
     assert g.keys() == w.keys()
     for n in w:
         torch.testing.assert_close(g[n], w[n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_paper_world_names_only_registered_checkpoints():
+    """params.yaml picks which checkpoints the paper profile aligns; their sizes come from the families."""
+    from afp_lib.world import load_world_config
+    models = load_world_config("paper").models
+    assert models and set(models.values()) <= set(HUB_MODELS)
+    assert {HUB_MODELS[m].family for m in models.values()} <= set(FAMILIES)
