@@ -93,3 +93,204 @@ def test_sample_order_is_a_compact_array_with_the_list_shuffle_order():
         want.append(perm)
     assert got == want[0][990:] + want[1][:10]
     assert isinstance(s._perms[1], array) and s._perms[1].itemsize == 8
+
+
+# --- the trainer's data path: train.tokenized arrow against memory, batch by batch ---
+
+def _smoke(**changes):
+    from afp_lib.trainer.config import load_train_config, replace
+    return replace(load_train_config("smoke"), **changes)
+
+
+def _batches(cfg, prep, steps: int, rank: int = 0, world: int = 1) -> list:
+    """Every micro-batch the training loop would feed this rank for `steps` steps, as plain lists."""
+    from afp_lib.trainer.loop import Stream, micro_batches, micro_index
+    lm_items = prep.cit if cfg.uses_cit else prep.clm
+    pairs = Stream(len(prep.pairs), cfg.seed) if prep.pairs else None
+    lm = Stream(len(lm_items), cfg.seed + 1) if lm_items else None
+    lm_bs = cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size
+    out = []
+    for step in range(steps):
+        for micro in range(cfg.grad_accum):
+            m = micro_index(step, micro, cfg.grad_accum, rank, world)
+            p_idx = pairs.take(m * cfg.batch_size, cfg.batch_size) if pairs else None
+            l_idx = lm.take(m * lm_bs, lm_bs) if lm and prep.share is None else None
+            got = micro_batches(cfg, prep, p_idx, l_idx, 0)
+            out.append([{k: v.tolist() for k, v in b.items()} if b else None for b in got])
+    return out
+
+
+@pytest.mark.parametrize("changes", [
+    {"seq_len": 512},                                          # AFP: pairs + translation CIT, the shared step
+    {"seq_len": 512, "cit": {"pack": True}},                   # packed CIT rows (the paper's default)
+    {"objective": "cit"},                                      # CIT alone, unpacked
+    {"objective": "clm"},                                      # BPre: CLM blocks of the pairs' text
+], ids=["afp-shared", "afp-packed", "cit", "clm"])
+def test_arrow_path_gives_the_memory_path_batches(changes, toy_tokenizer, mirror, tmp_path, monkeypatch):
+    from afp_lib.config import from_dict, to_dict
+    from afp_lib.trainer.config import TrainConfig
+    from afp_lib.trainer.loop import prepare
+    monkeypatch.setenv("AFP_TOKENIZED", str(tmp_path))
+    raw = to_dict(_smoke())
+    for k, v in changes.items():
+        raw[k] = {**raw[k], **v} if isinstance(v, dict) else v
+    raw["grad_accum"] = 2
+    mem_cfg = from_dict(TrainConfig, {**raw, "tokenized": "memory"})
+    arrow_cfg = from_dict(TrainConfig, {**raw, "tokenized": "arrow"})
+    mem, disk = prepare(mem_cfg, toy_tokenizer), prepare(arrow_cfg, toy_tokenizer)
+    for name in ("pairs", "cit", "clm", "dev"):
+        want = [(list(a), list(b)) for a, b in getattr(mem, name)]
+        assert [(list(a), list(b)) for a, b in getattr(disk, name)] == want, name
+    assert disk.share == mem.share and disk.summary == mem.summary
+    if changes.get("cit", {}).get("pack"):
+        assert 0 < len(disk.cit) < len(disk.pairs)             # rows really were packed
+    if changes == {"seq_len": 512}:                            # rows not cut: sentences are prefixes of CIT rows
+        assert mem.share is not None                           # the shared-step batches are compared too
+    steps = 6                                                  # past one epoch of the smoke pairs: reshuffled order
+    assert _batches(arrow_cfg, disk, steps) == _batches(mem_cfg, mem, steps)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (folder / tokenized.DONE).is_file() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_arrow_cache_is_keyed_by_tokenizer_data_and_config(toy_tokenizer, mirror, tmp_path, monkeypatch):
+    from afp_lib.tokenizer import train_bpe
+    from afp_lib.trainer.data import TrainData
+    monkeypatch.setenv("AFP_TOKENIZED", str(tmp_path))
+    cfg = _smoke(tokenized="arrow")
+    calls = []
+    real = tokenized.build
+    monkeypatch.setattr(tokenized, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    key = tokenized.cache_key(cfg, toy_tokenizer)
+    tokenized.prepare(cfg, toy_tokenizer)
+    tokenized.prepare(cfg, toy_tokenizer)                     # the same key: read, not rebuilt
+    assert calls == [1]
+    other_tok = train_bpe(["something else entirely"] * 20, vocab_size=300, min_frequency=1)
+    given = TrainData(pairs=[{"src": p["src"], "tgt": p["tgt"], "src_lang": "en", "tgt_lang": "zh"} for p in PAIRS])
+    keys = {key, tokenized.cache_key(_smoke(tokenized="arrow", seq_len=32), toy_tokenizer),
+            tokenized.cache_key(cfg, other_tok), tokenized.cache_key(cfg, toy_tokenizer, given)}
+    assert len(keys) == 4
+    assert tokenized.cache_key(cfg, toy_tokenizer) == key     # deterministic (after the tokenizer was used)
+
+
+def test_pack_plan_packs_as_pack_and_clm_stream_cuts_as_clm_blocks(toy_tokenizer):
+    import random
+    rng = random.Random(0)
+    examples = [([rng.randrange(9)] * n, [-100] * (n // 2) + [1] * (n - n // 2)) for n in
+                (rng.randint(2, 40) for _ in range(300))] + [([5] * 70, [5] * 70)]   # one longer than a row
+    rows = collate.pack(examples, 64)
+    plan = collate.pack_plan([len(e[0]) for e in examples], 64)
+    assert sorted(k for m in plan for k in m) == list(range(len(examples)))       # each example exactly once
+    assert rows == [collate.join([examples[k] for k in m]) for m in plan] == _pack_on_rows(examples, 64)
+    assert all(len(r[0]) <= 64 for r in rows if len(r[0]) != 70) and len(rows) < 0.6 * len(examples)
+    texts = [t for p in PAIRS for t in (p["src"], p["tgt"])]
+    for seq_len in (7, 16):
+        blocks = collate.clm_blocks(toy_tokenizer, texts, seq_len)
+        assert [(b, b) for b in collate.iter_clm_blocks(toy_tokenizer, iter(texts), seq_len, chunk=4)] == blocks
+
+
+def _pack_on_rows(examples, seq_len):
+    """The packing as it was written before `pack_plan` (on the rows themselves): the reference order."""
+    rows, by_free = [], {}
+    for ids, labels in sorted(examples, key=lambda e: -len(e[0])):
+        n = len(ids)
+        free = next((f for f in range(n, seq_len + 1) if by_free.get(f)), None) if n <= seq_len else None
+        if free is None:
+            rows.append((list(ids), list(labels)))
+            i = len(rows) - 1
+        else:
+            i = by_free[free].pop()
+            rows[i] = (rows[i][0] + list(ids), rows[i][1] + list(labels))
+        if seq_len - len(rows[i][0]) > 0:
+            by_free.setdefault(seq_len - len(rows[i][0]), []).append(i)
+    return rows
+
+
+# --- two ranks (torchrun, gloo): rank 0 builds once, rank 1 waits and reads the same rows ---
+
+RANK_SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+import torch.distributed as dist
+from transformers import PreTrainedTokenizerFast
+from afp_lib.trainer import tokenized
+from afp_lib.trainer.config import load_train_config, replace, CITConfig
+from afp_lib.trainer.loop import Stream, micro_batches, micro_index, prepare
+
+tok_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+real = tokenized.build
+
+def build(*a, **k):
+    with open(out / "builds.txt", "a") as f:
+        f.write(f"rank {rank}\\n")
+    time.sleep(1.5)  # rank 1 is waiting by now: it must not read anything before done.json
+    return real(*a, **k)
+
+tokenized.build = build
+cfg = load_train_config("smoke")
+cfg = replace(cfg, tokenized="arrow", grad_accum=2, seq_len=512, cit=replace(cfg.cit, pack=True, batch_size=2))
+dist.barrier()
+t_start = time.time()
+prep = prepare(cfg, PreTrainedTokenizerFast.from_pretrained(tok_dir))
+t_ready = time.time()
+pairs, lm = Stream(len(prep.pairs), cfg.seed), Stream(len(prep.cit), cfg.seed + 1)
+steps = []
+for step in range(3):
+    for micro in range(cfg.grad_accum):
+        m = micro_index(step, micro, cfg.grad_accum, rank, world)
+        p_idx, l_idx = pairs.take(m * cfg.batch_size, cfg.batch_size), lm.take(m * 2, 2)
+        batches = micro_batches(cfg, prep, p_idx, l_idx, 0)
+        steps.append({"step": step, "pairs": p_idx, "lm": l_idx,
+                      "batches": [{k: v.tolist() for k, v in b.items()} for b in batches]})
+rows = {name: [[list(a), list(b)] for a, b in getattr(prep, name)] for name in ("pairs", "cit", "dev")}
+(out / f"rank{rank}.json").write_text(json.dumps({"t_start": t_start, "t_ready": t_ready, "rows": rows,
+                                                 "steps": steps}))
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def test_two_ranks_build_once_read_the_same_rows_and_take_disjoint_batches(toy_tokenizer, mirror, tmp_path,
+                                                                            monkeypatch):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from afp_lib.trainer.loop import micro_index, prepare
+    from conftest import ROOT
+    toy_tokenizer.save_pretrained(tmp_path / "tok")
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_SCRIPT)
+    env = {**os.environ, "AFP_TOKENIZED": str(tmp_path / "cache"), "AFP_DATA_MIRROR": str(mirror),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(tmp_path / "tok"), str(tmp_path)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "builds.txt").read_text() == "rank 0\n"               # built once, by rank 0
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    done_at = (folder / tokenized.DONE).stat().st_mtime
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r1["t_start"] < done_at <= r1["t_ready"]                           # rank 1 waited for the build
+    assert r0["rows"] == r1["rows"] and len(r0["rows"]["pairs"]) >= 8         # the same rows on both ranks
+    n_pairs, n_lm = len(r0["rows"]["pairs"]), len(r0["rows"]["cit"])
+    for j, (a, b) in enumerate(zip(r0["steps"], r1["steps"])):                # disjoint data per rank
+        step, micro = divmod(j, 2)
+        assert a["step"] == b["step"] == step
+        for key, bs, n in (("pairs", 4, n_pairs), ("lm", 2, n_lm)):
+            first, last = micro_index(step, micro, 2, 0, 2) * bs, (micro_index(step, micro, 2, 1, 2) + 1) * bs - 1
+            if first // n == last // n:                                        # both ranks' rows in one epoch
+                assert not set(a[key]) & set(b[key]), (j, key)
+    assert not set(r0["steps"][0]["lm"]) & set(r1["steps"][0]["lm"])          # (checked at least once)
+    # the batches are those of the in-memory path at the same ranks (lists in this process)
+    monkeypatch.setenv("AFP_TOKENIZED", str(tmp_path / "cache"))
+    from afp_lib.trainer.config import replace
+    cfg = _smoke(grad_accum=2, seq_len=512)
+    cfg = replace(cfg, cit=replace(cfg.cit, pack=True, batch_size=2))
+    mem = prepare(cfg, toy_tokenizer)
+    assert len(mem.cit) < len(mem.pairs)                                      # rows really were packed
+    for rank, got in ((0, r0), (1, r1)):
+        assert [s["batches"] for s in got["steps"]] == _batches(cfg, mem, 3, rank, world=2)

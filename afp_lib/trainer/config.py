@@ -85,6 +85,8 @@ class TrainConfig:
     zero_stage: int = 2         # DeepSpeed ZeRO stage (1, 2 or 3)
     device: str = "auto"        # auto = cuda:LOCAL_RANK when present, else cpu ($AFP_DEVICE overrides auto)
     gradient_checkpointing: bool = False  # recompute each block in backward: activations of one block, not all
+    tokenized: Literal["memory", "arrow"] = "memory"  # token ids as lists in every process, or memory-mapped
+    # Arrow files built once by rank 0 (trainer.tokenized; the same rows and batches): paper-scale data
     log_every: int = 10
     eval_every: int = 50        # alignment/uniformity/retrieval on the dev pairs (0 = only at the end)
     save_every: int = 100       # resumable checkpoint interval (0 = only the final model)
@@ -143,6 +145,8 @@ def validate(cfg: TrainConfig) -> None:
             bad(key, getattr(cfg, key), "must be >= 1")
     if cfg.threads < 0:
         bad("threads", cfg.threads, "use 0 (torch's default) or a positive thread count")
+    if cfg.tokenized not in ("memory", "arrow"):
+        bad("tokenized", cfg.tokenized, "use 'memory' (lists in every process) or 'arrow' (files built once)")
     if cfg.zero_stage not in (1, 2, 3):
         bad("zero_stage", cfg.zero_stage, "use ZeRO stage 1, 2 or 3")
     if cfg.optim.lr <= 0 or not 0 <= cfg.optim.warmup_ratio < 1:

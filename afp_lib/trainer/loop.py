@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -30,7 +30,7 @@ from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
 from ..models import set_gradient_checkpointing
 from . import checkpoint as ckpt
-from . import collate, distributed
+from . import collate, distributed, tokenized
 from .shared import share_plan, shared_batches, shared_forward
 from .config import TrainConfig, config_dict
 from .data import TrainData, build_train_data, check_data
@@ -73,18 +73,27 @@ class Stream:
 
 @dataclass
 class Prepared:
-    pairs: list = field(default_factory=list)     # encoded (src ids, tgt ids)
-    cit: list = field(default_factory=list)       # (ids, labels)
-    clm: list = field(default_factory=list)       # (ids, labels)
-    dev: list = field(default_factory=list)
+    pairs: Sequence = field(default_factory=list)     # encoded (src ids, tgt ids)
+    cit: Sequence = field(default_factory=list)       # (ids, labels)
+    clm: Sequence = field(default_factory=list)       # (ids, labels)
+    dev: Sequence = field(default_factory=list)
     share: list | None = None                     # per pair: side read from its CIT row (shared.share_plan)
+    summary: str = ""                             # what the data is (TrainData.summary)
+    examples: list = field(default_factory=list)  # the first pairs' text, for the log
 
 
-def prepare(cfg: TrainConfig, tokenizer, data: TrainData) -> Prepared:
+def prepare(cfg: TrainConfig, tokenizer, data: TrainData | None = None) -> Prepared:
+    """Token ids of the run's data (built from its config when `data` is None): as lists in every process
+    (`train.tokenized: memory`), or memory-mapped Arrow files built once by rank 0 (`arrow`, trainer.tokenized);
+    both give the same rows in the same order."""
+    if cfg.tokenized == "arrow":
+        return _prepare_arrow(cfg, tokenizer, data)
+    data = data if data is not None else build_train_data(cfg)
     if cfg.uses_cit and not data.cit and data.pairs:  # pairs only: translation-mode CIT from them
         data.cit = translation_samples(data.pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
     check_data(cfg, data)
-    p = Prepared(dev=collate.encode_pairs(tokenizer, data.dev_pairs, cfg.seq_len))
+    p = Prepared(dev=collate.encode_pairs(tokenizer, data.dev_pairs, cfg.seq_len), summary=data.summary(),
+                 examples=data.pairs[:2])
     if cfg.uses_mcl:
         p.pairs = collate.encode_pairs(tokenizer, data.pairs, cfg.seq_len)
     if cfg.uses_cit:
@@ -92,12 +101,27 @@ def prepare(cfg: TrainConfig, tokenizer, data: TrainData) -> Prepared:
         p.cit = collate.pack(p.cit, cfg.seq_len) if cfg.cit.pack else p.cit
     if cfg.uses_mcl and cfg.uses_cit:
         p.share = share_plan(cfg, p.pairs, p.cit, data.cit)
-        if p.share is not None:
-            logger.info("MCL reads %d of %d pairs' context side from the CIT forward (one early-exit side each)",
-                        sum(s >= 0 for s in p.share), len(p.share))
+        _log_share(p.share)
     if cfg.objective == "clm":
         texts = data.clm_texts or [p_[k] for p_ in data.pairs for k in ("src", "tgt")]
         p.clm = collate.clm_blocks(tokenizer, texts, cfg.seq_len)
+    return p
+
+
+def _log_share(share: list | None) -> None:
+    if share is not None:
+        logger.info("MCL reads %d of %d pairs' context side from the CIT forward (one early-exit side each)",
+                    sum(s >= 0 for s in share), len(share))
+
+
+def _prepare_arrow(cfg: TrainConfig, tokenizer, data: TrainData | None) -> Prepared:
+    rows, record = tokenized.prepare(cfg, tokenizer, data)
+    p = Prepared(pairs=rows.get("pairs", []), cit=rows.get("cit", []), clm=rows.get("clm", []),
+                 dev=rows.get("dev", []), summary=record.get("summary", ""), examples=record.get("examples", []))
+    if cfg.uses_mcl and cfg.uses_cit and not cfg.cit.pack and len(p.pairs) == len(rows["cit_rows"]):
+        p.share = share_plan(cfg, p.pairs, p.cit, tokenized.Sides(rows["cit_rows"]))
+        _log_share(p.share)
+    logger.info("tokenized data (memory-mapped Arrow): %s", p.summary)
     return p
 
 
@@ -205,8 +229,8 @@ def _truncate_log(path: Path, step: int) -> None:
         tmp.replace(path)
 
 
-def _log_examples(tokenizer, data: TrainData, prep: Prepared) -> None:
-    for p in data.pairs[:2]:
+def _log_examples(tokenizer, prep: Prepared) -> None:
+    for p in prep.examples:
         logger.info("pair %s-%s: %r | %r", p["src_lang"], p["tgt_lang"], p["src"][:120], p["tgt"][:120])
     for ids, labels in prep.cit[:2]:
         n_ctx = sum(1 for x in labels if x == -100)
@@ -262,8 +286,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     if cfg.threads:  # the thread count changes float summation order, hence the final weights
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
-    data = data if data is not None else build_train_data(cfg)
-    prep = prepare(cfg, tokenizer, data)
+    prep = prepare(cfg, tokenizer, data)  # builds the data from cfg when None (under arrow: on rank 0 only)
     set_gradient_checkpointing(model, cfg.gradient_checkpointing)
     backend = _make_backend(cfg, model, device)
     model = backend.model
@@ -290,9 +313,9 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, %s, data: %s *****",
                 cfg.objective.upper(), type(model).__name__, cfg.steps, cfg.batch_size, cfg.grad_accum, world,
-                cfg.seq_len, cfg.backend, precision, getattr(backend, "optimizer_name", "AdamW"), data.summary())
+                cfg.seq_len, cfg.backend, precision, getattr(backend, "optimizer_name", "AdamW"), prep.summary)
     if main:
-        _log_examples(tokenizer, data, prep)
+        _log_examples(tokenizer, prep)
 
     model.train()
     sums, n_sum, t0, tokens, record = {}, 0, time.perf_counter(), 0, {}

@@ -48,7 +48,9 @@ def model_identity(base_model: str | Path) -> str:
 
 
 def run_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
-    payload = {"config": config_dict(cfg), "base_model": model_identity(base_model)}
+    config = config_dict(cfg)
+    config.pop("tokenized", None)  # where the ids are kept does not change the run: the same batches
+    payload = {"config": config, "base_model": model_identity(base_model)}
     if data is not None:
         payload["data"] = asdict(data)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]

@@ -1,19 +1,23 @@
-"""Token ids on disk, built once: the training pairs and CIT samples of a run as memory-mapped Arrow files.
+"""Token ids on disk, built once: the training data of a run as memory-mapped Arrow files (`train.tokenized: arrow`).
 
 In-memory lists of token ids cost about 42 bytes per id per process (a Python int in a list); at the paper's
 52-language scale that is tens of GB on every rank, and every rank repeats the tokenization. Here rank 0
-tokenizes with `datasets.Dataset.map` (batched, written to Arrow as it goes: bounded memory) into
-`<folder>/{pairs,cit}.arrow` while the other ranks wait at a barrier; then every rank opens the files
-memory-mapped (the page cache is shared by the ranks of a node); `build_once` does the waiting. `TokenRows` gives the rows back in the
-shapes `collate` uses, so batches stream from the files through the same padding code.
+tokenizes with `datasets.Dataset.map` (batched, written to Arrow as it goes: bounded memory) into a folder
+named by a key of tokenizer + data + config (`prepare`), while the other ranks wait; then every rank opens
+the files memory-mapped (the page cache is shared by the ranks of a node) and batches read only their rows.
 
-The ids are those of `collate.encode_pairs` / `collate.encode_cit` (the same functions run on each batch),
-stored as int32; a CIT row stores its ids and the number of context tokens (labels = -100 there, ids after).
-A folder is complete only once its `done.json` exists (written last, atomically): an interrupted build is
-redone, never read."""
+Files: pairs.arrow (src, tgt ids), cit.arrow (ids, n_ctx: labels -100 on the first n_ctx ids; side: which
+side of its pair a translation sample's context is), packed.arrow (members: the CIT rows of each packed row,
+`collate.pack_plan`), dev.arrow (held-out pairs), clm.arrow (CLM blocks). The ids are those of
+`collate.encode_pairs` / `encode_cit` / `iter_clm_blocks`, stored as int32, and `TokenRows` / `PackedRows`
+give them back in the shapes collate uses, so batches are those of the in-memory path, id for id.
+A build writes into a temporary folder renamed into place once complete (`done.json` written last): an
+interrupted build is redone, never read."""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -22,20 +26,27 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch.distributed as dist
 
 from ..losses import IGNORE
 from . import collate
 
+logger = logging.getLogger(__name__)
+
 DONE = "done.json"
+FORMAT = 2  # bump when the files' layout or the encoding changes: old folders are then not reused
 INT_SEQ = datasets.Sequence(datasets.Value("int32"))
 PAIR_FEATURES = datasets.Features({"src": INT_SEQ, "tgt": INT_SEQ})
-CIT_FEATURES = datasets.Features({"ids": INT_SEQ, "n_ctx": datasets.Value("int32")})
+CIT_FEATURES = datasets.Features({"ids": INT_SEQ, "n_ctx": datasets.Value("int32"), "side": datasets.Value("int8")})
+SIDES = {"src": 0, "tgt": 1}  # a CIT sample's context_side; -1: not a translation sample of its pair
 
 
 class TokenRows(Sequence):
-    """Rows of a memory-mapped Arrow file as collate expects them: (src ids, tgt ids) for pairs,
-    (ids, labels) for CIT. Indexing reads only the rows asked for."""
+    """Rows of a memory-mapped Arrow file as collate expects them: (src ids, tgt ids) for pairs and dev,
+    (ids, labels) for CIT and CLM. Indexing reads only the rows asked for."""
 
     def __init__(self, ds: datasets.Dataset, kind: str):
         self.ds, self.kind = ds, kind
@@ -44,8 +55,10 @@ class TokenRows(Sequence):
         return self.ds.num_rows
 
     def _row(self, rec: dict) -> tuple[list[int], list[int]]:
-        if self.kind == "pairs":
+        if self.kind in ("pairs", "dev"):
             return rec["src"], rec["tgt"]
+        if self.kind == "clm":
+            return rec["ids"], list(rec["ids"])
         ids, n = rec["ids"], rec["n_ctx"]
         return ids, [IGNORE] * n + ids[n:]
 
@@ -61,11 +74,46 @@ class TokenRows(Sequence):
                 yield self._row(dict(zip(keys, values)))
 
 
+class PackedRows(Sequence):
+    """Packed CIT rows: row i is the CIT rows listed in packed.arrow's `members` joined (`collate.join`),
+    as `collate.pack` builds them in memory."""
+
+    def __init__(self, packed: datasets.Dataset, cit: TokenRows):
+        self.packed, self.cit = packed, cit
+
+    def __len__(self) -> int:
+        return self.packed.num_rows
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        members = self.packed[int(i)]["members"]
+        recs = self.cit.ds[members]  # one read for the row's samples, in packing order
+        return collate.join([self.cit._row({"ids": a, "n_ctx": n}) for a, n in zip(recs["ids"], recs["n_ctx"])])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class Sides(Sequence):
+    """The `context_side` of each CIT row as the dicts `shared.share_plan` reads ({} where there is none)."""
+
+    def __init__(self, cit: TokenRows):
+        self.values = cit.ds.data.column("side").to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i):
+        v = int(self.values[i])
+        return {"context_side": ("src", "tgt")[v]} if v >= 0 else {}
+
+
 def _chunks(items: Iterable[dict], keys: tuple[str, ...], size: int) -> Iterator[dict]:
     batch = {k: [] for k in keys}
     for item in items:
         for k in keys:
-            batch[k].append(item[k])
+            batch[k].append(item.get(k, ""))
         if len(batch[keys[0]]) == size:
             yield batch
             batch = {k: [] for k in keys}
@@ -77,7 +125,6 @@ def _write(out: Path, name: str, items: Iterable[dict], keys: tuple[str, ...], e
            features: datasets.Features, batch_size: int) -> int:
     """Text rows -> an Arrow text file, chunk by chunk (bounded memory) -> token ids by `Dataset.map`
     (batched, written as it goes) at out/<name>.arrow."""
-    import pyarrow as pa
     text_path = out / "cache" / f"{name}-text.arrow"
     text_path.parent.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([(k, pa.string()) for k in keys])
@@ -91,44 +138,88 @@ def _write(out: Path, name: str, items: Iterable[dict], keys: tuple[str, ...], e
     return ids.num_rows
 
 
+def _write_lists(path: Path, column: str, rows: Iterable[list[int]], chunk: int = 10000) -> int:
+    """An Arrow stream file with one list<int32> column, written `chunk` rows at a time."""
+    schema = pa.schema([(column, pa.list_(pa.int32()))])
+    n, buf = 0, []
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for row in rows:
+            buf.append(row)
+            if len(buf) == chunk:
+                writer.write_batch(pa.record_batch([pa.array(buf, pa.list_(pa.int32()))], schema=schema))
+                n, buf = n + len(buf), []
+        if buf:
+            writer.write_batch(pa.record_batch([pa.array(buf, pa.list_(pa.int32()))], schema=schema))
+            n += len(buf)
+    return n
+
+
+def _pairs_encoder(tokenizer, seq_len: int) -> Callable:
+    def enc(b):
+        sides = collate.encode_pairs(tokenizer, [{"src": s, "tgt": t} for s, t in zip(b["src"], b["tgt"])], seq_len)
+        return {"src": [s for s, _ in sides], "tgt": [t for _, t in sides]}
+    return enc
+
+
 def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict] | None, seq_len: int,
-          batch_size: int = 1000) -> dict:
-    """Tokenize pairs (src, tgt) and CIT samples (context, response) into `out`; returns the done record."""
+          batch_size: int = 1000, *, dev: Iterable[dict] | None = None, clm_texts: Iterable[str] | None = None,
+          pack: bool = False, extra: dict | None = None) -> dict:
+    """Tokenize pairs (src, tgt), CIT samples (context, response[, context_side]), dev pairs and CLM documents
+    (those given) into `out`; with `pack` also the packing of the CIT rows. Built in a temporary folder that
+    is renamed to `out` when complete. Returns the done record."""
     out = Path(out)
-    shutil.rmtree(out, ignore_errors=True)  # a half-built folder from an interrupted build
-    out.mkdir(parents=True)
-    record = {"seq_len": seq_len, "tokenizer": getattr(tokenizer, "name_or_path", ""), "rows": {}}
+    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a half-built folder from an interrupted build
+    tmp.mkdir(parents=True)
+    record = {"format": FORMAT, "seq_len": seq_len, "tokenizer": getattr(tokenizer, "name_or_path", ""),
+              "rows": {}, **(extra or {})}
+    rows = record["rows"]
     if pairs is not None:
-        def enc_pairs(b):
-            sides = collate.encode_pairs(tokenizer, [{"src": s, "tgt": t} for s, t in zip(b["src"], b["tgt"])],
-                                         seq_len)
-            return {"src": [s for s, _ in sides], "tgt": [t for _, t in sides]}
-        record["rows"]["pairs"] = _write(out, "pairs", pairs, ("src", "tgt"), enc_pairs, PAIR_FEATURES, batch_size)
+        rows["pairs"] = _write(tmp, "pairs", pairs, ("src", "tgt"), _pairs_encoder(tokenizer, seq_len),
+                               PAIR_FEATURES, batch_size)
+    if dev is not None:
+        rows["dev"] = _write(tmp, "dev", dev, ("src", "tgt"), _pairs_encoder(tokenizer, seq_len), PAIR_FEATURES,
+                             batch_size)
     if cit is not None:
         def enc_cit(b):
-            rows = collate.encode_cit(tokenizer, [{"context": c, "response": r}
-                                                  for c, r in zip(b["context"], b["response"])], seq_len)
-            return {"ids": [ids for ids, _ in rows],
-                    "n_ctx": [sum(1 for x in labels if x == IGNORE) for _, labels in rows]}
-        record["rows"]["cit"] = _write(out, "cit", cit, ("context", "response"), enc_cit, CIT_FEATURES, batch_size)
-    shutil.rmtree(out / "cache", ignore_errors=True)  # the text: only the ids are read later
-    tmp = out / (DONE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out / DONE)
+            encoded = collate.encode_cit(tokenizer, [{"context": c, "response": r}
+                                                     for c, r in zip(b["context"], b["response"])], seq_len)
+            return {"ids": [ids for ids, _ in encoded],
+                    "n_ctx": [sum(1 for x in labels if x == IGNORE) for _, labels in encoded],
+                    "side": [SIDES.get(side, -1) for side in b["context_side"]]}
+        rows["cit"] = _write(tmp, "cit", cit, ("context", "response", "context_side"), enc_cit, CIT_FEATURES,
+                             batch_size)
+        if pack:  # from the lengths alone; the plan (one list of row numbers per packed row) is what is stored
+            ids = datasets.Dataset.from_file(str(tmp / "cit.arrow")).data.column("ids")
+            lengths = pa.compute.list_value_length(ids).to_numpy(zero_copy_only=False)
+            rows["packed"] = _write_lists(tmp / "packed.arrow", "members", collate.pack_plan(lengths, seq_len))
+    if clm_texts is not None:
+        rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, clm_texts, seq_len))
+    shutil.rmtree(tmp / "cache", ignore_errors=True)  # the text: only the ids are read later
+    (tmp / DONE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")  # last: the folder is complete
+    shutil.rmtree(out, ignore_errors=True)  # an unfinished folder of the same name (never a finished one: build_once)
+    os.rename(tmp, out)
     return record
 
 
-def load(out: Path) -> dict[str, TokenRows]:
-    """The finished files of `out`, memory-mapped: {"pairs": TokenRows, "cit": TokenRows} (those built)."""
+def load(out: Path) -> dict:
+    """The finished files of `out`, memory-mapped: {"pairs", "dev", "clm": TokenRows, "cit": TokenRows or,
+    when packed, PackedRows, "cit_rows": the unpacked TokenRows} (those built)."""
     out = Path(out)
     if not (out / DONE).is_file():
         raise FileNotFoundError(f"{out}: no finished tokenized data ({DONE} missing: the build did not complete)")
-    rows = json.loads((out / DONE).read_text(encoding="utf-8"))["rows"]
-    return {name: TokenRows(datasets.Dataset.from_file(str(out / f"{name}.arrow")), name) for name in rows}
+    names = json.loads((out / DONE).read_text(encoding="utf-8"))["rows"]
+    rows = {name: TokenRows(datasets.Dataset.from_file(str(out / f"{name}.arrow")), name)
+            for name in names if name != "packed"}
+    if "cit" in rows:
+        rows["cit_rows"] = rows["cit"]
+    if "packed" in names:
+        rows["cit"] = PackedRows(datasets.Dataset.from_file(str(out / "packed.arrow")), rows["cit_rows"])
+    return rows
 
 
 def build_once(out: Path, make: Callable[[], dict], rank: int | None = None, poll_s: float = 2.0,
-               timeout_s: float = 6 * 3600) -> dict[str, TokenRows]:
+               timeout_s: float = 6 * 3600) -> dict:
     """Rank 0 runs `make()` (which calls `build`) unless `out` is already finished; the other ranks wait for
     its `done.json` (polling the file: a long tokenization must not hit a collective's timeout) and then
     every rank loads the files. A failure of rank 0 is written to `failed.txt`, which the waiting ranks
@@ -146,6 +237,8 @@ def build_once(out: Path, make: Callable[[], dict], rank: int | None = None, pol
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 failed.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
                 raise
+        else:
+            logger.info("tokenized data: reusing %s", out)
     else:
         waited = 0.0
         while not (out / DONE).is_file():
@@ -156,3 +249,79 @@ def build_once(out: Path, make: Callable[[], dict], rank: int | None = None, pol
             time.sleep(poll_s)
             waited += poll_s
     return load(out)
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """What the ids depend on: the tokenizer's model, normalizer, pre-tokenizer and post-processor (a fast
+    tokenizer's JSON without its truncation/padding state) or vocabulary, and the special tokens."""
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        spec = json.loads(backend.to_str())
+        spec.pop("truncation", None), spec.pop("padding", None)
+        h.update(json.dumps(spec, sort_keys=True).encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
+    special = {"map": tokenizer.special_tokens_map, "eos": tokenizer.eos_token_id, "bos": tokenizer.bos_token_id,
+               "add_bos": getattr(tokenizer, "add_bos_token", None), "add_eos": getattr(tokenizer, "add_eos_token", None)}
+    h.update(json.dumps(special, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def data_fingerprint(data) -> str:
+    """sha256 of a caller's TrainData, streamed item by item (no second copy of the text)."""
+    h = hashlib.sha256()
+    for name in ("pairs", "cit", "clm_texts", "dev_pairs"):
+        h.update(f"\n{name}\n".encode())
+        for item in getattr(data, name):
+            h.update(json.dumps(item, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
+
+
+def cache_root() -> Path:
+    """Where tokenized folders live: $AFP_TOKENIZED, else <runs>/_tokenized (must be one folder all ranks see)."""
+    from ..paths import runs_dir
+    return Path(os.environ.get("AFP_TOKENIZED") or runs_dir() / "_tokenized")
+
+
+def cache_key(cfg, tokenizer, data=None) -> str:
+    """Names the folder: tokenizer + the data (its config and the store's manifest hash, or a caller's data
+    itself) + what shapes the ids (seq_len, objective, packing)."""
+    from ..data.store import manifest_hash
+    from ..paths import mirror_root
+    from ..config import to_dict
+    payload = {"format": FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer), "seq_len": cfg.seq_len,
+               "objective": cfg.objective, "seed": cfg.seed, "p_src": cfg.p_src, "data": to_dict(cfg.data),
+               "cit": to_dict(cfg.cit)}
+    if data is not None:
+        payload["given"] = data_fingerprint(data)
+    else:
+        root = mirror_root()
+        payload["store"] = manifest_hash(root) if root is not None else "hub (revisions not pinned)"
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare(cfg, tokenizer, data=None, root: Path | None = None) -> tuple[dict, dict]:
+    """The run's token rows from disk, built once: (rows as `load` gives them, the done record). Rank 0 builds
+    the training data (`build_train_data`, unless the caller passes it) and tokenizes it only when its
+    folder is missing; the other ranks never hold the text."""
+    from ..cit import translation_samples
+    from .data import build_train_data, check_data
+    out = Path(root or cache_root()) / f"{cfg.name}-{cache_key(cfg, tokenizer, data)}"
+
+    def make():
+        d = data if data is not None else build_train_data(cfg)
+        if cfg.uses_cit and not d.cit and d.pairs:  # pairs only: translation-mode CIT from them (as loop.prepare)
+            d.cit = translation_samples(d.pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
+        check_data(cfg, d)
+        clm = None
+        if cfg.objective == "clm":
+            clm = d.clm_texts or (p[k] for p in d.pairs for k in ("src", "tgt"))
+        examples = [{"src": p["src"], "tgt": p["tgt"], "src_lang": p.get("src_lang"), "tgt_lang": p.get("tgt_lang")}
+                    for p in d.pairs[:2]]
+        return build(out, tokenizer, d.pairs if cfg.uses_mcl else None, d.cit if cfg.uses_cit else None,
+                     cfg.seq_len, dev=d.dev_pairs, clm_texts=clm, pack=cfg.uses_cit and cfg.cit.pack,
+                     extra={"summary": d.summary(), "examples": examples})
+
+    rows = build_once(out, make)
+    return rows, json.loads((out / DONE).read_text(encoding="utf-8"))
