@@ -1,8 +1,10 @@
 """Configuration is data: params.yaml holds sections, each with `base` plus one entry per profile
 (`smoke` for CI, `mini` for the embedded default, `paper` for the real reproduction).
 
-`load_section("train", "mini")` deep-merges base and profile; `from_dict(TrainConfig, d)` turns a dict
-into a frozen dataclass, checking types and suggesting the closest name for unknown keys."""
+`load_section("train", "mini")` overlays base with the profile (the merge rule: `merge_rule`);
+`apply_overrides(d, ["mcl.layer=2"])` applies overrides, the one syntax every config loader takes;
+`from_dict(TrainConfig, d)` turns a dict into a frozen dataclass, checking types and suggesting the closest
+name for unknown keys."""
 from __future__ import annotations
 
 import copy
@@ -48,8 +50,20 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+# The typed configuration sections: a profile entry is merged into `base` key by key, at every depth, so
+# `train.mini: {mcl: {layer: 2}}` keeps base's other `mcl` settings. Every other block (a notebook's section)
+# is overlaid one level deep: a key the profile names replaces base's value whole, maps included, so a map of
+# runs (`methods`, `findings`, `trajectories`) is exactly the runs the profile lists, never base's plus these.
+CONFIG_SECTIONS = ("data", "world", "train", "eval", "analysis")
+
+
+def merge_rule(section: str) -> str:
+    """"deep" for the typed configuration sections, "replace" for a notebook's block (see CONFIG_SECTIONS)."""
+    return "deep" if section in CONFIG_SECTIONS else "replace"
+
+
 def load_section(section: str, profile: str | None = None, path: str | Path | None = None) -> dict:
-    """`base` of `section` overlaid with its `profile` entry."""
+    """`base` of `section` overlaid with its `profile` entry, by the section's `merge_rule`."""
     params = read_params(path)
     profile = profile or params.get("profile", "mini")
     if section not in params:
@@ -58,7 +72,10 @@ def load_section(section: str, profile: str | None = None, path: str | Path | No
     profiles = [k for k in block if k != "base"]
     if profile not in block and profile not in PROFILES:
         raise KeyError(_unknown("profile", profile, profiles, f"params.yaml:{section}"))
-    return deep_merge(block.get("base", {}), block.get(profile, {}))
+    base, entry = block.get("base") or {}, block.get(profile) or {}
+    if merge_rule(section) == "deep":
+        return deep_merge(base, entry)
+    return {**copy.deepcopy(base), **copy.deepcopy(entry)}
 
 
 def _unknown(kind: str, name: str, known, where: str) -> str:
@@ -138,6 +155,24 @@ def from_dict(cls, data: dict | None, where: str | None = None):
 
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
+
+
+Overrides = list[str] | tuple[str, ...] | dict | None   # what every config loader's `overrides` takes
+
+
+def apply_overrides(cfg: dict, overrides: Overrides) -> dict:
+    """The one override rule of every config (train, eval, world, analysis; CLI and code alike): each
+    `key.sub=value` string (value parsed as YAML) sets one leaf, creating the maps on its path, and leaves
+    every other key as it is. A dict is the same overrides written as a tree, its leaves being the paths:
+    `{"translation": {"langs": ["en"]}}` is `translation.langs=[en]` (the profile's translation shots stay).
+    Returns a new dict."""
+    if overrides is None:
+        return copy.deepcopy(cfg)
+    if isinstance(overrides, dict):
+        return deep_merge(cfg, overrides)
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides must be a list of key.sub=value strings, got the string {overrides!r}")
+    return with_overrides(cfg, overrides)
 
 
 def with_overrides(cfg: dict, overrides: list[str] | None) -> dict:

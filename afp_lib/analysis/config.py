@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import from_dict, load_section
+from ..config import Overrides, apply_overrides, from_dict, load_section
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,7 @@ class AnalysisConfig:
     tsne: TSNEConfig = field(default_factory=TSNEConfig)
 
 
-def analysis_config(profile: str | None = None, overrides: dict | None = None) -> AnalysisConfig:
-    cfg = load_section("analysis", profile)
-    if overrides:
-        from ..config import deep_merge
-        cfg = deep_merge(cfg, overrides)
+def analysis_config(profile: str | None = None, overrides: Overrides = None) -> AnalysisConfig:
+    """The `analysis` section (base + profile) with `key.sub=value` overrides (`afp_lib.config.apply_overrides`)."""
+    cfg = apply_overrides(load_section("analysis", profile), overrides)
     return from_dict(AnalysisConfig, cfg, f"analysis.{profile or 'default'}")

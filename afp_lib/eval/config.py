@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import deep_merge, from_dict, load_section
+from ..config import Overrides, apply_overrides, from_dict, load_section
 from .tasks import ICL_TASKS  # every multiple-choice task of tasks/*.yaml, in their order
 
 
@@ -48,8 +48,9 @@ class EvalConfig:
                                              "semantic_pooling")}
 
 
-def load_eval_config(profile: str | None = None, path=None, overrides: dict | None = None) -> EvalConfig:
-    """`eval` base merged with `profile` (default: params.yaml's `profile`), then `overrides`, deeply: an
-    override `{"translation": {"langs": [...]}}` keeps the profile's translation shots, seeds and sizes."""
-    data = deep_merge(load_section("eval", profile, path), overrides or {})
+def load_eval_config(profile: str | None = None, path=None, overrides: Overrides = None) -> EvalConfig:
+    """`eval` base merged with `profile` (default: params.yaml's `profile`), then `overrides`
+    (`afp_lib.config.apply_overrides`: `translation.langs=[en, th]`, or the same as a tree, keeps the
+    profile's translation shots, seeds and sizes)."""
+    data = apply_overrides(load_section("eval", profile, path), overrides)
     return from_dict(EvalConfig, data, f"eval.{profile or 'profile'}")

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import from_dict, load_section, to_dict, with_overrides
+from ..config import apply_overrides, from_dict, load_section, to_dict
 from ..data.corpora import EVAL_SOURCES as CORPORA_EVAL_SOURCES
 
 OBJECTIVES = ("afp", "mcl", "cit", "clm", "bit")
@@ -166,12 +166,13 @@ def validate(cfg: TrainConfig) -> None:
         bad("batch_size", cfg.batch_size, "MCL needs >= 2 pairs per batch (in-batch negatives)")
 
 
-def load_train_config(profile: str | None = None, overrides: list[str] | None = None,
+def load_train_config(profile: str | None = None, overrides: list[str] | dict | None = None,
                       path=None) -> TrainConfig:
-    """The `train` section of params.yaml (base + profile) with `key.sub=value` overrides applied."""
+    """The `train` section of params.yaml (base + profile) with `key.sub=value` overrides applied
+    (`afp_lib.config.apply_overrides`)."""
     from ..config import default_profile
     profile = profile or default_profile(path)
-    raw = with_overrides(load_section("train", profile, path), overrides)
+    raw = apply_overrides(load_section("train", profile, path), overrides)
     return from_dict(TrainConfig, raw, where=f"train.{profile}")
 
 

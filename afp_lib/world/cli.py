@@ -14,12 +14,6 @@ from .config import load_world_config
 STEPS = ("corpus", "tokenizer", "pretrain", "diagnose", "all")
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """`--set pretrain.steps=10` -> {"pretrain": {"steps": 10}} (values parsed as YAML)."""
-    from ..config import with_overrides
-    return with_overrides({}, items)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m afp_lib world", description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=STEPS)
@@ -29,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a world setting for this run, e.g. --set pretrain.threads=1")
     args = parser.parse_args(argv)
     profile = args.profile or default_profile()
-    cfg = load_world_config(profile, parse_overrides(args.overrides))
+    cfg = load_world_config(profile, args.overrides)   # `--set pretrain.steps=10`: key.sub=value, as everywhere
     from . import steps
 
     if profile not in BUILT_PROFILES and args.step != "diagnose":

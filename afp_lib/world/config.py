@@ -73,10 +73,11 @@ class WorldConfig:
         return {name: from_dict(TierConfig, self.tiers.get(name, {}), f"world.tiers.{name}") for name in TIERS}
 
 
-def load_world_config(profile: str | None = None, overrides: dict | None = None) -> WorldConfig:
-    """`world.base` deep-merged with `world.<profile>`, checked; unknown keys fail with a suggestion."""
-    from ..config import deep_merge
-    data = deep_merge(load_section("world", profile), overrides or {})
+def load_world_config(profile: str | None = None, overrides=None) -> WorldConfig:
+    """`world.base` deep-merged with `world.<profile>`, then `key.sub=value` overrides
+    (`afp_lib.config.apply_overrides`), checked; unknown keys fail with a suggestion."""
+    from ..config import apply_overrides
+    data = apply_overrides(load_section("world", profile), overrides)
     cfg = from_dict(WorldConfig, data, f"world.{profile}")
     for lang, tier in cfg.languages.items():
         if tier not in TIERS:
