@@ -7,23 +7,28 @@ paper's XGLM-564M shape.
 (b) the authors' AFP step: each side of the pairs runs the whole model with output_hidden_states=True
     and only hidden_states[l] is read; same CIT
 (c) a CIT-only step
-The three variants take turns step by step (a b c, b c a, ...), so a burst of load from other processes
-hits all of them alike. Each ratio is the median over rounds of the ratio of paired step times (the same
-batch in all three variants); tokens/s counts the CIT tokens of the step, so a ratio of tokens/s is a ratio
-of step times; below, (x)/(y) is a ratio of tokens/s. The last line is
-`RATIO afp_vs_full_forward=(a)/(b) cit_vs_afp=(c)/(a) ceiling=(c)/(b) shape=<name>`; the ceiling is the
-speed-up over (b) that a step with a free MCL would reach, since (a) does all of (c)'s work.
+The three variants take turns step by step (a b c, b c a, ...) on the same batch in every round, so a burst
+of load from other processes hits all of them alike. One statistic throughout: the median step time of each
+variant over the measured rounds (printed in the table, with every round's time), and every ratio is a
+ratio of those medians, so it can be checked against the table by hand. In step times, with t(x) the median
+step time of variant x, the last line is
+`RATIO afp_vs_full_forward=t(b)/t(a) cit_vs_afp=t(a)/t(c) ceiling=t(b)/t(c) shape=<name> stat=median_step_time`:
+afp_vs_full_forward is our speed-up over the authors' step, cit_vs_afp what AFP costs over a CIT-only step,
+and the ceiling the speed-up over (b) that a step with a free MCL would reach, since (a) does all of (c)'s
+work. (An earlier version printed medians of per-round paired ratios next to per-variant medians: with 3
+rounds on a loaded machine the two disagreed, e.g. 1.22 against 1.00.)
 
 --shape mini (default): the mini model (d 256, 4 layers, vocab 8000), 16 pairs + 16 CIT rows of up to 128
-    tokens, 8 rounds, each step followed by an AdamW update. Targets: (a)/(b) >= 1.5, (c)/(a) <= 1.15 at layer 1.
+    tokens, 8 rounds, each step followed by an AdamW update. Targets: afp_vs_full_forward >= 1.5,
+    cit_vs_afp <= 1.15 at layer 1.
 --shape xglm-564M: the exact XGLM-564M architecture with random weights (the published config that
     `afp_lib/trainer/rehearse.py` builds: 24 layers, d_model 1024, 16 heads, ffn 4096, vocab 256008), 4 pairs + 4
     CIT rows of up to 64 tokens, 3 rounds. The tokenizer stays the small BPE trained here: its ids (< --vocab) are
     used as they are inside the 256008-row vocabulary, so embedding and LM head run at the real size. By default
     no optimizer update (forward + backward only, gradients dropped after each step; --update to step AdamW):
     the update costs the same in all three variants and AdamW state would add ~4.5 GB to the ~4.5 GB of fp32
-    weights and gradients, so the peak stays well under 10 GiB. Targets at this shape: (c)/(a) <= 1.10 (AFP
-    costs at most 1.10x a CIT-only step) and (a)/(b) >= 0.9 x (c)/(b) (at least 90% of the ceiling).
+    weights and gradients, so the peak stays well under 10 GiB. Targets at this shape: cit_vs_afp <= 1.10 (AFP
+    costs at most 1.10x a CIT-only step) and afp_vs_full_forward >= 0.9 x ceiling.
     Meant to finish within 5 minutes on 2 CPU cores (estimated from a 1-thread matmul rate of ~47 GFLOP/s
     measured on the loaded machine, not yet timed end to end; `--threads 2` on a quiet machine leaves margin).
 The peak RSS of the process is printed at the end.
@@ -91,6 +96,14 @@ def authors_step_losses(model, cfg, pairs, lm):
         z.append(pool(out.hidden_states[cfg.mcl.layer], mask[side], cfg.mcl.pooling))
     mcl = mcl_loss(z[0], z[1], cfg.mcl.temperature, cfg.mcl.symmetric)
     return {"loss": mcl + cfg.alpha * cit_loss(model, **lm)}
+
+
+def summarize(times: dict[str, list[float]]) -> dict[str, float]:
+    """Median step time per variant (keys a_ours, b_full_forward, c_cit_only) and the three ratios of those
+    medians, as the issue defines them: b/a, a/c and b/c in step time."""
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    a, b, c = med["a_ours"], med["b_full_forward"], med["c_cit_only"]
+    return {**med, "afp_vs_full_forward": b / a, "cit_vs_afp": a / c, "ceiling": b / c}
 
 
 def main() -> None:
@@ -169,28 +182,26 @@ def main() -> None:
                 cit_tokens[name].append(collate.n_tokens(collate.lm_batch(prep.cit, idx, pad)))
         if rnd:
             pair_tokens.append(int(collate.pair_batch(prep.pairs, idx, pad)["attention_mask"].sum()))
-    # ratios of paired steps: each round runs the three variants on the same batch, back to back, so a
-    # burst of load or a long batch hits all three; the median over rounds drops the disturbed ones
+    # one statistic for the table and the ratios: the median step time of each variant over the rounds
+    r = summarize(times)
+    print(f"median over {args.rounds} rounds (each round: the same batch in all three variants)")
     for name in variants:
-        step = statistics.median(times[name])
-        print(f"{name:15s} {1000 * step:8.1f} ms/step  {statistics.mean(cit_tokens[name]) / step:9.0f} tokens/s")
-    def ratio(num: str, den: str) -> float:
-        return statistics.median(n / d for n, d in zip(times[num], times[den]))
-
-    a_b = ratio("b_full_forward", "a_ours")   # tokens/s (a) / tokens/s (b) = time (b) / time (a)
-    c_a = ratio("a_ours", "c_cit_only")
-    b_c = ratio("b_full_forward", "c_cit_only")
-    # (a) does all of (c)'s work plus MCL, so (a)/(b) cannot exceed (c)/(b) (tokens/s): the ceiling this batch allows
+        step = r[name]
+        each = " ".join(f"{1000 * t:.0f}" for t in times[name])
+        print(f"{name:15s} {1000 * step:8.1f} ms/step  {statistics.mean(cit_tokens[name]) / step:9.0f} tokens/s"
+              f"  (rounds: {each} ms)")
+    speedup, cost, ceiling = r["afp_vs_full_forward"], r["cit_vs_afp"], r["ceiling"]
+    # (a) does all of (c)'s work plus MCL, so b/a cannot exceed b/c: the ceiling this batch allows
     if args.shape == "mini":
-        print(f"targets: (a)/(b) >= 1.5 -> {a_b:.2f}; (c)/(a) <= 1.15 -> {c_a:.2f}")
+        print(f"targets: afp_vs_full_forward = b/a >= 1.5 -> {speedup:.2f}; cit_vs_afp = a/c <= 1.15 -> {cost:.2f}")
     else:
-        print(f"targets: (c)/(a) <= 1.10 -> {c_a:.2f}; (a)/(b) >= 0.9 x (c)/(b) = {0.9 * b_c:.2f} -> {a_b:.2f} "
-              f"({a_b / b_c:.0%} of the ceiling)")
-    print(f"ceiling: (a)/(b) <= (c)/(b) = {b_c:.2f} (a step with a free MCL); pair tokens / CIT tokens = "
+        print(f"targets: cit_vs_afp = a/c <= 1.10 -> {cost:.2f}; afp_vs_full_forward = b/a >= 0.9 x ceiling "
+              f"= {0.9 * ceiling:.2f} -> {speedup:.2f} ({speedup / ceiling:.0%} of the ceiling)")
+    print(f"ceiling = b/c = {ceiling:.2f} (the speed-up of a step with a free MCL); pair tokens / CIT tokens = "
           f"{statistics.mean(pair_tokens) / statistics.mean(cit_tokens['a_ours']):.2f}; "
           f"peak RSS {peak_memory_gib(torch.device('cpu')):.2f} GiB")
-    print(f"RATIO afp_vs_full_forward={a_b:.3f} cit_vs_afp={c_a:.3f} ceiling={b_c:.3f} shape={args.shape}")
-
+    print(f"RATIO afp_vs_full_forward={speedup:.3f} cit_vs_afp={cost:.3f} ceiling={ceiling:.3f} shape={args.shape} "
+          f"stat=median_step_time")
 
 if __name__ == "__main__":
     main()
