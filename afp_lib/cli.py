@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import re
 import sys
 
 COMMANDS = {
@@ -18,8 +20,38 @@ COMMANDS = {
 }
 
 
+_LOCAL_RANK = re.compile(r"--local[_-]rank(?:=(.*))?$")
+
+
+def take_local_rank(argv: list[str]) -> list[str]:
+    """argv without the launcher's `--local_rank=N` (or `--local_rank N`, `--local-rank=N`).
+
+    `deepspeed --module afp_lib ...` without `--no_local_rank` starts each process as
+    `python -m afp_lib --local_rank=N <command> ...`; the rank is then taken from the argument when the
+    launcher did not also export $LOCAL_RANK (DeepSpeed's does), and refused when the two disagree."""
+    out, i = [], 0
+    while i < len(argv):
+        m = _LOCAL_RANK.match(argv[i])
+        if not m:
+            out.append(argv[i])
+            i += 1
+            continue
+        value = m.group(1)
+        if value is None:  # `--local_rank N`
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+            i += 1
+        i += 1
+        if not value.isdigit():
+            raise SystemExit(f"--local_rank needs a non-negative integer (from the launcher), got {value!r}")
+        env = os.environ.get("LOCAL_RANK")
+        if env is not None and env != value:
+            raise SystemExit(f"--local_rank={value} disagrees with $LOCAL_RANK={env}")
+        os.environ["LOCAL_RANK"] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = take_local_rank(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
         lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
