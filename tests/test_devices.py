@@ -73,6 +73,26 @@ def test_notebook_helpers_stop_before_loading(monkeypatch):
         experiment.load(experiment.Variant("vanilla", "xglm"), "paper")
 
 
+@no_cuda
+def test_evaluate_cli_stops_before_loading_anything(monkeypatch, tmp_path):
+    """`python -m afp_lib evaluate` under the paper profile without CUDA, one model or a plan's grid: the
+    message at once (no model loaded, no process group joined); `--device cpu` is the way round for both."""
+    import json
+
+    from afp_lib.eval import cli
+    monkeypatch.setattr(cli, "load_model", lambda *a, **k: pytest.fail("must stop before loading"))
+    monkeypatch.setattr(cli, "_dist", lambda: pytest.fail("must stop before joining the process group"))
+    with pytest.raises(SystemExit, match="needs GPUs"):
+        cli.main(["--profile", "paper", "--model", "facebook/xglm-564M"])
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"profile": "paper", "eval": {"cells": []}}))
+    with pytest.raises(SystemExit, match="needs GPUs"):
+        cli.main(["--plan", str(plan)])
+    monkeypatch.setattr(cli, "_dist", lambda: (0, 1, None))
+    monkeypatch.setenv("AFP_RUNS", str(tmp_path / "runs"))
+    assert cli.main(["--plan", str(plan), "--device", "cpu"]) == 0  # asked for the CPU: an empty grid is done
+
+
 def test_trainer_honours_gradient_checkpointing(toy_tokenizer, tiny_shape, tmp_path, monkeypatch):
     """Same run with and without checkpointing: the same final weights (fp32, dropout 0), and the model was
     really checkpointed while it trained."""

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
     if args.plan is not None:
-        return run_plan(args.plan, args.max_cells)
+        return run_plan(args.plan, args.max_cells, args.device)
     if args.model is None:
         ap.error("give --model PATH (one model) or --plan FILE (a plan's whole grid)")
     over = {k: v for k, v in dict(tasks=args.tasks, shots=args.shots, seeds=args.seeds, demo_lang=args.demo_lang,
@@ -118,23 +118,27 @@ def _dist():
     return rank, world, dist if world > 1 else None
 
 
-def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
+def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto") -> int:
     """This rank's share of the plan's grid; returns 0 when every cell of the grid is in the cache."""
     import json
     import time
 
-    from ..plan.grid import cells_of_plan
-    from .runner import CellStore, assign, read_cell, work_units
-    rank, world, dist = _dist()
-    try:
-        data = json.loads(Path(plan_file).read_text(encoding="utf-8"))
-        cells = cells_of_plan(data)
-    except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"{plan_file}: {e}") from None
     from ..config import default_profile
     from ..devices import require_gpu
+    from ..plan.grid import cells_of_plan
+    from .runner import CellStore, assign, read_cell, work_units
+    try:
+        data = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+        profile = data["profile"] if isinstance(data, dict) and data.get("profile") else default_profile()
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{plan_file}: {e}") from None
+    require_gpu(profile, device)   # before anything is read or joined; each rank on cuda:LOCAL_RANK (afp_lib.devices)
+    rank, world, dist = _dist()
+    try:
+        cells = cells_of_plan(data)
+    except (ValueError, KeyError) as e:
+        raise SystemExit(f"{plan_file}: {e}") from None
     cfg = load_eval_config(data.get("profile"))   # batch sizes only: they change no number
-    require_gpu(data.get("profile") or default_profile())   # each rank on cuda:LOCAL_RANK (afp_lib.devices)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     todo = [None]
@@ -158,7 +162,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None) -> int:
         for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model at a time
             model = None   # free the previous model before loading the next one
             try:
-                model, tokenizer = load_model(model_ref, device="auto")
+                model, tokenizer = load_model(model_ref, device=device)
                 model.eval()
                 for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
                     _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
