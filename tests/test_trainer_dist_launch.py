@@ -147,3 +147,35 @@ def test_two_launches_of_one_run_train_it_once(bases, tmp_path):
     assert sum("***** AFP training" in e for _, e in outs) == 1  # one trained, the other found it finished
     assert sum("run cache hit" in e for _, e in outs) == 1
     assert [r["step"] for r in log(run)] == [1, 2, 3, 4, 5, 6]
+
+
+DEEPSPEED_CLI = Path(sys.executable).parent / "deepspeed"
+
+
+@pytest.mark.skipif(not DEEPSPEED_CLI.exists(), reason="no `deepspeed` launcher beside this python")
+def test_deepspeed_launcher_trains_two_ranks_equal_to_the_joined_batch(bases, joined, tmp_path):
+    """`deepspeed --num_gpus 2 --module afp_lib train ...` as the issue writes it: DeepSpeed's own launcher
+    (its CPU accelerator standing in for GPUs) starts each rank as `python -m afp_lib --local_rank=N train ...`
+    (no --no_local_rank), and the run is the same as under torchrun."""
+    import socket
+    with socket.socket() as s:  # a free port: the launcher's default 29500 may be taken by another job
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [str(DEEPSPEED_CLI), "--num_gpus", "2", "--master_port", str(port), "--module", "afp_lib", "train",
+           "--profile", "smoke", "--base-model", str(bases["plain"]), "device=cpu", "backend=deepspeed",
+           "batch_size=4", "steps=2"]
+    env = {**_env(tmp_path), "DS_ACCELERATOR": "cpu", "LOCAL_SIZE": "2"}  # LOCAL_SIZE: CPU "devices" per node
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    print(f"deepspeed launcher: 2-rank launch took {time.perf_counter() - t0:.1f} s")
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert "'--local_rank=1', 'train'" in proc.stdout  # the launcher really passed the argument
+    run = run_folder(tmp_path)
+    assert "x 2 ranks" in proc.stderr and proc.stderr.count("***** AFP training") == 1
+    result = json.loads((run / "final" / "result.json").read_text())
+    assert result["ranks"] == 2 and len(set(result["weights_digests"])) == 1
+    for a, b in zip(log(run), log(joined)):
+        for k in ("loss", "mcl", "cit"):
+            assert a[k] == pytest.approx(b[k], abs=1e-5), (k, a[k], b[k])
+    got, want = weights(run), weights(joined)
+    assert max(float((got[k] - want[k]).abs().max()) for k in want) < 1e-5
