@@ -3,6 +3,7 @@ paper merges 0/5-shot), markdown for notebooks, LaTeX for the paper-style PDF, t
 Files are written atomically (tmp file, then os.replace), so an interrupted run never leaves half a table."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -150,3 +151,20 @@ def _data_revisions() -> str:
     from ..data.store import data_revisions
     from ..paths import mirror_root
     return json.dumps(data_revisions(mirror_root()), indent=1, ensure_ascii=False) + "\n"
+
+
+def save_frame(df, stem: Path) -> None:
+    """A plain (single-level) DataFrame as `stem.csv` and `stem.md`, written atomically."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".csv", df.to_csv()), (".md", df.to_markdown(floatfmt=".3f") + "\n")):
+        tmp = stem.with_suffix(suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(stem.with_suffix(suffix))
+
+
+def write_json(path: Path, data) -> None:
+    """Atomic JSON write (metrics files that DVC reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)

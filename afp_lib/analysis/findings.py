@@ -1,0 +1,139 @@
+"""What a notebook prints and DVC tracks, computed from records and probe rows: the findings table (one row
+per method, mean and standard error over training seeds, 95% intervals), the sentences that state the
+paper's comparisons with our numbers, the "5 datasets" average, and the headline metrics file."""
+from __future__ import annotations
+
+ORDER = ["vanilla", "BPre", "BIT", "CIT", "MCL", "AFP"]
+
+
+def _mean_se(df, by: str, col: str):
+    import pandas as pd
+    g = df.groupby(by)[col]
+    n = g.count()
+    se = g.std(ddof=1) / n.pow(0.5)
+    return pd.DataFrame({col: g.mean(), f"{col} se": se.fillna(0.0)})
+
+
+def findings_table(probes, ppl, answers):
+    """One row per method: retrieval/alignment/uniformity, perplexity per language, answer language; mean
+    and standard error over training seeds, and for retrieval the 95% interval (`… lo`, `… hi`) over
+    training seeds and pairs (afp_lib.analysis.intervals)."""
+    import numpy as np
+    import pandas as pd
+
+    from .intervals import interval
+    parts = [_mean_se(probes, "label", c) for c in probes.columns
+             if c in ("retrieval", "align", "uniform", "dev retrieval", "dev align", "dev uniform")]
+    for col in ("retrieval", "dev retrieval"):
+        if f"{col} items" in probes.columns:
+            # a vanilla model has one Tatoeba probe but a dev probe per findings seed: rows without items skip
+            seeds = {lab: [[x] for x in d[f"{col} items"] if isinstance(x, np.ndarray) and x.size]
+                     for lab, d in probes.groupby("label")}
+            ivs = {lab: interval(s, scale=100.0) for lab, s in seeds.items() if s}
+            parts.append(pd.DataFrame({f"{col} lo": {k: v[1] for k, v in ivs.items()},
+                                       f"{col} hi": {k: v[2] for k, v in ivs.items()}}))
+    for lang, d in ppl.groupby("language"):
+        parts.append(_mean_se(d.rename(columns={"perplexity": f"ppl {lang}"}), "label", f"ppl {lang}"))
+    for direction, d in answers.groupby("direction"):
+        col = f"answers in {direction.split('->')[1]} (%)"
+        parts.append(_mean_se(d.rename(columns={"answered": f"answered {direction} (%)"}), "label",
+                              f"answered {direction} (%)"))
+        parts.append(_mean_se(d.rename(columns={"target_script_share": col}), "label", col))
+    out = pd.concat(parts, axis=1)
+    out["n seeds"] = probes.groupby("label")["retrieval"].count()
+    return out.reindex([x for x in ORDER if x in out.index] + [x for x in out.index if x not in ORDER])
+
+
+def describe_findings(f) -> str:
+    """Sentences that state the comparisons the paper makes, with our numbers: retrieval as mean [95%
+    interval over training seeds and pairs], the rest as mean ± standard error over training seeds. A word
+    of order ("above") only where the two intervals exclude each other, else "indistinguishable from"."""
+    import math
+
+    from .intervals import compare
+
+    def has(label, col):
+        return label in f.index and col in f.columns and not math.isnan(f.loc[label, col])
+
+    def iv(label, col):
+        return (f.loc[label, col], f.loc[label, col + " lo"], f.loc[label, col + " hi"])
+
+    def val(label, col, digits=1):
+        if not has(label, col):
+            return "n/a"
+        if col + " lo" in f.columns:
+            m, lo, hi = iv(label, col)
+            return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return f"{f.loc[label, col]:.{digits}f} ± {f.loc[label, col + ' se']:.{digits}f}"
+
+    def above(a, b, col):
+        if not (has(a, col) and has(b, col)) or col + " lo" not in f.columns:
+            return "not measured"
+        return f"{a} is {compare(iv(a, col), iv(b, col))} {b}"
+
+    def uniformity(col):
+        """Each aligned method's uniformity against the vanilla model's, in words computed from the numbers."""
+        if not has("vanilla", col):
+            return ""
+        moved = [(lab, f.loc[lab, col] - f.loc["vanilla", col]) for lab in ("MCL", "AFP") if has(lab, col)]
+        if not moved:
+            return ""
+        words = ", ".join(f"{lab} {'worsens' if d > 0 else 'improves'} it ({d:+.2f})" for lab, d in moved)
+        worse = [lab for lab, d in moved if d > 0]
+        note = (": the sentences crowd together, the opposite of the paper's Fig. 3c, where AFP lowers both "
+                "alignment and uniformity") if worse else ", as in the paper's Fig. 3c"
+        return f" **Uniformity** (lower is better): vanilla {val('vanilla', col, 2)}; {words}{note}."
+
+    lines = [] if "dev retrieval" not in f.columns else [
+        f"- **In-domain held-out pairs** (the trainer's dev pairs): retrieval (%, 95% interval) AFP "
+        f"{val('AFP', 'dev retrieval')}, CIT {val('CIT', 'dev retrieval')}, MCL {val('MCL', 'dev retrieval')}, "
+        f"vanilla {val('vanilla', 'dev retrieval')}: {above('AFP', 'CIT', 'dev retrieval')}; "
+        f"{above('AFP', 'vanilla', 'dev retrieval')}; alignment AFP {val('AFP', 'dev align', 3)}, CIT "
+        f"{val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}.{uniformity('dev uniform')}",
+    ]
+    lines += [
+        f"- **Bitext retrieval EN–ZH, Tatoeba** (out of domain, %, 95% interval): AFP {val('AFP', 'retrieval')}, "
+        f"CIT {val('CIT', 'retrieval')}, MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: "
+        f"{above('AFP', 'CIT', 'retrieval')}; {above('AFP', 'vanilla', 'retrieval')}.",
+        f"- **Alignment** (Tatoeba, lower is better): AFP {val('AFP', 'align', 3)}, CIT {val('CIT', 'align', 3)}, "
+        f"vanilla {val('vanilla', 'align', 3)}.{uniformity('uniform')}",
+    ]
+    for lang in ("en", "zh"):
+        col = f"ppl {lang}"
+        if col in f.columns:
+            lines.append(f"- **Held-out perplexity ({lang})**: vanilla {val('vanilla', col)}, MCL only {val('MCL', col)}, "
+                         f"CIT {val('CIT', col)}, AFP {val('AFP', col)}: MCL alone "
+                         f"{'raises' if f.loc['MCL', col] > f.loc['vanilla', col] else 'does not raise'} it."
+                         if "MCL" in f.index and "vanilla" in f.index else f"- perplexity ({lang}): {val('AFP', col)}")
+    for direction, name in (("en->zh", "Chinese"), ("zh->en", "English")):
+        answered, share = f"answered {direction} (%)", f"answers in {direction.split('->')[1]} (%)"
+        if answered not in f.columns:
+            continue
+        parts = [f"{lab} answers {val(lab, answered, 0)}%, of which {val(lab, share, 0)}% in {name}"
+                 if has(lab, share) else f"{lab} answers {val(lab, answered, 0)}% (no answer to score)"
+                 for lab in ("vanilla", "CIT", "MCL", "AFP") if lab in f.index]
+        lines.append(f"- **Answer language, {direction.upper().replace('->', '→')}** (`Answer in {name}:` after a "
+                     f"held-out sentence; an answer without letters counts as no answer): " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def five_task_scores(records, by=("model",)):
+    """The paper's "average over the 5 EN-ZH datasets" per (by..., training seed, eval seed)."""
+    from .records import seed_scores
+    icl = records[records["task"] != "flores"]
+    return seed_scores(icl, by=(*by, "train_seed"), tasks=sorted(icl["task"].unique()),
+                       languages=("en", "zh"), shots=tuple(sorted(icl["shots"].unique())))
+
+
+def headline(records, findings=None) -> dict:
+    """Metrics for DVC: mean ICL accuracy per model and shot count, BLEU per model, probe results."""
+    icl = records[(records["task"] != "flores") & (records["metric"] == "acc")]
+    out = {"icl_accuracy": {f"{m} {s}-shot": round(float(v), 3)
+                            for (m, s), v in icl.groupby(["model", "shots"])["value"].mean().items()}}
+    bleu = records[(records["task"] == "flores") & (records["metric"] == "bleu")]
+    if len(bleu):
+        out["bleu"] = {m: round(float(v), 3) for m, v in bleu.groupby("model")["value"].mean().items()}
+    if findings is not None:
+        out["probes"] = {lab: {k: None if v != v else round(float(v), 4) for k, v in row.items()}  # NaN: not measured
+                         for lab, row in findings.iterrows()}
+    return out
