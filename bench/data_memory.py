@@ -1,15 +1,19 @@
 """Benchmark (not a test): host memory of the training data per process, in-memory token lists against the
-memory-mapped Arrow files of afp_lib.trainer.tokenized, on a synthetic corpus shaped like the paper's
-52-language mix (scaled down), extrapolated to the paper's scale.
+trainer's on-disk path (`train.tokenized: arrow`, afp_lib.trainer.tokenized), on a synthetic corpus shaped like
+the paper's 52-language mix (scaled down), extrapolated to the paper's scale.
 
 Corpus: the 52 Bactrian-X languages, `--pairs` EN-XX pairs per language (random words in each language's
 script, sentence lengths drawn around the paper's ~60 tokens per sentence) and one CIT sample per pair
-("<sentence> Answer in <Language>:" -> the other side, as translation-mode CIT). Each measurement runs in
-a fresh interpreter (peak RSS = ru_maxrss; RssAnon = private memory, not the shared page cache):
+("<sentence> Answer in <Language>:" -> the other side, as translation-mode CIT). The config is the paper
+profile's (AFP, seq_len 512, packed CIT, tokenized: arrow); `build_train_data` is replaced by the synthetic
+corpus, everything after it is the trainer's own `loop.prepare`. Each measurement runs in a fresh interpreter
+(peak RSS = ru_maxrss; RssAnon = private memory; RssFile = mapped file pages, the shared page cache):
   text    the TrainData text (pair and CIT dicts), as build_train_data holds it
-  lists   + the token ids as collate's lists, as `loop.prepare` holds them on every rank today
-  build   rank 0 of the tokenized path: text streamed through datasets.map into Arrow
-  read    another rank: open the Arrow files, read every row once in batches of 16 (collate.pair_batch)
+  lists   + the token ids as collate's lists, as `train.tokenized: memory` holds them on every rank
+  build   rank 0 of the arrow path: loop.prepare on the corpus (text in memory, ids written as they are made,
+          packing planned from the lengths); at two corpus sizes, so the growth per sample is measured
+  read    every other rank: loop.prepare finds the folder built (build_train_data would raise: no text is
+          read), then every pair and packed CIT row is read once in training batches (loop.micro_batches)
   stream  the trainer's sample order (loop.Stream) over the paper's 8.3M pairs and 8.4M CIT samples
 Paper scale (issue 14): about 8.3M pairs + 8.4M CIT samples, about 2B token ids.
 
@@ -81,11 +85,25 @@ def rss() -> dict:
             "rss_file": kb("RssFile")}
 
 
+def paper_cfg():
+    from afp_lib.trainer.config import load_train_config, replace
+    cfg = load_train_config("paper")
+    return replace(cfg, tokenized="arrow", seq_len=512, objective="afp", cit=replace(cfg.cit, pack=True))
+
+
+def synthetic_data(n: int):
+    from afp_lib.trainer.data import TrainData
+    pairs, cit = map(list, zip(*corpus(n)))
+    return TrainData(pairs=pairs, cit=cit, dev_pairs=pairs[:200])
+
+
 def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
-    from afp_lib.trainer import collate, tokenized
+    import os
+    from afp_lib.trainer import collate, data as data_mod, loop
     tok = tokenizer(out / "tokenizer")
+    os.environ["AFP_TOKENIZED"] = str(out / f"tok-{n}")
     base = rss()
-    res = {"mode": mode, "base_anon": base["rss_anon"]}
+    res = {"mode": mode, "pairs_per_lang": n, "base_anon": base["rss_anon"]}
     t0 = time.perf_counter()
     if mode in ("text", "lists"):
         pairs, cit = map(list, zip(*corpus(n)))
@@ -96,17 +114,29 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
             res["tokens"] = sum(len(s) + len(t) for s, t in enc_p) + sum(len(i) for i, _ in enc_c)
             res["pair_tokens"] = sum(len(s) + len(t) for s, t in enc_p)
     elif mode == "build":
-        rec = tokenized.build(out / "tok", tok, (p for p, _ in corpus(n)), (c for _, c in corpus(n)), seq_len)
-        res["rows"] = rec["rows"]
-        res["disk_bytes"] = sum(f.stat().st_size for f in (out / "tok").iterdir())
+        loop.build_train_data = data_mod.build_train_data = lambda cfg: synthetic_data(n)  # noqa: E731
+        import afp_lib.trainer.tokenized  # noqa: F401  (it imports build_train_data at call time)
+        prep = loop.prepare(paper_cfg(), tok)
+        res["rows"] = {"pairs": len(prep.pairs), "cit_packed": len(prep.cit)}
+        (folder,) = [f for f in (out / f"tok-{n}").iterdir() if f.is_dir()]
+        res["disk_bytes"] = sum(f.stat().st_size for f in folder.iterdir())
+        res["folder"] = str(folder)
     elif mode == "read":
-        rows = tokenized.load(out / "tok")
+        def no_text(cfg):
+            raise AssertionError("a reading rank must not build the training data")
+        data_mod.build_train_data = no_text
+        cfg = paper_cfg()
+        prep = loop.prepare(cfg, tok)
+        res["after_open_anon"] = rss()["rss_anon"]
         tokens = 0
-        for name, batch_fn in (("pairs", collate.pair_batch), ("cit", collate.lm_batch)):
-            order = list(range(len(rows[name])))
-            random.Random(0).shuffle(order)
-            for i in range(0, len(order), 16):
-                tokens += int(batch_fn(rows[name], order[i:i + 16], 0)["attention_mask"].sum())
+        pair_stream, lm_stream = loop.Stream(len(prep.pairs), cfg.seed), loop.Stream(len(prep.cit), cfg.seed + 1)
+        for m in range(0, max(len(prep.pairs), len(prep.cit)) // 16):
+            p_idx = pair_stream.take(m * 16, 16) if m * 16 < len(prep.pairs) else None
+            l_idx = lm_stream.take(m * 16, 16) if m * 16 < len(prep.cit) else None
+            if p_idx is None and l_idx is None:
+                break
+            pairs, lm = loop.micro_batches(cfg, prep, p_idx, l_idx, 0)
+            tokens += sum(int(b["attention_mask"].sum()) for b in (pairs, lm) if b is not None)
         res["tokens_read"] = tokens
     elif mode == "stream":
         from afp_lib.trainer.loop import Stream
@@ -114,6 +144,16 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
         s1.take(0, 16), s2.take(0, 16)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res.update(rss())
+    return res
+
+
+def run(mode: str, pairs: int, out: Path, seq_len: int) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--pairs", str(pairs), "--out", str(out),
+                           "--seq-len", str(seq_len)], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(mode, res, flush=True)
     return res
 
 
@@ -128,36 +168,45 @@ def main() -> None:
     if args.mode:
         print(json.dumps(measure(args.mode, args.pairs, out, args.seq_len)))
         return
-    shutil.rmtree(out / "tok", ignore_errors=True)
+    half = args.pairs // 2
+    for n in (half, args.pairs):
+        shutil.rmtree(out / f"tok-{n}", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    r = {}
-    for mode in ("text", "lists", "build", "read", "stream"):
-        proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--pairs", str(args.pairs), "--out",
-                               str(out), "--seq-len", str(args.seq_len)], capture_output=True, text=True, check=True)
-        r[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(mode, r[mode], flush=True)
-    n_pairs = 51 * args.pairs
+    r = {mode: run(mode, args.pairs, out, args.seq_len) for mode in ("text", "lists", "build", "read", "stream")}
+    small = run("build", half, out, args.seq_len)
+    n_pairs, gib = 51 * args.pairs, 2 ** 30
+    samples, paper_samples = 2 * n_pairs, PAPER_PAIRS + PAPER_CIT
     tokens = r["lists"]["tokens"]
-    gib = 2 ** 30
-    text_b = (r["text"]["after_text_anon"] - r["text"]["base_anon"]) / (2 * n_pairs)   # per sample (pair or CIT)
-    list_b = (r["lists"]["rss_anon"] - r["lists"]["after_text_anon"]) / tokens          # per token id
-    disk_b = r["build"]["disk_bytes"] / tokens
-    paper_tokens = tokens / (2 * n_pairs) * (PAPER_PAIRS + PAPER_CIT)
+    text_b = (r["text"]["after_text_anon"] - r["text"]["base_anon"]) / samples   # per sample (pair or CIT)
+    list_b = (r["lists"]["rss_anon"] - r["lists"]["after_text_anon"]) / tokens     # per token id
+    disk_b = r["build"]["disk_bytes"] / tokens                                    # ids + offsets + packing plan
+    paper_tokens = tokens / samples * paper_samples
+    # rank 0's peak grows with the corpus (its text, the packing plan): the slope between the two sizes
+    slope = (r["build"]["peak_rss"] - small["peak_rss"]) / (samples - 2 * 51 * half)
+    build_paper = r["build"]["peak_rss"] + slope * (paper_samples - samples)
+    stream_b = r["stream"]["rss_anon"] - r["stream"]["base_anon"]                   # both orders at paper scale
+    read_paper = r["read"]["rss_anon"] + stream_b
     print(f"corpus: {n_pairs} pairs + {n_pairs} CIT samples, {tokens} token ids "
           f"({r['lists']['pair_tokens'] / (2 * n_pairs):.1f} per sentence, "
-          f"{(tokens - r['lists']['pair_tokens']) / n_pairs:.1f} per CIT sample)")
+          f"{(tokens - r['lists']['pair_tokens']) / n_pairs:.1f} per CIT sample); "
+          f"{r['build']['rows']['cit_packed']} packed CIT rows of <= {args.seq_len}")
     print(f"text (TrainData dicts): {text_b:.0f} B per sample; token lists: {list_b:.1f} B per id in memory; "
-          f"Arrow: {disk_b:.2f} B per id on disk")
-    print(f"build (rank 0): peak RSS {r['build']['peak_rss'] / gib:.2f} GiB in {r['build']['seconds']} s; "
-          f"read (other ranks): peak RSS {r['read']['peak_rss'] / gib:.2f} GiB, private (RssAnon) "
-          f"{r['read']['rss_anon'] / gib:.2f} GiB, file-backed {r['read']['rss_file'] / gib:.2f} GiB")
-    print(f"sample order (loop.Stream) at paper scale: private {r['stream']['rss_anon'] / gib:.2f} GiB "
-          f"(interpreter + torch included: {r['stream']['base_anon'] / gib:.2f} GiB before)")
+          f"Arrow: {disk_b:.2f} B per id on disk (packing plan included)")
+    print(f"build (rank 0, loop.prepare): peak RSS {r['build']['peak_rss'] / gib:.2f} GiB in "
+          f"{r['build']['seconds']} s ({small['peak_rss'] / gib:.2f} GiB at half the corpus: "
+          f"{slope:.0f} B per sample)")
+    print(f"read (other ranks, loop.prepare + every row once in batches of 16): peak RSS "
+          f"{r['read']['peak_rss'] / gib:.2f} GiB, private (RssAnon) {r['read']['rss_anon'] / gib:.2f} GiB, "
+          f"file-backed {r['read']['rss_file'] / gib:.2f} GiB, {r['read']['seconds']} s")
+    print(f"sample order (loop.Stream, both streams) at paper scale: {stream_b / gib:.2f} GiB private")
     print(f"paper scale ({PAPER_PAIRS / 1e6:.1f}M pairs + {PAPER_CIT / 1e6:.1f}M CIT, ~{paper_tokens / 1e9:.2f}B ids "
-          f"at this corpus's lengths): token lists {list_b * paper_tokens / gib:.1f} GiB per rank, "
-          f"text {text_b * (PAPER_PAIRS + PAPER_CIT) / gib:.1f} GiB (rank 0 only with Arrow), "
-          f"Arrow files {disk_b * paper_tokens / gib:.1f} GiB on disk (shared page cache)")
-    print(f"RATIO in-memory lists / Arrow on disk, bytes per token id: {list_b / disk_b:.1f}")
+          f"at this corpus's lengths): token lists {list_b * paper_tokens / gib:.1f} GiB per rank (memory path); "
+          f"arrow path: rank 0 build peak {build_paper / gib:.1f} GiB (text {text_b * paper_samples / gib:.1f} "
+          f"GiB of it), other ranks {read_paper / gib:.2f} GiB private, Arrow files "
+          f"{disk_b * paper_tokens / gib:.1f} GiB on disk (page cache shared by the ranks of a node)")
+    print(f"RESULT bytes/id: lists {list_b:.1f}, arrow {disk_b:.2f}; paper-scale RSS per rank: other ranks "
+          f"{read_paper / gib:.2f} GiB private (+ shared page cache), rank 0 build peak {build_paper / gib:.1f} GiB; "
+          f"memory path {list_b * paper_tokens / gib + text_b * paper_samples / gib:.1f} GiB")
 
 
 if __name__ == "__main__":

@@ -259,7 +259,8 @@ def dry_run(plan: Plan, workdir: Path, committed_ds_config: Path | None = None) 
     _clear_eval_caches()
     trained = None
     try:
-        with _env(AFP_DATA_MIRROR=str(mirror), TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1"):
+        with _env(AFP_DATA_MIRROR=str(mirror), AFP_TOKENIZED=str(workdir / "tokenized"), TQDM_DISABLE="1",
+                  HF_HUB_DISABLE_PROGRESS_BARS="1"):  # token ids of the paper profile (tokenized: arrow) stay in workdir
             for i, run in enumerate(distinct_runs(plan)):
                 name = f"{i:02d}-{run.arch}-{run.objective}-l{run.layer}-{run.pooling}-p{run.p_src}-a{run.alpha}-{run.policy}-{len(run.langs)}langs"
                 row = {"name": name, "key": run.key, "used_by": run.used_by, "uncovered": run.uncovered}
