@@ -207,3 +207,23 @@ def test_task_lists_and_metrics_are_read_from_the_yamls(tmp_path):
     (tmp_path / "copa2.yaml").write_text(text.replace("metrics: [acc, acc_norm, acc_tok]", "metrics: []"), encoding="utf-8")
     with pytest.raises(ValueError, match="copa2.yaml: metrics=\\[\\] must be a non-empty list"):
         load_tasks(tmp_path)
+
+
+def test_every_task_has_a_dry_run_item_in_its_dataset_schema():
+    """The dry run's synthetic rows (plan/dryrun.py) cover every registered task, field for field as the
+    loaders check them (data/hub.py SCHEMAS), so a new task cannot be left out of `paper-plan --dry-run`."""
+    from afp_lib.data.hub import SCHEMAS
+    from afp_lib.plan.dryrun import SYNTHETIC_ITEMS, sentence
+    assert set(SYNTHETIC_ITEMS) == set(TASKS)
+    for name, task in TASKS.items():
+        item, schema = SYNTHETIC_ITEMS[name](lambda i: sentence("en", i), 3), SCHEMAS[task.dataset]
+        assert set(item) == set(schema), name
+        assert all(isinstance(item[k], types) for k, types in schema.items()), name
+        if task.kind == "multiple_choice":
+            assert len(task.example(item, "en").candidates) >= 2
+
+
+def test_prompts_register_by_name_once():
+    assert list(prompts.PROMPTS) == ["xnli", "pawsx", "xcopa", "xstorycloze", "xwinograd"]
+    with pytest.raises(ValueError, match="'xnli' is registered twice"):
+        prompts.prompt(prompts.xnli)

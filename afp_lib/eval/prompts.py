@@ -17,22 +17,37 @@ class Example:
     gold: int                     # index of the correct candidate
 
 
+# name -> prompt function of a multiple-choice task; a task YAML's `prompt:` names one (`@prompt` registers it)
+PROMPTS: dict[str, Callable[[dict, dict], Example]] = {}
+
+
+def prompt(fn: Callable[[dict, dict], Example]) -> Callable[[dict, dict], Example]:
+    """Register `fn` under its own name as a multiple-choice prompt."""
+    if fn.__name__ in PROMPTS:
+        raise ValueError(f"prompt {fn.__name__!r} is registered twice")
+    PROMPTS[fn.__name__] = fn
+    return fn
+
+
 def _right(first: str, second: str, words: dict, label: int) -> Example:
     # "{sentence1}, right? {Label}, {sentence2}" (Tables 15 and 16)
     cands = tuple(f"{first}, {words['question']} {w}, {second}" for w in words["labels"])
     return Example(cands, label)
 
 
+@prompt
 def xnli(doc: dict, words: dict) -> Example:
     """Table 15: entailment -> Yes, neutral -> Also, contradiction -> No."""
     return _right(doc["premise"], doc["hypothesis"], words, doc["label"])
 
 
+@prompt
 def pawsx(doc: dict, words: dict) -> Example:
     """Table 16: paraphrase (label 1) -> Yes, not (0) -> No."""
     return _right(doc["sentence1"], doc["sentence2"], words, doc["label"])
 
 
+@prompt
 def xcopa(doc: dict, words: dict) -> Example:
     """Table 17: "cause: {premise} because {choice}" / "effect: {premise} so {choice}"; choices as written."""
     question = doc["question"]
@@ -44,6 +59,7 @@ def xcopa(doc: dict, words: dict) -> Example:
     return Example(cands, doc["label"])
 
 
+@prompt
 def xstorycloze(doc: dict, words: dict) -> Example:
     """Table 18: the four sentences and the ending joined by single spaces."""
     story = " ".join(doc[f"input_sentence_{i}"] for i in range(1, 5))
@@ -51,6 +67,7 @@ def xstorycloze(doc: dict, words: dict) -> Example:
     return Example(cands, doc["answer_right_ending"] - 1)
 
 
+@prompt
 def xwinograd(doc: dict, words: dict) -> Example:
     """Table 19: `_` replaced by each option as written; the shared suffix is scored too."""
     sentence = doc["sentence"]
@@ -64,11 +81,6 @@ def flores(src: str, src_name: str, tgt_name: str, tgt: str | None = None) -> st
     """Table 20: "{Src. Lang.}: {src} = {Tgt. Lang.}: {tgt}"; without `tgt` it is the query to complete."""
     query = f"{src_name}: {src} = {tgt_name}:"
     return query if tgt is None else f"{query} {tgt}"
-
-
-PROMPTS: dict[str, Callable[[dict, dict], Example]] = {
-    "xnli": xnli, "pawsx": pawsx, "xcopa": xcopa, "xstorycloze": xstorycloze, "xwinograd": xwinograd,
-}
 
 
 def join_demonstrations(demos: list[str], query: str, eos: str = "</s>") -> str:

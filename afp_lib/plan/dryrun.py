@@ -64,8 +64,26 @@ def _write(root: Path, rel: str, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
+# One synthetic item of each task in its dataset's schema (data/hub.py SCHEMAS), from a sentence maker `s`
+# and an index: the dry run writes a few for English and Chinese where the task's YAML says its files are.
+SYNTHETIC_ITEMS = {
+    "xnli": lambda s, i: {"premise": s(i), "hypothesis": s(i + 1), "label": i % 3},
+    "pawsx": lambda s, i: {"id": i, "sentence1": s(i), "sentence2": s(i + 2), "label": i % 2},
+    "xcopa": lambda s, i: {"premise": s(i), "choice1": s(i + 1), "choice2": s(i + 2), "label": i % 2,
+                           "question": ("cause", "effect")[i % 2], "idx": i, "changed": False},
+    "xstorycloze": lambda s, i: {"story_id": f"s{i}", **{f"input_sentence_{k}": s(i + k) for k in range(1, 5)},
+                                 "sentence_quiz1": s(i + 5), "sentence_quiz2": s(i + 6),
+                                 "answer_right_ending": 1 + i % 2},
+    "xwinograd": lambda s, i: {"sentence": f"{s(i)} _ {s(i + 1)}", "option1": s(i + 2), "option2": s(i + 3),
+                               "answer": str(1 + i % 2)},
+    "flores": lambda s, i: {"id": i + 1, "URL": "", "domain": "", "topic": "", "has_image": 0, "has_hyperlink": 0,
+                            "sentence": s(i)},
+}
+
+
 def synthetic_mirror(root: Path, langs: list[str], n_pairs: int = 10, n_bactrian: int = 6) -> Path:
-    """Training data (Bactrian-X for en + langs, OPUS-100 where the hub has the pair) and tiny eval sets."""
+    """Training data (Bactrian-X for en + langs, OPUS-100 where the hub has the pair) and tiny eval sets of
+    every registered task."""
     for lang in ["en", *langs]:
         _write(root, f"hub/{BACTRIAN_X}/{lang}/train.jsonl",
                [{"instruction": f"Q{i}: {sentence(lang, i)}", "input": "", "id": f"b{i}",
@@ -73,30 +91,21 @@ def synthetic_mirror(root: Path, langs: list[str], n_pairs: int = 10, n_bactrian
         if lang != "en" and lang in OPUS100_LANGS:
             _write(root, f"hub/{OPUS100}/{'-'.join(sorted(['en', lang]))}/train.jsonl",
                    [{"translation": {"en": sentence("en", i), lang: sentence(lang, i)}} for i in range(n_pairs)])
-    for code, cfg in (("en", "en"), ("zh", "zh")):
-        rows = lambda n, f: [f(i) for i in range(n)]  # noqa: E731
-        s = lambda i: sentence(code, i)  # noqa: E731
-        for split in ("validation", "test"):
-            _write(root, f"hub/facebook/xnli/{cfg}/{split}.jsonl",
-                   rows(8, lambda i: {"premise": s(i), "hypothesis": s(i + 1), "label": i % 3}))
-            _write(root, f"hub/google-research-datasets/paws-x/{cfg}/{split}.jsonl",
-                   rows(8, lambda i: {"id": i, "sentence1": s(i), "sentence2": s(i + 2), "label": i % 2}))
-            _write(root, f"hub/cambridgeltl/xcopa/{'translation-zh' if code == 'en' else cfg}/{split}.jsonl",
-                   rows(8, lambda i: {"premise": s(i), "choice1": s(i + 1), "choice2": s(i + 2), "label": i % 2,
-                                      "question": ("cause", "effect")[i % 2], "idx": i, "changed": False}))
-        for split in ("train", "eval"):
-            _write(root, f"hub/juletxara/xstory_cloze/{cfg}/{split}.jsonl",
-                   rows(8, lambda i: {"story_id": f"s{i}", **{f"input_sentence_{k}": s(i + k) for k in range(1, 5)},
-                                      "sentence_quiz1": s(i + 5), "sentence_quiz2": s(i + 6),
-                                      "answer_right_ending": 1 + i % 2}))
-        _write(root, f"hub/Muennighoff/xwinograd/{cfg}/test.jsonl",
-               rows(24 if code == "en" else 4, lambda i: {"sentence": f"{s(i)} _ {s(i + 1)}", "option1": s(i + 2),
-                                                         "option2": s(i + 3), "answer": str(1 + i % 2)}))
-        flores = {"en": "eng", "zh": "zho_simpl"}[code]
-        for split in ("dev", "devtest"):
-            _write(root, f"hub/gsarti/flores_101/{flores}/{split}.jsonl",
-                   rows(6, lambda i: {"id": i + 1, "URL": "", "domain": "", "topic": "", "has_image": 0,
-                                      "has_hyperlink": 0, "sentence": s(i)}))
+    from ..eval.tasks import TASKS
+    missing = sorted(set(TASKS) - set(SYNTHETIC_ITEMS))
+    if missing:
+        raise KeyError(f"afp_lib/plan/dryrun.py: SYNTHETIC_ITEMS has no item for task(s) {missing}")
+    for name, task in TASKS.items():
+        holdout = task.splits.demos == "holdout"
+        splits = [task.splits.test] if holdout else [task.splits.demos, task.splits.test]
+        for code in ("en", "zh"):
+            lang = task.lang(code)
+            n = 6 if task.kind == "translation" else 8
+            if holdout:  # a holdout pool needs its items plus 4 to score, unless the language borrows another's
+                n = 4 if lang.demos_from else task.splits.holdout + 4
+            rows = [SYNTHETIC_ITEMS[name](lambda i: sentence(code, i), i) for i in range(n)]  # noqa: B023
+            for split in splits:
+                _write(root, f"hub/{task.dataset}/{lang.config}/{split}.jsonl", rows)
     return root
 
 
