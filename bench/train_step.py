@@ -58,8 +58,9 @@ from afp_lib.models import ModelShape, build_model  # noqa: E402
 from afp_lib.tokenizer import train_bpe  # noqa: E402
 from afp_lib.trainer import TrainConfig, TrainData  # noqa: E402
 from afp_lib.trainer import collate  # noqa: E402
-from afp_lib.trainer.backends import make_optimizer  # noqa: E402
-from afp_lib.trainer.loop import micro_batches, prepare, resolve_precision, step_losses  # noqa: E402
+from afp_lib.trainer.optim import make_optimizer  # noqa: E402
+from afp_lib.devices import resolve_precision  # noqa: E402
+from afp_lib.trainer.loop import micro_batches, prepare, step_losses  # noqa: E402
 from afp_lib.trainer.rehearse import ARCHS, peak_memory_gib  # noqa: E402
 from afp_lib.trainer.rehearse import build as build_published  # noqa: E402
 
@@ -147,13 +148,14 @@ def main() -> None:
                       f"ffn {c.ffn_dim}, vocab {c.vocab_size}; {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M "
                       f"params, random weights), BPE ids < {len(tokenizer)}")
         assert len(tokenizer) <= c.vocab_size
-    opt = make_optimizer(model.parameters(), cfg) if args.update else None
+    opt = make_optimizer(model.parameters(), cfg.optim) if args.update else None
     cit_cfg = from_dict(TrainConfig, {**{"objective": "cit"}, "batch_size": args.batch, "seq_len": args.seq}, "bench")
-    variants = {"a_ours": lambda idx: step_losses(model, cfg, *micro_batches(cfg, prep, idx, None, pad)),
+    variants = {"a_ours": lambda idx: step_losses(model, cfg, *micro_batches(cfg, prep, idx, None, pad),
+                                                      shared=prep.share is not None),
                 "b_full_forward": lambda idx: authors_step_losses(model, cfg, collate.pair_batch(prep.pairs, idx, pad),
                                                                   collate.lm_batch(prep.cit, idx, pad)),
                 "c_cit_only": lambda idx: step_losses(model, cit_cfg, None, collate.lm_batch(prep.cit, idx, pad))}
-    args.precision = resolve_precision(cfg, torch.device("cpu"))
+    args.precision = resolve_precision(cfg.precision, torch.device("cpu"))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     times = {k: [] for k in variants}
     cit_tokens = {k: [] for k in variants}

@@ -156,7 +156,7 @@ def test_shared_afp_step_with_checkpointing(arch, toy_tokenizer, tiny_shape):
     pairs, rows, samples = encoded(toy_tokenizer)
     shared = shared_batches(pairs, rows, share_plan(cfg, pairs, rows, samples), ROWS, cfg.cit_batch_size, pad)
     separate = collate.pair_batch(pairs, ROWS, pad), collate.lm_batch(rows, ROWS, pad)
-    got = step_losses(ckpt, cfg, *shared)
+    got = step_losses(ckpt, cfg, *shared, shared=True)
     want = step_losses(plain, cfg, *separate)
     got["loss"].backward()
     want["loss"].backward()

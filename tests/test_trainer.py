@@ -10,7 +10,7 @@ from afp_lib.models import build_model
 from afp_lib.trainer import (TrainConfig, TrainData, TrainingDiverged, evaluate_alignment, get_or_train,
                              load_train_config, train)
 from afp_lib.trainer import checkpoint as ckpt
-from afp_lib.trainer.backends import lr_factor
+from afp_lib.trainer.backends import TorchBackend
 
 EN = ["The cat sat on the mat.", "A dog runs in the park.", "We need at least ten countries to join us."]
 XX = {"zh": ["猫坐在垫子上。", "一只狗在公园里跑。", "我们需要至少十个国家加入我们。"],
@@ -80,7 +80,12 @@ def test_layer_out_of_range_for_the_model(model, toy_tokenizer, tmp_path):
 
 def test_schedule_warmup_then_cosine():
     cfg = tiny_cfg(steps=10, optim={"warmup_ratio": 0.2})
-    factors = [lr_factor(s, cfg) for s in range(10)]
+    backend = TorchBackend(cfg, torch.nn.Linear(2, 2), torch.device("cpu"))
+    factors = []
+    for _ in range(10):
+        factors.append(backend.lr() / cfg.optim.lr)
+        backend.optimizer.step()
+        backend.scheduler.step()
     assert factors[:2] == [0.5, 1.0] and factors[2] == 1.0
     assert all(a >= b for a, b in zip(factors[2:], factors[3:])) and factors[-1] < 0.05
 

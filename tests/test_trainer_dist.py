@@ -112,7 +112,7 @@ def _afp_step(cfg, model_dir, tok_dir, rank: int, world: int) -> dict:
     stream = Stream(len(prep.pairs), cfg.seed)
     pair_idx = stream.take(micro_index(0, 0, 1, rank, world) * cfg.batch_size, cfg.batch_size)
     pairs, lm = micro_batches(cfg, prep, pair_idx, None, tok.pad_token_id)
-    parts = step_losses(model, cfg, pairs, lm)
+    parts = step_losses(model, cfg, pairs, lm, shared=True)
     parts["loss"].backward()
     params = [p for p in model.parameters() if p.requires_grad]
     distributed.average_gradients(params)

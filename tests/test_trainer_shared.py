@@ -1,5 +1,6 @@
-"""MCL vectors read from the CIT forward (trainer.shared): equal to standalone early-exit embeddings, the
-same losses and gradients as the two-batch step, and the fallback when CIT rows are not the pairs' own."""
+"""The AFP step: the reference `afp_step` is Eq. 4 computed by hand; its optimisation `shared_afp_step` (MCL
+vectors read from the CIT forward, trainer.shared) has its losses and gradients; the vectors equal standalone
+early-exit embeddings; the fallback when CIT rows are not the pairs' own; the objective -> losses table."""
 import pytest
 import torch
 
@@ -7,7 +8,10 @@ from afp_lib import cit
 from afp_lib.hidden import sentence_embeddings
 from afp_lib.trainer import TrainData
 from afp_lib.trainer import collate
-from afp_lib.trainer.loop import prepare, step_losses
+from afp_lib.losses import lm_loss, mcl_loss
+from afp_lib.hidden import pool
+from afp_lib.trainer.config import OBJECTIVE_LOSSES
+from afp_lib.trainer.loop import afp_step, prepare, shared_afp_step, step_losses
 from afp_lib.trainer.shared import NONE, share_plan, shared_batches, shared_forward
 from test_trainer import PAIRS, tiny_cfg
 
@@ -40,8 +44,31 @@ def test_cit_prefix_vectors_equal_standalone_embeddings(arch, pooling, tiny_mode
         assert torch.allclose(torch.cat([z_src, z_tgt]), want, atol=1e-5), (layer, (torch.cat([z_src, z_tgt]) - want).abs().max())
 
 
+@pytest.mark.parametrize("arch, pooling", [("xglm", "mean"), ("bloom", "last")])
+def test_afp_step_is_eq4_computed_by_hand(arch, pooling, tiny_models, toy_tokenizer):
+    """L = MCL(pool(h_l(src)), pool(h_l(tgt))) + alpha * CIT, each side through a whole-model forward with
+    every hidden state (as the authors' code), CIT from the full logits: the same numbers as `afp_step`."""
+    model, pad = tiny_models[arch], toy_tokenizer.pad_token_id
+    cfg = tiny_cfg(batch_size=6, alpha=0.7, mcl={"pooling": pooling, "layer": 2})
+    pairs, rows, _ = encoded(toy_tokenizer)
+    with torch.no_grad():
+        parts = afp_step(model, cfg, collate.pair_batch(pairs, ROWS, pad), collate.lm_batch(rows, ROWS, pad))
+        h = []
+        for side in (0, 1):
+            one = collate.pair_batch([(pairs[i][side], pairs[i][side]) for i in ROWS], list(range(len(ROWS))), pad)
+            ids, mask = one["input_ids"][:len(ROWS)], one["attention_mask"][:len(ROWS)]
+            out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            h.append(pool(out.hidden_states[cfg.mcl.layer], mask, pooling))
+        mcl = mcl_loss(h[0], h[1], cfg.mcl.temperature, cfg.mcl.symmetric)
+        lm = collate.lm_batch(rows, ROWS, pad)
+        cit = lm_loss(model(input_ids=lm["input_ids"], attention_mask=lm["attention_mask"]).logits, lm["labels"])
+    assert parts["mcl"].item() == pytest.approx(mcl.item(), rel=1e-5)
+    assert parts["cit"].item() == pytest.approx(cit.item(), rel=1e-5)
+    assert parts["loss"].item() == pytest.approx(mcl.item() + 0.7 * cit.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("arch, pooling", [("xglm", "mean"), ("llama", "last")])
-def test_shared_step_has_the_losses_and_gradients_of_the_two_batch_step(arch, pooling, tiny_models, toy_tokenizer):
+def test_shared_afp_step_has_the_losses_and_gradients_of_afp_step(arch, pooling, tiny_models, toy_tokenizer):
     """Same MCL (same pairs, in-batch negatives, symmetric) and same CIT loss; gradients match too."""
     model, pad = tiny_models[arch], toy_tokenizer.pad_token_id
     cfg = tiny_cfg(batch_size=6, mcl={"pooling": pooling})
@@ -49,9 +76,9 @@ def test_shared_step_has_the_losses_and_gradients_of_the_two_batch_step(arch, po
     shared = shared_batches(pairs, rows, share_plan(cfg, pairs, rows, samples), ROWS, cfg.cit_batch_size, pad)
     separate = collate.pair_batch(pairs, ROWS, pad), collate.lm_batch(rows, ROWS, pad)
     results = []
-    for p, lm in (shared, separate):
+    for step, (p, lm) in ((shared_afp_step, shared), (afp_step, separate)):
         model.zero_grad(set_to_none=True)
-        parts = step_losses(model, cfg, p, lm)
+        parts = step(model, cfg, p, lm)
         parts["loss"].backward()
         results.append((parts, {n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None}))
     (got, got_grad), (want, want_grad) = results
@@ -62,6 +89,25 @@ def test_shared_step_has_the_losses_and_gradients_of_the_two_batch_step(arch, po
     assert got_grad.keys() == want_grad.keys()
     for n in want_grad:
         assert torch.allclose(got_grad[n], want_grad[n], rtol=1e-4, atol=1e-6), n
+    with torch.no_grad():  # step_losses dispatches on the explicit flag, not on the batch's keys
+        assert step_losses(model, cfg, *shared, shared=True)["loss"].item() == got["loss"].item()
+        assert step_losses(model, cfg, *separate)["loss"].item() == want["loss"].item()
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVE_LOSSES))
+def test_each_objective_computes_the_parts_of_its_table_row(objective, tiny_models, toy_tokenizer):
+    model, pad = tiny_models["xglm"], toy_tokenizer.pad_token_id
+    cfg = tiny_cfg(objective=objective, batch_size=6)
+    pairs, rows, _ = encoded(toy_tokenizer)
+    names = OBJECTIVE_LOSSES[objective]
+    pb = collate.pair_batch(pairs, ROWS, pad) if "mcl" in names else None
+    lm = collate.lm_batch(rows, ROWS, pad) if {"cit", "clm"} & set(names) else None
+    with torch.no_grad():
+        parts = step_losses(model, cfg, pb, lm)
+    assert set(parts) == {*names, "loss"}
+    want = parts["mcl"] + 1.5 * parts["cit"] if objective == "afp" else parts[names[0]]
+    assert parts["loss"].item() == want.item()
+    assert cfg.uses_mcl == ("mcl" in names) and cfg.uses_cit == ("cit" in names)
 
 
 def test_plan_rows_and_fallbacks(toy_tokenizer):

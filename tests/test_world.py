@@ -23,7 +23,7 @@ def tiny_cfg(**over) -> WorldConfig:
             "sources": ["leipzig"], "tokenizer": {"vocab_size": 400, "min_frequency": 1},
             "shape": {"d_model": 32, "n_layers": 2, "n_heads": 2, "ffn_dim": 64, "max_positions": 128},
             "pretrain": {"block_size": 32, "batch_size": 4, "steps": 6, "warmup_steps": 2, "checkpoint_every": 3,
-                         "log_every": 2, "autocast": "none"},
+                         "log_every": 2, "precision": "fp32"},
             "diagnose": {"langs": ["zh"], "pairs": 8, "max_tokens": 32}}
     for key, value in over.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) and key != "languages" else value
@@ -151,13 +151,27 @@ def test_token_blocks_pack_lines_with_bos_and_eos(toy_tokenizer):
         token_blocks(toy_tokenizer, ["cat"], 64)
 
 
-def test_lr_schedule_warms_up_then_decays_to_floor():
+def test_lr_schedule_is_the_trainers_and_warms_up_then_decays_to_floor():
+    """The world's optimizer and scheduler are the trainer's (trainer.optim), stepped as the trainer steps them."""
+    from afp_lib.trainer.optim import lr_at
     from afp_lib.world.config import PretrainConfig
-    from afp_lib.world.pretrain import lr_at
+    from afp_lib.world.pretrain import optim_config
+    from afp_lib.trainer.optim import make_optimizer, make_scheduler
     pc = PretrainConfig(lr=1.0, warmup_steps=4, steps=20, min_lr_ratio=0.1)
-    assert lr_at(0, pc) == pytest.approx(0.25) and lr_at(3, pc) == pytest.approx(1.0)
-    assert lr_at(19, pc) > 0.1 and lr_at(20, pc) == pytest.approx(0.1)
-    assert all(lr_at(s, pc) >= lr_at(s + 1, pc) for s in range(4, 20))
+    opt = make_optimizer([torch.nn.Parameter(torch.zeros(2))], optim_config(pc))
+    sched = make_scheduler(opt, optim_config(pc), pc.warmup_steps, pc.steps)
+    lrs = []
+    for _ in range(21):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == [lr_at(s, 1.0, 4, 20, "cosine", 0.1) for s in range(21)]
+    assert lrs[0] == pytest.approx(0.25) and lrs[3] == pytest.approx(1.0)
+    assert lrs[19] > 0.1 and lrs[20] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    # the warm-up is lr * (step + 1) / warmup bit for bit: the committed mini world (lr 2e-3, 20 warm-up
+    # steps) was trained with exactly these values, and lr * ((step + 1) / warmup) differs in the last bit
+    assert [lr_at(s, 2.0e-3, 20, 200) for s in range(20)] == [2.0e-3 * (s + 1) / 20 for s in range(20)]
 
 
 def _write_corpus(root, lines_by_lang):
@@ -197,29 +211,29 @@ def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, toy_token
     cfg = tiny_cfg()
     pt.pretrain(cfg, "xglm", tmp_path / "corpus", tmp_path / "tok", tmp_path / "straight", tmp_path / "ck1")
 
-    real_save = pt._save_state
+    real_save = pt._save_checkpoint
 
     def save_then_crash(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt  # the machine went away right after the step-3 checkpoint
 
-    monkeypatch.setattr(pt, "_save_state", save_then_crash)
+    monkeypatch.setattr(pt, "_save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         pt.pretrain(cfg, "xglm", tmp_path / "corpus", tmp_path / "tok", tmp_path / "resumed", tmp_path / "ck2")
     assert not (tmp_path / "resumed").exists()
-    monkeypatch.setattr(pt, "_save_state", real_save)
+    monkeypatch.setattr(pt, "_save_checkpoint", real_save)
     report = pt.pretrain(cfg, "xglm", tmp_path / "corpus", tmp_path / "tok", tmp_path / "resumed", tmp_path / "ck2")
     assert report["resumed_from"] == 3
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "straight").state_dict()
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed").state_dict()
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit
 
 
-def test_autocast_setting_is_checked():
-    from afp_lib.world.pretrain import resolve_autocast
-    assert resolve_autocast("none") == "none" and resolve_autocast("auto") in ("bf16", "none")
-    with pytest.raises(ValueError, match="use 'auto', 'bf16' or 'none'"):
-        resolve_autocast("fp16")
+def test_precision_setting_is_checked_before_any_work(tmp_path):
+    from afp_lib.world.pretrain import pretrain
+    with pytest.raises(ValueError, match=r"world.pretrain.precision='none' is not a precision; use one of auto, bf16, fp32"):
+        pretrain(tiny_cfg(pretrain={"precision": "none"}), "xglm", tmp_path / "corpus", tmp_path / "tok",
+                 tmp_path / "m", tmp_path / "ck")
 
 
 # --- diagnostic --------------------------------------------------------------------------------------------
@@ -310,16 +324,16 @@ def test_checkpoint_of_other_data_is_not_resumed(tmp_path, toy_tokenizer, monkey
     from afp_lib.world import pretrain as pt
     _write_corpus(tmp_path, {"en": EN, "zh": ZH, "sw": SW})
     toy_tokenizer.save_pretrained(tmp_path / "tok")
-    real_save = pt._save_state
+    real_save = pt._save_checkpoint
 
     def save_then_crash(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pt, "_save_state", save_then_crash)
+    monkeypatch.setattr(pt, "_save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         pt.pretrain(tiny_cfg(), "bloom", tmp_path / "corpus", tmp_path / "tok", tmp_path / "m", tmp_path / "ck")
-    monkeypatch.setattr(pt, "_save_state", real_save)
+    monkeypatch.setattr(pt, "_save_checkpoint", real_save)
     _write_corpus(tmp_path, {"en": list(reversed(EN))})  # the corpus was rebuilt differently meanwhile
     report = pt.pretrain(tiny_cfg(), "bloom", tmp_path / "corpus", tmp_path / "tok", tmp_path / "m", tmp_path / "ck")
     assert report["resumed_from"] == 0

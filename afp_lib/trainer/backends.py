@@ -1,4 +1,4 @@
-"""The plain-torch backend and the learning-rate schedule; `ds_backend` has the same interface for DeepSpeed.
+"""The plain-torch backend; `ds_backend` has the same interface for DeepSpeed (optimizer and schedule: `optim`).
 
 A backend owns the optimizer and scheduler and answers: backward(loss), step() -> grad norm, lr(),
 save(folder), load(folder), full_state_dict(). The loop never asks which backend it has. Each rank's RNG
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
+from . import checkpoint as ckpt
+from . import distributed, optim
 from .config import TrainConfig
 
 
@@ -19,30 +20,9 @@ def warmup_steps(cfg: TrainConfig) -> int:
     return math.ceil(cfg.optim.warmup_ratio * cfg.steps)
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base lr before optimizer step `step` (0-based)."""
-    warm, total, floor = warmup_steps(cfg), cfg.steps, cfg.optim.min_lr_ratio
-    # 1) linear warm-up
-    if step < warm:
-        return (step + 1) / warm
-    if cfg.optim.schedule == "constant":
-        return 1.0
-    # 2) decay from 1 to `floor` over the remaining steps
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    if cfg.optim.schedule == "linear":
-        return floor + (1 - floor) * (1 - progress)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    o = cfg.optim
-    # foreach=False: the same kernel order on every run, so CPU runs are bitwise reproducible
-    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
-                             foreach=False)
-
-
 def make_scheduler(optimizer, cfg: TrainConfig):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
+    """The run's schedule (optim.lr_at): warm-up over warmup_ratio of the steps, then optim.schedule."""
+    return optim.make_scheduler(optimizer, cfg.optim, warmup_steps(cfg), cfg.steps)
 
 
 class TorchBackend:
@@ -57,7 +37,7 @@ class TorchBackend:
         self.cfg, self.device = cfg, device
         self.model = model.to(device)
         distributed.broadcast_parameters(self.model)
-        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.optimizer = optim.make_optimizer(self.model.parameters(), cfg.optim)
         self.scheduler = make_scheduler(self.optimizer, cfg)
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -85,10 +65,7 @@ class TorchBackend:
     def save(self, folder: Path) -> None:
         """Optimizer and scheduler, identical on every rank: rank 0 writes them."""
         if distributed.is_main():
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       folder / "trainer_state.pt")
+            ckpt.save_optimizer(folder, self.optimizer, self.scheduler)
 
     def load(self, folder: Path) -> None:
-        state = torch.load(folder / "trainer_state.pt", map_location=self.device, weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.load_optimizer(folder, self.optimizer, self.scheduler, self.device)

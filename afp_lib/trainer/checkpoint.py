@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 STATE = "state.json"
 MANIFEST = "complete.json"  # {"files": {relative path: size in bytes}}, the last file of a checkpoint
 RESULT = "result.json"  # the last file written into final/: its presence means the run finished
+TRAINER_STATE = "trainer_state.pt"  # optimizer and scheduler state
 
 
 def write_json(path: Path, obj) -> None:
@@ -58,6 +59,17 @@ def save_model_folder(folder: Path, model, tokenizer, config: dict, state_dict: 
     model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(folder)
     write_json(folder / "train_config.json", config)
+
+
+def save_optimizer(folder: Path, optimizer, scheduler) -> None:
+    """The optimizer's and the schedule's state (trainer_state.pt), beside the weights of a checkpoint."""
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, Path(folder) / TRAINER_STATE)
+
+
+def load_optimizer(folder: Path, optimizer, scheduler, device="cpu") -> None:
+    state = torch.load(Path(folder) / TRAINER_STATE, map_location=device, weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
 
 
 def commit(tmp: Path, final: Path) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .backends import lr_factor, make_optimizer
+from .backends import make_scheduler
+from .optim import make_optimizer
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -71,14 +72,14 @@ class DeepSpeedBackend:
         if why is None:
             self.optimizer_name = "DeepSpeed FusedAdam"
         else:
-            optimizer = make_optimizer(params, cfg)
+            optimizer = make_optimizer(params, cfg.optim)
             self.optimizer_name = f"torch AdamW (client optimizer; {why})"
             if cuda:
                 logger.warning("DeepSpeed FusedAdam unavailable (%s): training with torch AdamW", why)
         config = ds_config(cfg, distributed.rank_world()[1], cuda, fused_adam=why is None)
         for key, value in (extra or {}).items():
             config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
-        sched = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))  # noqa: E731
+        sched = lambda opt: make_scheduler(opt, cfg)  # noqa: E731
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, model_parameters=params, optimizer=optimizer, config=config, lr_scheduler=sched,
             dist_init_required=False)

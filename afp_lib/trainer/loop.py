@@ -7,7 +7,6 @@ Data order is a pure function of (seed, step), so a resumed run sees exactly the
 uninterrupted run would, and its final weights are identical."""
 from __future__ import annotations
 
-import contextlib
 from array import array
 import json
 import logging
@@ -25,14 +24,14 @@ from tqdm.auto import tqdm
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
 from ..cit import translation_samples
-from ..devices import resolve_device
+from ..devices import autocast, resolve_device, resolve_precision
 from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
 from ..models import set_gradient_checkpointing
 from . import checkpoint as ckpt
 from . import collate, distributed, tokenized
 from .shared import share_plan, shared_batches, shared_forward
-from .config import TrainConfig, config_dict
+from .config import OBJECTIVE_LOSSES, TrainConfig, config_dict
 from .data import TrainData, build_train_data, check_data
 
 logger = logging.getLogger(__name__)
@@ -137,32 +136,47 @@ def micro_batches(cfg: TrainConfig, prep: Prepared, pair_idx: list[int] | None, 
     return pairs, lm
 
 
-def shared_step_losses(model, cfg: TrainConfig, pairs: dict, lm: dict) -> dict[str, torch.Tensor]:
-    """AFP with a share plan (see shared.py): hidden_states[l] of the CIT forward gives one side of each
-    shared pair, one early-exit call the rest; the same MCL over the same pairs as `step_losses`."""
-    z_src, z_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm, cfg.mcl.length_groups,
-                                       across_ranks=True)
-    mcl = mcl_loss(z_src, z_tgt, cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
+def mcl_part(model, cfg: TrainConfig, pairs: dict) -> torch.Tensor:
+    """Eq. 2 on the pooled hidden states after block l of both sides of each pair. The pairs batch stacks
+    the sources over the targets, (2B, T), so both sides go through one early-exit call (rows are independent)."""
+    h = sentence_embeddings(model, pairs["input_ids"], pairs["attention_mask"], cfg.mcl.layer, cfg.mcl.pooling,
+                            cfg.mcl.length_groups)  # (2B, H)
+    h_src, h_tgt = h.chunk(2)  # (B, H) each
+    return mcl_loss(h_src, h_tgt, cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
+
+
+def lm_part(model, lm: dict) -> torch.Tensor:
+    """Eq. 3: next-token loss on the labelled tokens (a CIT row's response, every token of a CLM row)."""
+    return cit_loss(model, **lm, across_ranks=True)
+
+
+def afp_step(model, cfg: TrainConfig, pairs: dict, lm: dict) -> dict[str, torch.Tensor]:
+    """Eq. 4 as the paper writes it, the reference AFP step: L = L_MCL + alpha * L_CIT, with L_MCL over the
+    step's translation pairs and L_CIT over its instruction rows (two independent batches)."""
+    mcl = mcl_part(model, cfg, pairs)
+    cit = lm_part(model, lm)
     return {"mcl": mcl, "cit": cit, "loss": mcl + cfg.alpha * cit}
 
 
-def step_losses(model, cfg: TrainConfig, pairs: dict | None, lm: dict | None) -> dict[str, torch.Tensor]:
-    """Loss parts of one micro-batch; `loss` is the objective (Eq. 4 for AFP)."""
-    if pairs is not None and lm is not None and "src_index" in pairs:
-        return shared_step_losses(model, cfg, pairs, lm)
-    parts = {}
-    if pairs is not None:  # early exit for both sides at once: (2B, T) -> (2B, H) after block l
-        z = sentence_embeddings(model, pairs["input_ids"], pairs["attention_mask"], cfg.mcl.layer, cfg.mcl.pooling,
-                                cfg.mcl.length_groups)
-        b = z.size(0) // 2
-        parts["mcl"] = mcl_loss(z[:b], z[b:], cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
-    if lm is not None:
-        parts["clm" if cfg.objective == "clm" else "cit"] = cit_loss(model, **lm, across_ranks=True)
+def shared_afp_step(model, cfg: TrainConfig, pairs: dict, lm: dict) -> dict[str, torch.Tensor]:
+    """An optimisation of `afp_step` (tested equal to it): when each CIT row starts with one side of its own
+    pair (translation mode, see shared.py), that side's vector after block l is read from the CIT forward,
+    so the early-exit call runs on the other sides only. Takes the batches of `shared.shared_batches`."""
+    h_src, h_tgt, cit = shared_forward(model, cfg.mcl.layer, cfg.mcl.pooling, pairs, lm, cfg.mcl.length_groups,
+                                       across_ranks=True)
+    mcl = mcl_loss(h_src, h_tgt, cfg.mcl.temperature, cfg.mcl.symmetric, cfg.mcl.gather)
+    return {"mcl": mcl, "cit": cit, "loss": mcl + cfg.alpha * cit}
+
+
+def step_losses(model, cfg: TrainConfig, pairs: dict | None, lm: dict | None,
+                shared: bool = False) -> dict[str, torch.Tensor]:
+    """The loss parts of one micro-batch (config.OBJECTIVE_LOSSES) and `loss`, the objective to minimise.
+    `shared`: the batches come from `shared.shared_batches` (the run has a share plan, `Prepared.share`)."""
     if cfg.objective == "afp":
-        parts["loss"] = parts["mcl"] + cfg.alpha * parts["cit"]
-    else:
-        parts["loss"] = parts[{"mcl": "mcl", "clm": "clm"}.get(cfg.objective, "cit")]
-    return parts
+        return (shared_afp_step if shared else afp_step)(model, cfg, pairs, lm)
+    (part,) = OBJECTIVE_LOSSES[cfg.objective]
+    loss = mcl_part(model, cfg, pairs) if part == "mcl" else lm_part(model, lm)
+    return {part: loss, "loss": loss}
 
 
 @torch.no_grad()
@@ -195,20 +209,6 @@ def micro_index(step: int, micro: int, grad_accum: int, rank: int, world: int) -
 
 def _device(cfg: TrainConfig) -> torch.device:
     return resolve_device(cfg.device)
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision
-    return "bf16" if device.type == "cuda" or _cpu_has_bf16() else "fp32"
 
 
 def _make_backend(cfg, model, device):
@@ -309,8 +309,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     pair_stream = Stream(len(prep.pairs), cfg.seed) if prep.pairs else None
     lm_stream = Stream(len(lm_items), cfg.seed + 1) if lm_items else None
     lm_bs = cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size
-    precision = resolve_precision(cfg, device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    precision = resolve_precision(cfg.precision, device, "train.precision")
     logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, %s, data: %s *****",
                 cfg.objective.upper(), type(model).__name__, cfg.steps, cfg.batch_size, cfg.grad_accum, world,
                 cfg.seq_len, cfg.backend, precision, getattr(backend, "optimizer_name", "AdamW"), prep.summary)
@@ -328,8 +327,8 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
             pairs, lm = micro_batches(cfg, prep, pair_idx, lm_idx, pad_id)
             pairs = {k: v.to(device) for k, v in pairs.items()} if pairs else None
             lm = {k: v.to(device) for k, v in lm.items()} if lm else None
-            with autocast:
-                parts = step_losses(model, cfg, pairs, lm)
+            with autocast(precision, device):
+                parts = step_losses(model, cfg, pairs, lm, shared=prep.share is not None)
             # a sync point, needed for the NaN check anyway; the mean over ranks, so all ranks stop together
             values = distributed.mean_over_ranks({k: v.item() for k, v in parts.items()})
             if not all(math.isfinite(v) for v in values.values()):

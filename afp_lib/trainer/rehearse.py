@@ -64,7 +64,8 @@ def peak_memory_gib(device: torch.device) -> float:
 def main(argv: list[str] | None = None) -> int:
     from . import distributed
     from .config import load_train_config
-    from .loop import _device, _make_backend, micro_index, resolve_precision, step_losses
+    from ..devices import autocast, resolve_precision
+    from .loop import _device, _make_backend, micro_index, step_losses
     from .shared import shared_batches
 
     ap = argparse.ArgumentParser(prog="python -m afp_lib rehearse", description=__doc__)
@@ -93,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = _make_backend(cfg, model, device)
     model = backend.model
     model.train()
-    precision = resolve_precision(cfg, device)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else torch.autocast(device.type, enabled=False))
+    precision = resolve_precision(cfg.precision, device, "train.precision")
     rows = cfg.batch_size * cfg.grad_accum * world * args.steps
     pairs, cit = synthetic_rows(rows, model.config.vocab_size, cfg.seq_len, cfg.seed)
     plan = [0] * rows  # every source side is a token prefix of its CIT row
@@ -113,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             idx = list(range(m * cfg.batch_size, (m + 1) * cfg.batch_size))
             pb, lm = shared_batches(pairs, cit, plan, idx, cfg.cit_batch_size, 1)
             pb, lm = {k: v.to(device) for k, v in pb.items()}, {k: v.to(device) for k, v in lm.items()}
-            with autocast:
-                parts = step_losses(model, cfg, pb, lm)
+            with autocast(precision, device):
+                parts = step_losses(model, cfg, pb, lm, shared=True)
             backend.backward(parts["loss"])
             tokens += int(pb["attention_mask"].sum()) + int(lm["attention_mask"].sum())
             cit_tokens += int(lm["attention_mask"].sum())

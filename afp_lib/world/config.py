@@ -33,8 +33,8 @@ class PretrainConfig:
     min_lr_ratio: float = 0.1     # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    autocast: str = "auto"        # "bf16", "none" (fp32) or "auto": bf16 only where it is fast (GPU, AVX512-BF16/AMX);
-                                  # on a plain AVX2 CPU bf16 autocast is ~9x slower than fp32 (measured)
+    precision: str = "auto"       # auto | bf16 | fp32, as train.precision (devices.resolve_precision): auto = bf16
+                                  # only where it is fast (AVX512-BF16/AMX CPUs); on a plain AVX2 CPU bf16 autocast is ~9x slower than fp32 (measured)
     checkpoint_every: int = 100   # steps between resumable checkpoints
     log_every: int = 25
     threads: int = 0              # torch.set_num_threads; 0 leaves torch's default

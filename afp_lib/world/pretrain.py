@@ -3,14 +3,17 @@
 The language bias is made on purpose, as XGLM's and BLOOM's corpora make it: every training row is a
 block of `block_size` tokens from one language, the language drawn with probability ∝ its tier weight
 (English most, Chinese/Turkish some, Thai/Swahili little). The whole schedule of (language, block) is
-drawn up front from the seed, so a resumed run sees exactly the batches an uninterrupted one would."""
+drawn up front from the seed, so a resumed run sees exactly the batches an uninterrupted one would.
+
+Only the data is the world's own: the optimizer, learning-rate schedule, precision and checkpoints are the
+alignment trainer's (`trainer.optim`, `devices.resolve_precision`, `trainer.checkpoint`), so both loops
+warm up, decay, clip, resume and pick bf16 by one set of rules."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
-import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +22,11 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from ..devices import autocast, resolve_precision
 from ..models import build_model, n_params
+from ..trainer import checkpoint as ckpt
+from ..trainer.config import OptimConfig
+from ..trainer.optim import decay_groups, make_optimizer, make_scheduler
 from .bpe import _replace_dir
 from .config import PretrainConfig, WorldConfig
 from .corpus import read_corpus, write_text
@@ -65,41 +72,18 @@ def data_fingerprint(corpus_dir: Path, tokenizer_dir: Path, langs: list[str]) ->
     return h.hexdigest()[:16]
 
 
-# --- optimisation ------------------------------------------------------------------------------------------
+# --- optimisation: the trainer's AdamW and schedule -------------------------------------------------------
 
-def lr_at(step: int, cfg: PretrainConfig) -> float:
-    # 1) linear warm-up, 2) cosine decay to lr * min_lr_ratio at the last step
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms and embeddings' 1-D parameters."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-
-
-def resolve_autocast(setting: str) -> str:
-    """'auto' -> 'bf16' where bf16 matmuls are native (CUDA, AVX512-BF16 or AMX CPUs), else 'none'."""
-    if setting not in ("auto", "bf16", "none"):
-        raise ValueError(f"pretrain.autocast={setting!r} is not supported; use 'auto', 'bf16' or 'none'")
-    if setting != "auto":
-        return setting
-    fast = torch.cuda.is_available() or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if fast else "none"
-
-
-def autocast(setting: str):
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=setting == "bf16")
+def optim_config(pc: PretrainConfig) -> OptimConfig:
+    """The world's optimisation in the trainer's terms: AdamW with GPT-style betas (0.9, 0.95), a cosine
+    decay to lr * min_lr_ratio; warm-up is counted in steps (`pc.warmup_steps`), not as a ratio."""
+    return OptimConfig(lr=pc.lr, betas=[0.9, 0.95], weight_decay=pc.weight_decay, schedule="cosine",
+                       min_lr_ratio=pc.min_lr_ratio, grad_clip=pc.grad_clip)
 
 
 # settings that change how a run is carried out, not what it computes. Not `threads`: the thread count
-# changes the order of float sums and so the final weights, which is why the smoke and mini profiles pin it (and `autocast: none`) in params.yaml
+# changes the order of float sums and so the final weights, which is why the smoke and mini profiles pin it
+# (and `precision: fp32`) in params.yaml
 OPERATIONAL = ("log_every", "checkpoint_every")
 
 
@@ -113,10 +97,13 @@ def semantic(pc: PretrainConfig) -> dict:
 def pretrain(cfg: WorldConfig, arch: str, corpus_dir: Path, tokenizer_dir: Path, out_dir: Path,
              ckpt_dir: Path) -> dict:
     """Train `arch` from scratch for the fixed token budget and `save_pretrained` it (with the tokenizer)
-    into `out_dir`. Resumes from `ckpt_dir/state.pt` when it was written by the same configuration."""
+    into `out_dir`. Resumes from the newest complete checkpoint in `ckpt_dir/checkpoints` (the trainer's
+    layout) when it was written by the same configuration; the checkpoints go once the model is saved."""
     pc = cfg.pretrain
     if pc.threads:
         torch.set_num_threads(pc.threads)
+    device = torch.device("cpu")  # the world's models are small; GPU profiles align hub checkpoints instead
+    precision = resolve_precision(pc.precision, device, "world.pretrain.precision")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     texts = read_corpus(corpus_dir, "train", cfg.languages)
     blocks = {lang: torch.from_numpy(token_blocks(tokenizer, lines, pc.block_size)) for lang, lines in texts.items()}
@@ -127,50 +114,44 @@ def pretrain(cfg: WorldConfig, arch: str, corpus_dir: Path, tokenizer_dir: Path,
     run_config = {"arch": arch, "seed": cfg.seed, "languages": cfg.languages, "weights": weights,
                   "shape": asdict(cfg.shape), "pretrain": semantic(pc), "tokenizer_size": len(tokenizer),
                   "data": data_fingerprint(corpus_dir, tokenizer_dir, langs)}
+    run_config = json.loads(json.dumps(run_config))  # as a checkpoint's state.json gives it back
 
     model = build_model(arch, cfg.shape, tokenizer, seed=cfg.seed)
-    optimizer = make_optimizer(model, pc)
-    state_path = ckpt_dir / "state.pt"
-    start, history, elapsed = 0, [], 0.0
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state["run_config"] == run_config:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, history, elapsed = state["step"], state["history"], state["elapsed"]
-            logger.info("resuming %s from step %d (%s)", arch, start, state_path)
-        else:
-            logger.warning("ignoring %s: it was written by another configuration", state_path)
+    oc = optim_config(pc)
+    optimizer = make_optimizer(decay_groups(model, pc.weight_decay), oc)
+    scheduler = make_scheduler(optimizer, oc, pc.warmup_steps, pc.steps)
+    start, history, elapsed = _resume(ckpt_dir, run_config, model, optimizer, scheduler)
 
     tokens_per_step = pc.batch_size * pc.block_size
-    precision = resolve_autocast(pc.autocast)
-    logger.info("***** pretraining %s: %.2fM parameters, %d steps x %d tokens = %.2fM tokens, autocast %s (%s), "
+    logger.info("***** pretraining %s: %.2fM parameters, %d steps x %d tokens = %.2fM tokens, %s (%s), "
                 "%d threads *****", arch, n_params(model) / 1e6, pc.steps, tokens_per_step,
-                pc.steps * tokens_per_step / 1e6, precision, pc.autocast, torch.get_num_threads())
+                pc.steps * tokens_per_step / 1e6, precision, pc.precision, torch.get_num_threads())
     logger.info("rows per language: %s; blocks available: %s", rows_per_lang, {l: len(b) for l, b in blocks.items()})
     model.train()
     t0, window_t, window_loss = time.perf_counter(), time.perf_counter(), []
     for step in range(start, pc.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, pc)
+        lr = scheduler.get_last_lr()[0]
         x = torch.stack([blocks[langs[li]][bi] for li, bi in zip(lang_idx[step], block_idx[step])])  # (B, T)
-        with autocast(precision):
+        with autocast(precision, device):
             loss = model(input_ids=x, labels=x).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), pc.grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip or float("inf"))  # 0 = off
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         window_loss.append(loss.item())  # .item() syncs; on CPU it costs nothing extra
         done = step + 1
         if done % pc.log_every == 0 or done == pc.steps:
             dt = time.perf_counter() - window_t
-            history.append({"step": done, "loss": float(np.mean(window_loss)), "lr": lr_at(step, pc),
+            history.append({"step": done, "loss": float(np.mean(window_loss)), "lr": lr,
                             "tokens_per_s": len(window_loss) * tokens_per_step / dt})
             logger.info("%s step %d/%d loss %.3f lr %.2e %.0f tok/s", arch, done, pc.steps, history[-1]["loss"],
                         history[-1]["lr"], history[-1]["tokens_per_s"])
             window_t, window_loss = time.perf_counter(), []
         if done % pc.checkpoint_every == 0 and done < pc.steps:
-            _save_state(state_path, model, optimizer, done, history, elapsed + time.perf_counter() - t0, run_config)
+            _save_checkpoint(ckpt_dir, done, model, tokenizer, optimizer, scheduler,
+                             {"history": history, "elapsed": elapsed + time.perf_counter() - t0,
+                              "run_config": run_config})
     elapsed += time.perf_counter() - t0
 
     report = {"run_config": run_config, "n_params": n_params(model), "steps": pc.steps,
@@ -185,15 +166,39 @@ def pretrain(cfg: WorldConfig, arch: str, corpus_dir: Path, tokenizer_dir: Path,
     tokenizer.save_pretrained(tmp)
     write_text(tmp / "pretrain.json", json.dumps(report, indent=1))
     _replace_dir(tmp, out_dir)
-    _save_state(state_path, model, optimizer, pc.steps, history, elapsed, run_config)
+    shutil.rmtree(ckpt_dir / "checkpoints", ignore_errors=True)  # they only served resuming
     logger.info("%s: %.0f s, final loss %.3f -> %s", arch, elapsed, history[-1]["loss"] if history else float("nan"),
                 out_dir)
     return report
 
 
-def _save_state(path: Path, model, optimizer, step: int, history: list, elapsed: float, run_config: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "history": history, "elapsed": elapsed, "run_config": run_config}, tmp)
-    os.replace(tmp, path)
+def _resume(ckpt_dir: Path, run_config: dict, model, optimizer, scheduler) -> tuple[int, list, float]:
+    """(step, history, elapsed seconds) of the newest complete checkpoint of this configuration, its weights
+    and optimizer state loaded; (0, [], 0.0) when there is none. Checkpoints of another configuration (other
+    data, budget or shape) cannot be continued and are removed."""
+    last = ckpt.latest_checkpoint(ckpt_dir)
+    if last is None:
+        return 0, [], 0.0
+    state = json.loads((last / ckpt.STATE).read_text(encoding="utf-8"))
+    if state.get("run_config") != run_config:
+        logger.warning("removing %s: it was written by another configuration", last.parent)
+        shutil.rmtree(last.parent, ignore_errors=True)
+        return 0, [], 0.0
+    ckpt.load_weights(model, last)
+    ckpt.load_optimizer(last, optimizer, scheduler)
+    logger.info("resuming %s from step %d (%s)", run_config["arch"], state["step"], last)
+    return state["step"], state["history"], state["elapsed"]
+
+
+def _save_checkpoint(ckpt_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict) -> Path:
+    """ckpt_dir/checkpoints/step-N, written as the trainer writes its checkpoints (atomic, with a manifest);
+    only the newest is kept."""
+    final = Path(ckpt_dir) / "checkpoints" / f"step-{step:07d}"
+    tmp = ckpt.fresh_tmp(final)
+    ckpt.save_model_folder(tmp, model, tokenizer, state["run_config"])
+    ckpt.save_optimizer(tmp, optimizer, scheduler)
+    ckpt.write_json(tmp / ckpt.STATE, {"step": step, **state})
+    ckpt.write_manifest(tmp)
+    ckpt.commit(tmp, final)
+    ckpt.prune(ckpt_dir, keep=1)
+    return final
