@@ -8,7 +8,7 @@ Loading policy (`load_model`):
 - dtype: float32 unless asked otherwise. transformers 5 would load the checkpoint's own dtype (fp16 for XGLM
   and Llama-7B), where AdamW's 1e-5 updates round away. So the torch backend trains fp32 master weights under
   bf16 autocast, DeepSpeed's bf16 mode casts the module to bf16 itself (fp32 master copies in its optimizer),
-  and evaluation runs fp32 weights under bf16 autocast when `eval.bf16` is set.
+  and evaluation runs fp32 weights under bf16 autocast when `eval.precision` is bf16.
 - attention: SDPA where the architecture has it in transformers (Llama, GPT-2, Qwen2; XGLM and BLOOM have
   eager attention only): PyTorch's fused attention kernels on GPUs, the same values as eager (tested).
 - device: where `afp_lib.devices.resolve_device` says (callers pass it; None leaves the model on the CPU)."""

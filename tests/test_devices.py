@@ -109,3 +109,36 @@ def test_trainer_honours_gradient_checkpointing(toy_tokenizer, tiny_shape, tmp_p
     assert seen == [False, True]
     for name, value in finals[0].items():
         torch.testing.assert_close(finals[1][name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+# --- precision: one vocabulary (auto | bf16 | fp32) and one rule for the trainer and world pretraining ---------
+
+def test_precision_auto_follows_the_device_and_the_cpu(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert devices.resolve_precision("fp32", cuda) == "fp32" and devices.resolve_precision("bf16", cpu) == "bf16"
+    assert devices.resolve_precision("auto", cuda) == "bf16"
+    for native in (False, True):
+        monkeypatch.setattr(devices, "cpu_has_bf16", lambda native=native: native)
+        assert devices.resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+
+
+@pytest.mark.parametrize("bad", ["none", "fp16", "bfloat16"])
+def test_old_or_unknown_precision_names_are_refused_with_the_key(bad):
+    with pytest.raises(ValueError, match=rf"world.pretrain.precision='{bad}' is not a precision; use one of auto, bf16, fp32"):
+        devices.resolve_precision(bad, torch.device("cpu"), "world.pretrain.precision")
+
+
+def test_world_trainer_and_evaluation_read_precision_alike():
+    """Every section spells it `precision`; the CPU profiles pin fp32, the paper profile trains and scores in bf16."""
+    from afp_lib.eval.config import load_eval_config
+    from afp_lib.trainer import load_train_config
+    from afp_lib.world.config import load_world_config
+    for profile in ("smoke", "mini"):
+        assert load_world_config(profile).pretrain.precision == load_train_config(profile).precision == "fp32"
+        assert load_eval_config(profile).precision == "fp32" and not load_eval_config(profile).bf16
+    assert load_train_config("paper").precision == load_eval_config("paper").precision == "bf16"
+    assert load_eval_config("paper").bf16  # what the scorer and the evaluation records read
+    x = torch.ones(2, 2)
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        with devices.autocast(precision, torch.device("cpu")):
+            assert (x @ x).dtype == dtype

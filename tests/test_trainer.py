@@ -57,7 +57,7 @@ def test_profiles_load():
     ("mcl.layer=-1", "mcl.layer=-1 is invalid"),
     ("cit.p_src=1.5", r"cit.p_src=1.5 is invalid; a probability must lie in \[0, 1\]"),
     ("alpha=-0.5", "alpha=-0.5 is invalid"),
-    ("objective=simcse", "objective='simcse' is not allowed"),
+    ("objective=simcse", "objective='simcse' is invalid; use one of afp, mcl, cit, clm, bit"),
     ("data.sources=[django,tatoeba]", "contains evaluation data"),
     ("data.sources=[xnli_test]", "contamination"),
     ("cit.sources=[flan]", "cit.sources"),
@@ -269,3 +269,16 @@ def test_concurrent_requests_for_one_run_train_it_once(tmp_path, monkeypatch):
         p.join(30)
     assert [p.exitcode for p in procs] == [0, 0]
     assert len(calls) == 1
+
+
+def test_mini_runs_keep_the_learning_rates_of_the_lambda_schedule():
+    """The shared schedule (trainer.optim.lr_at, also the world's) gives the mini profile's alignment runs
+    exactly the learning rates the former LambdaLR (lr * factor) gave them: the committed numbers stand."""
+    import math
+    from afp_lib.trainer.optim import lr_at
+    for profile in ("smoke", "mini"):
+        cfg = load_train_config(profile)
+        o, warm = cfg.optim, math.ceil(cfg.optim.warmup_ratio * cfg.steps)
+        old = [o.lr * ((s + 1) / warm if s < warm else o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, cfg.steps - warm))))) for s in range(cfg.steps)]
+        assert [lr_at(s, o.lr, warm, cfg.steps, o.schedule, o.min_lr_ratio) for s in range(cfg.steps)] == old

@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--demos", choices=["random", "semantic"])
     p.add_argument("--connectors", choices=["english", "native"])
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="as eval.precision (bf16 = autocast)")
     p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when present, else cpu; $AFP_DEVICE "
                    "overrides), cpu, cuda, cuda:N")
     p.add_argument("--out", type=Path, help="results JSON-lines file (default results/eval/<name>.jsonl)")
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         over["langs"] = None if args.langs == ["all"] else args.langs
     if args.max_items is not None:
         over["max_items"] = args.max_items or None
-    if args.bf16:
-        over["bf16"] = True
+    if args.precision is not None:
+        over["precision"] = args.precision
     tasks = over.get("tasks")
     with_flores = tasks is not None and "flores" in tasks
     if tasks is not None:

@@ -34,12 +34,18 @@ class EvalConfig:
     connectors: Literal["english", "native"] = "english"  # the paper uses English connectors everywhere
     batch_size: int = 32             # rows (candidate sequences) per forward
     batch_tokens: int | None = None  # and at most this many attended positions per forward (long 5-shot prompts)
-    bf16: bool = False               # bf16 autocast (faster on CPUs with avx512_bf16; scores differ ~1e-2)
+    precision: Literal["auto", "bf16", "fp32"] = "fp32"  # as train.precision; bf16 autocast scores differ ~1e-2
     threads: int = 0                 # torch.set_num_threads before scoring (0 = torch's default); pinned in CPU
     # profiles so that the summation order, hence a near-tie's argmax, does not depend on the machine
     semantic_layer: int = 1
     semantic_pooling: Literal["mean", "max", "last"] = "mean"
     translation: TranslationConfig = field(default_factory=TranslationConfig)
+
+    @property
+    def bf16(self) -> bool:
+        """Score under bf16 autocast: `precision` resolved for the evaluation device (devices.resolve_precision)."""
+        from ..devices import resolve_device, resolve_precision
+        return resolve_precision(self.precision, resolve_device("auto"), "eval.precision") == "bf16"
 
     def icl_kwargs(self) -> dict:
         """Keyword arguments of `evaluate` (everything but the translation block)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..config import from_dict, to_dict, with_overrides
-from ..trainer.config import TrainConfig
+from ..trainer.config import OBJECTIVE_LOSSES, TrainConfig
 from .facts import BACTRIAN_X, HUB_MODELS, OPUS100, OPUS100_LANGS, PAPER_GPUS
 from .resolve import Plan, PlanRun
 
@@ -181,7 +181,7 @@ def _train_one(run: PlanRun, cfg: TrainConfig, tokenizer, out: Path) -> dict:
     t0 = time.perf_counter()
     res = train(cfg, tiny_model(run, tokenizer), tokenizer, out)
     parts = {k: round(v, 4) for k, v in res.last.items() if k in ("loss", "mcl", "cit", "clm")}
-    want = {"afp": {"mcl", "cit"}, "mcl": {"mcl"}, "cit": {"cit"}, "bit": {"cit"}, "clm": {"clm"}}[cfg.objective]
+    want = set(OBJECTIVE_LOSSES[cfg.objective])
     if not want <= set(parts) or not all(math.isfinite(v) for v in parts.values()):
         raise RuntimeError(f"expected finite {sorted(want)} in the last log record, got {res.last}")
     if not (res.final_dir / "model.safetensors").is_file():
