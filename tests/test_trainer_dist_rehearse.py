@@ -19,3 +19,35 @@ def test_synthetic_rows_put_the_source_first():
         assert ids[:len(src)] == src and len(ids) == len(labels) <= 64
         assert all(x == -100 for x in labels[:len(src)]) and labels[-1] != -100
         assert 16 <= len(src) <= 32 and 16 <= len(tgt) <= 32
+
+
+def test_cut_vocabulary_and_build_device():
+    with torch.device("meta"):
+        full = build("xglm-564M", layers=1)
+    cut = build("xglm-564M", layers=1, vocab=512, device=torch.device("meta"))
+    assert cut.config.vocab_size == 512 and next(cut.parameters()).device.type == "meta"
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(full) - n(cut) == (256008 - 512) * 1024  # tied embedding and LM head
+
+
+def test_rehearse_writes_its_numbers_and_honours_gradient_checkpointing(tmp_path, monkeypatch):
+    """The command the GPU script runs, on a cut-down model in one CPU process: the JSON it leaves holds what
+    the README's plan needs, and train.gradient_checkpointing reaches the model as in the trainer."""
+    import json
+
+    from afp_lib import models
+    from afp_lib.trainer import rehearse
+    seen = []
+    real = models.set_gradient_checkpointing
+    monkeypatch.setattr(models, "set_gradient_checkpointing", lambda m, on: (seen.append(on), real(m, on)))
+    out = tmp_path / "r.json"
+    assert rehearse.main(["--arch", "xglm-564M", "--layers", "1", "--vocab", "512", "--steps", "2", "backend=torch",
+                          "--json", str(out), "device=cpu", "precision=fp32", "batch_size=2", "seq_len=16",
+                          "gradient_checkpointing=true"]) == 0
+    r = json.loads(out.read_text())
+    assert seen == [True] and r["gradient_checkpointing"] is True
+    assert (r["arch"], r["layers_cut_to"], r["vocab_cut_to"], r["batch_size_per_rank"], r["seq_len"]) == \
+        ("xglm-564M", 1, 512, 2, 16)
+    assert r["backend"] == "torch" and r["optimizer"] == "torch AdamW" and r["precision"] == "fp32"
+    assert len(r["step_seconds"]) == 2 and r["tokens_per_s"] > 0 and r["peak_memory_gib_per_rank"][0] > 0
+    assert r["mfu"] is None  # no GPU: no utilisation claimed

@@ -5,10 +5,13 @@ sizes) with random weights, the paper profile's training config, the real backen
 `torchrun`/`deepspeed`, the real process group; the data are random token ids shaped like translation
 pairs and their CIT rows (the shared AFP step: one side of each pair read from its CIT forward). Prints
 peak memory per rank, tokens/s and, on a GPU, model FLOPs utilisation: what a GPU-hour estimate needs,
-measured instead of assumed. Nothing is downloaded and nothing is saved."""
+measured instead of assumed. Nothing is downloaded and nothing is saved (except, with --json, the numbers).
+`scripts/gpu_rehearsal.sh` runs the prepared GPU rehearsals and collects their --json files."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
 import time
@@ -28,16 +31,23 @@ ARCHS = {  # the published configs (config.json of each hub repo), written out
 PEAK_BF16 = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "L40S": 362e12, "A10": 125e12}  # dense TFLOP/s
 
 
-def build(arch: str, layers: int = 0):
+def build(arch: str, layers: int = 0, vocab: int = 0, device: torch.device | None = None):
+    """The published architecture with random weights; `layers`/`vocab` cut it down (0 = the real size);
+    on `device` the weights are created there (a 7B model's random init on the CPU takes minutes)."""
     from transformers import AutoModelForCausalLM, BloomConfig, LlamaConfig, XGLMConfig
     kind, kw = ARCHS[arch]
     kw = dict(kw)
     if layers:  # a cut-down depth when the whole model does not fit (said in the output)
         kw[{"xglm": "num_layers", "bloom": "n_layer", "llama": "num_hidden_layers"}[kind]] = layers
+    if vocab:  # a cut-down vocabulary: only for a quick run of the command itself (said in the output)
+        kw["vocab_size"] = vocab
     config = {"xglm": XGLMConfig, "bloom": BloomConfig, "llama": LlamaConfig}[kind](bos_token_id=0, pad_token_id=1,
                                                                                   eos_token_id=2, **kw)
     attn = "sdpa" if kind == "llama" else "eager"  # XGLM and BLOOM have no SDPA path in transformers
-    return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
+    if device is None:  # the caller's default device (e.g. a `with torch.device("meta")` around the call)
+        return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
+    with device:
+        return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
 
 
 def synthetic_rows(n: int, vocab: int, seq_len: int, seed: int = 0):
@@ -65,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import distributed
     from .config import load_train_config
     from ..devices import autocast, resolve_precision
+    from ..models import set_gradient_checkpointing
     from .loop import _device, _make_backend, micro_index, step_losses
     from .shared import shared_batches
 
@@ -74,17 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps; the first is warm-up and not timed")
     ap.add_argument("--layers", type=int, default=0, help="cut the depth to this many blocks (0 = the real depth)")
     ap.add_argument("--profile", default="paper")
+    ap.add_argument("--vocab", type=int, default=0,
+                    help="cut the vocabulary to this many ids (0 = the real size; for a quick check of the command)")
     ap.add_argument("--bucket", type=float, default=0, help="DeepSpeed ZeRO bucket size in elements (0 = DeepSpeed's)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--json", help="also write the numbers to this JSON file (rank 0)")
+    args = ap.parse_intermixed_args(argv)  # overrides may come before and after the options
     cfg = load_train_config(args.profile, ["eval_every=0", "save_every=0", *args.overrides])
     device = _device(cfg)
     distributed.init_from_env(device, required=cfg.backend == "deepspeed")
     rank, world = distributed.rank_world()
     torch.manual_seed(cfg.seed)
-    model = build(args.arch, args.layers)
+    model = build(args.arch, args.layers, args.vocab, device if device.type == "cuda" else None)
     if cfg.backend == "deepspeed" and device.type == "cuda":
         model = model.to(torch.bfloat16)
     n_params = sum(p.numel() for p in model.parameters())
+    set_gradient_checkpointing(model, cfg.gradient_checkpointing)  # as the trainer does, before the backend
+    if device.type == "cuda":  # the peak counts training only, not the fp32 build and its bf16 cast
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     if cfg.backend == "deepspeed":  # DeepSpeed's default ZeRO buckets (5e8 elements each) suit 80 GB GPUs only
         from .ds_backend import DeepSpeedBackend
         bucket = int(args.bucket)
@@ -99,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     pairs, cit = synthetic_rows(rows, model.config.vocab_size, cfg.seq_len, cfg.seed)
     plan = [0] * rows  # every source side is a token prefix of its CIT row
     if rank == 0:
-        print(f"rehearse {args.arch}{f' (cut to {args.layers} layers)' if args.layers else ''}: {n_params / 1e6:.0f}M "
+        cut = ", ".join(x for x in (f"{args.layers} layers" if args.layers else "",
+                                      f"vocab {args.vocab}" if args.vocab else "") if x)
+        print(f"rehearse {args.arch}{f' (cut to {cut})' if cut else ''}: {n_params / 1e6:.0f}M "
               f"params, {world} rank(s), {cfg.backend}{f' ZeRO-{cfg.zero_stage}' if cfg.backend == 'deepspeed' else ''}, "
-              f"{precision}, {cfg.batch_size} pairs x seq {cfg.seq_len} per rank, {device}", flush=True)
-    timed_tokens, timed_s, timed_cit = 0, 0.0, 0
+              f"{precision}, {cfg.batch_size} pairs x seq {cfg.seq_len} per rank, "
+              f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}, {device}", flush=True)
+    timed_tokens, timed_s, timed_cit, step_s = 0, 0.0, 0, []
     for step in range(args.steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -121,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
+        step_s.append(round(dt, 3))
         loss = distributed.mean_over_ranks({"loss": parts["loss"].item()})["loss"]
         if rank == 0:
             print(f"step {step + 1}: {dt:.2f} s, loss {loss:.3f}", flush=True)
@@ -129,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     tok_s = distributed.sum_over_ranks(timed_tokens / max(timed_s, 1e-9))
     cit_s = distributed.sum_over_ranks(timed_cit / max(timed_s, 1e-9))
     peaks = distributed.gather_objects(round(peak_memory_gib(device), 2))
+    mfu, name = None, str(device)
     if rank == 0:
         unit = "GPU memory allocated" if device.type == "cuda" else "RSS"
         print(f"peak {unit} per rank (GiB): {peaks}")
@@ -140,5 +163,19 @@ def main(argv: list[str] | None = None) -> int:
             # attention are not counted, so this is the CIT-equivalent utilisation
             mfu = 6 * n_params * cit_s / world / peak if peak else None
             print(f"MFU: {mfu:.1%} of {name}'s bf16 peak (6 N x CIT tokens/s)" if mfu else f"MFU: no peak known for {name}")
+        if args.json:
+            summary = {"arch": args.arch, "layers_cut_to": args.layers or None, "vocab_cut_to": args.vocab or None,
+                       "params": n_params, "ranks": world, "backend": cfg.backend,
+                       "zero_stage": cfg.zero_stage if cfg.backend == "deepspeed" else None,
+                       "optimizer": getattr(backend, "optimizer_name", None), "precision": precision,
+                       "batch_size_per_rank": cfg.batch_size, "seq_len": cfg.seq_len, "grad_accum": cfg.grad_accum,
+                       "gradient_checkpointing": cfg.gradient_checkpointing, "device": name,
+                       "torch": torch.__version__, "steps": args.steps, "step_seconds": step_s,
+                       "peak_memory_gib_per_rank": peaks, "peak_memory_kind": unit, "tokens_per_s": round(tok_s, 1),
+                       "cit_tokens_per_s": round(cit_s, 1), "mfu": None if mfu is None else round(mfu, 4)}
+            tmp = f"{args.json}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=1)
+            os.replace(tmp, args.json)
     distributed.barrier()
     return 0
