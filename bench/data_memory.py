@@ -93,8 +93,12 @@ def paper_cfg():
 
 def synthetic_data(n: int):
     from afp_lib.trainer.data import TrainData
-    pairs, cit = map(list, zip(*corpus(n)))
-    return TrainData(pairs=pairs, cit=cit, dev_pairs=pairs[:200])
+    data = TrainData()
+    for pair, cit in corpus(n):
+        data.pairs.append(pair)
+        data.cit.append(cit)
+    data.dev_pairs = data.pairs[:200]
+    return data
 
 
 def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
@@ -130,11 +134,9 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
         res["after_open_anon"] = rss()["rss_anon"]
         tokens = 0
         pair_stream, lm_stream = loop.Stream(len(prep.pairs), cfg.seed), loop.Stream(len(prep.cit), cfg.seed + 1)
-        for m in range(0, max(len(prep.pairs), len(prep.cit)) // 16):
-            p_idx = pair_stream.take(m * 16, 16) if m * 16 < len(prep.pairs) else None
-            l_idx = lm_stream.take(m * 16, 16) if m * 16 < len(prep.cit) else None
-            if p_idx is None and l_idx is None:
-                break
+        for i in range(0, max(len(prep.pairs), len(prep.cit)), 16):  # one epoch of each, in training order
+            p_idx = pair_stream.take(i, min(16, len(prep.pairs) - i)) if i < len(prep.pairs) else None
+            l_idx = lm_stream.take(i, min(16, len(prep.cit) - i)) if i < len(prep.cit) else None
             pairs, lm = loop.micro_batches(cfg, prep, p_idx, l_idx, 0)
             tokens += sum(int(b["attention_mask"].sum()) for b in (pairs, lm) if b is not None)
         res["tokens_read"] = tokens
@@ -197,7 +199,8 @@ def main() -> None:
           f"{slope:.0f} B per sample)")
     print(f"read (other ranks, loop.prepare + every row once in batches of 16): peak RSS "
           f"{r['read']['peak_rss'] / gib:.2f} GiB, private (RssAnon) {r['read']['rss_anon'] / gib:.2f} GiB, "
-          f"file-backed {r['read']['rss_file'] / gib:.2f} GiB, {r['read']['seconds']} s")
+          f"file-backed {r['read']['rss_file'] / gib:.2f} GiB, {r['read']['seconds']} s; "
+          f"{r['read']['tokens_read']} ids read (every id once: {r['read']['tokens_read'] == tokens})")
     print(f"sample order (loop.Stream, both streams) at paper scale: {stream_b / gib:.2f} GiB private")
     print(f"paper scale ({PAPER_PAIRS / 1e6:.1f}M pairs + {PAPER_CIT / 1e6:.1f}M CIT, ~{paper_tokens / 1e9:.2f}B ids "
           f"at this corpus's lengths): token lists {list_b * paper_tokens / gib:.1f} GiB per rank (memory path); "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
 from ..losses import IGNORE
@@ -86,8 +87,9 @@ def pack_plan(lengths, seq_len: int) -> list[list[int]]:
     rows: list[list[int]] = []
     used: list[int] = []
     by_free: dict[int, list[int]] = {}  # free tokens -> indices of rows with that much space left
-    for k in sorted(range(len(lengths)), key=lambda j: -lengths[j]):
-        n = int(lengths[k])
+    lengths = np.asarray(lengths, dtype=np.int64)
+    for k in np.argsort(-lengths, kind="stable"):  # longest first, ties in index order (as Python's sorted)
+        k, n = int(k), int(lengths[k])
         free = next((f for f in range(n, seq_len + 1) if by_free.get(f)), None) if n <= seq_len else None
         if free is None:
             rows.append([k])
