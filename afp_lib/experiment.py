@@ -1,9 +1,9 @@
 """Train-or-load and evaluate-or-load: the few calls a section notebook makes, as `ex.<name>`.
 
-A `Variant` names one model of a section: an architecture of the profile's world and, unless it is the
-vanilla model, the `train` overrides that align it (objective, layer, p_src, ...). Training goes through
-the run cache (`afp_lib.trainer.get_or_train`) and evaluation through a per-cell records cache that
-resumes, so notebooks that share a model share its training and its scores.
+A `Variant` (afp_lib.sections, where each section's models are declared) names one model: an architecture
+of the profile's world and, unless it is the vanilla model, the `train` overrides that align it. Training
+goes through the run cache (`afp_lib.trainer.get_or_train`) and evaluation through a per-cell records cache
+that resumes, so notebooks that share a model share its training and its scores.
 
 This module keeps those two caches; the rest a notebook calls lives with its job and is re-exported here:
 the probes of a model (`analysis.probes`), the findings tables and headline metrics (`analysis.findings`),
@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis.findings import ORDER, describe_findings, findings_table, five_task_scores, headline  # noqa: F401
@@ -21,51 +20,11 @@ from .analysis.paper import ablation_match, paper_match, policy_match, semantic_
 from .analysis.probes import (SCRIPTS, dev_probe, greedy_answers, output_language, perplexity, probe,  # noqa: F401
                               representations, script_share, stacked_representations, step0)
 from .analysis.render import save_frame, write_json  # noqa: F401
-from .config import load_section
 from .paths import runs_dir
+from .sections import (Variant, section, section_langs, section_runs, section_variants, setup,  # noqa: F401
+                       trainable_languages, variants)
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One model of a section. `train=None` is the vanilla (unaligned) model."""
-    label: str                              # shown in tables and plots: "vanilla", "AFP", "layer 2", ...
-    arch: str = "xglm"
-    train: tuple[str, ...] | None = None    # `train` section overrides, e.g. ("objective=cit",)
-    seed: int = 0                           # training seed (vanilla models have none)
-    meta: dict = field(default_factory=dict, compare=False, hash=False)  # sweep coordinates for plots
-
-    @property
-    def vanilla(self) -> bool:
-        return self.train is None
-
-    def display(self, profile: str) -> str:
-        """The name tables use: seeds of one variant are averaged under it."""
-        base = f"{self.arch}-{profile}"
-        return base if self.vanilla else f"{base}+{self.label}"
-
-    def name(self, profile: str) -> str:
-        """Unique per trained model (the training seed included)."""
-        return self.display(profile) if self.vanilla else f"{self.display(profile)}#s{self.seed}"
-
-
-def section(name: str, profile: str) -> dict:
-    """The notebook's own block of params.yaml (base + profile)."""
-    return load_section(name, profile)
-
-
-def variants(spec: dict, archs: list[str], seeds: list[int], common: list[str] = ()) -> list[Variant]:
-    """Variants from a params block `{label: overrides-or-null}` for each arch and (aligned) seed;
-    `common` overrides (e.g. the section's languages) come first."""
-    out = []
-    for arch in archs:
-        for label, overrides in spec.items():
-            if overrides is None:
-                out.append(Variant(label, arch))
-            else:
-                out += [Variant(label, arch, (*common, *overrides), seed) for seed in seeds]
-    return out
 
 
 def train_config(v: Variant, profile: str):
@@ -189,19 +148,3 @@ def train_log(v: Variant, profile: str) -> list[dict]:
     """The JSON-lines training log of an aligned variant (Fig. 3c)."""
     from .analysis.plots import read_train_log
     return read_train_log(run_dir(v, profile) / "train_log.jsonl")
-
-
-def trainable_languages(profile: str) -> list[str]:
-    """Languages with training pairs in the profile's parallel sources (and a name for CIT prompts)."""
-    from .cit import LANGUAGE_NAMES
-    from .paths import mirror_root
-    from .trainer import load_train_config
-    cfg = load_train_config(profile)
-    root = mirror_root()
-    if root is None or "opus100" in cfg.data.sources:  # the hub recipe: Bactrian-X's languages (paper Table 21)
-        from .plan.facts import BACTRIAN_X_LANGS
-        return sorted(set(BACTRIAN_X_LANGS) - {cfg.data.pivot})
-    found = set()
-    for source in cfg.data.sources:
-        found |= {p.stem.split("-", 1)[1] for p in (root / "parallel" / source).glob(f"{cfg.data.pivot}-*.jsonl")}
-    return sorted(found & set(LANGUAGE_NAMES) - {cfg.data.pivot})

@@ -53,3 +53,71 @@ def fake_mirror(tmp_path, monkeypatch):
     """An empty mirror directory that a test fills with the files it needs."""
     monkeypatch.setenv("AFP_DATA_MIRROR", str(tmp_path))
     return tmp_path
+
+
+# what a section notebook calls with a model (a Variant): recorded, never run (no model loads, nothing trains)
+VARIANT_CALLS = ("evaluate", "probe", "dev_probe", "perplexity", "output_language", "stacked_representations",
+                 "representations", "train_log", "step0", "load", "run_dir", "model_path")
+# pure helpers whose inputs are recorded mocks, or that write files: mocks too
+MOCKED = ("write_json", "save_frame", "findings_table", "describe_findings", "five_task_scores", "headline")
+
+
+@pytest.fixture()
+def run_notebook(monkeypatch, tmp_path):
+    """run_notebook(section, profile) executes the section notebook's own code cells with every model call
+    (`VARIANT_CALLS`) recorded instead of run, and returns (evaluate calls as (variant, overrides,
+    translation), every Variant the notebook asked any call for). Plots, tables and files are mocks; a cell
+    that calls the model functions must run to its end."""
+    import json
+    import logging
+    import re
+    from unittest import mock
+
+    import afp_lib.paths
+    import afp_lib.world
+    from afp_lib import experiment as ex
+    from afp_lib.sections import NOTEBOOKS
+
+    def run(name: str, profile: str):
+        evaluate_calls, used = [], []
+
+        def recorder(fn):
+            def call(*args, **kw):
+                used.extend(a for a in (*args, *kw.values()) if isinstance(a, ex.Variant))
+                if fn == "evaluate":
+                    v, overrides = args[0], kw.get("overrides", args[2] if len(args) > 2 else None)
+                    evaluate_calls.append((v, overrides, kw.get("translation", args[3] if len(args) > 3 else True)))
+                    return []
+                if fn == "stacked_representations":
+                    return mock.MagicMock(name=fn), []   # (vectors, languages)
+                return mock.MagicMock(name=fn)
+            return call
+
+        monkeypatch.setattr(ex, "EVALUATE_MISSING", None)   # the setup call sets it
+        for fn in VARIANT_CALLS:
+            monkeypatch.setattr(ex, fn, recorder(fn))
+        for fn in MOCKED:
+            monkeypatch.setattr(ex, fn, mock.MagicMock(name=fn))
+        monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)
+        monkeypatch.setattr(afp_lib.world, "ensure_world", mock.MagicMock())
+        monkeypatch.setattr(afp_lib.paths, "results_dir", lambda s="": tmp_path / "results" / s)
+        monkeypatch.setattr(afp_lib.paths, "figures_dir", lambda s="": tmp_path / "figures" / s)
+        nb = json.loads((ROOT / "notebooks" / NOTEBOOKS[name]).read_text())
+        ns = {"profile": profile}
+        mocks = {k: mock.MagicMock(name=k) for k in ("pd", "tables", "plots", "display", "Markdown")}
+        mocks["plots"].neighbour_mix.return_value = {}
+        must_finish = re.compile(r"\bex\.(%s)\(" % "|".join(VARIANT_CALLS))
+        for cell in nb["cells"]:
+            src = "".join(cell["source"])
+            if cell["cell_type"] != "code":
+                continue
+            try:
+                exec(compile(src, f"{name}.ipynb", "exec"), ns)
+                ns["profile"] = profile   # the parameters cell's default is smoke; papermill would inject this
+            except Exception:
+                if must_finish.search(src):
+                    raise
+            ns.update(mocks)   # after the setup cell's imports
+        return evaluate_calls, used
+
+    return run

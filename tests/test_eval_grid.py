@@ -1,7 +1,6 @@
 """The evaluation grid of the plan: the cells the notebooks ask for, each once, with its item count; the
 notebooks' own code (run with a recording `evaluate`) asks for exactly the grid's cells."""
 import json
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -9,57 +8,19 @@ import pytest
 from afp_lib import experiment as ex
 from afp_lib.eval.runner import Cell, cell_file
 from afp_lib.plan import launch_commands, resolve_plan
-from afp_lib.plan.grid import SECTION_NOTEBOOKS, resolve_grid, section_requests
-from afp_lib.plan.resolve import SECTIONS
-
-ROOT = Path(__file__).resolve().parent.parent
-# what the notebooks call besides evaluate: heavy (models, probes) or writing files; recorded as mocks
-HEAVY = ("probe", "dev_probe", "perplexity", "output_language", "stacked_representations", "train_log", "write_json",
-         "save_frame", "findings_table", "describe_findings", "five_task_scores", "headline", "load", "representations")
+from afp_lib.plan.grid import resolve_grid, section_requests
+from afp_lib.sections import SECTIONS
 
 
-def notebook_requests(name: str, profile: str, monkeypatch, tmp_path) -> list[tuple]:
-    """Run notebook `name`'s code cells with `ex.evaluate` recording its calls (everything that would load a
-    model, plot or write a file is a mock); a cell that calls evaluate must run to its end."""
-    calls = []
-    monkeypatch.setattr(ex, "EVALUATE_MISSING", None)   # the setup cell sets it
-    monkeypatch.setattr(ex, "evaluate", lambda v, profile, overrides=None, translation=True, **kw:
-                        calls.append((v, overrides, translation)) or [])
-    for fn in HEAVY:
-        monkeypatch.setattr(ex, fn, mock.MagicMock(name=fn))
-    import logging
-
-    import afp_lib.paths
-    import afp_lib.world
-    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)
-    monkeypatch.setattr(afp_lib.world, "ensure_world", mock.MagicMock())
-    monkeypatch.setattr(afp_lib.paths, "results_dir", lambda s="": tmp_path / "results" / s)
-    monkeypatch.setattr(afp_lib.paths, "figures_dir", lambda s="": tmp_path / "figures" / s)
-    nb = json.loads((ROOT / "notebooks" / SECTION_NOTEBOOKS[name]).read_text())
-    ns = {"profile": profile}
-    mocks = {k: mock.MagicMock(name=k) for k in ("pd", "tables", "plots", "display", "Markdown")}
-    for cell in nb["cells"]:
-        src = "".join(cell["source"])
-        if cell["cell_type"] != "code":
-            continue
-        try:
-            exec(compile(src, f"{name}.ipynb", "exec"), ns)
-            ns["profile"] = profile   # the parameters cell's default is smoke; papermill would inject this
-        except Exception:
-            if "ex.evaluate(" in src:
-                raise
-        ns.update(mocks)   # after the setup cell's imports
-    return calls
-
-
+@pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
 @pytest.mark.parametrize("name", SECTIONS)
-def test_notebooks_request_exactly_the_grid(name, monkeypatch, tmp_path):
-    """For the smoke profile, the plan's requests of a section are the notebook's evaluate calls, and the
-    cells they expand to are the grid's."""
-    expected = section_requests(name, "smoke")
-    calls = notebook_requests(name, "smoke", monkeypatch, tmp_path)
+def test_notebooks_request_exactly_the_grid(name, profile, run_notebook, mirror):
+    """A section's plan requests are the notebook's evaluate calls (its own code, run with a recording
+    `evaluate`: conftest.run_notebook), and the cells they expand to are the grid's."""
+    expected = section_requests(name, profile)
+    calls, _ = run_notebook(name, profile)
     assert calls, f"notebook {name} made no evaluate call"
-    cells = lambda reqs: [c for v, o, t in reqs for c in ex.eval_cells(v, "smoke", o, t)]   # noqa: E731
+    cells = lambda reqs: [c for v, o, t in reqs for c in ex.eval_cells(v, profile, o, t)]   # noqa: E731
     assert cells(calls) == cells([(r.variant, r.overrides, r.translation) for r in expected])
     assert [(v.label, v.arch, v.seed) for v, _, _ in calls] == [(r.variant.label, r.variant.arch, r.variant.seed)
                                                                 for r in expected]

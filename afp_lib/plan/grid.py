@@ -1,8 +1,9 @@
 """The evaluation grid: every cell the notebooks ask `experiment.evaluate` for, deduplicated across sections.
 
 `section_requests(name, profile)` lists a notebook's `ex.evaluate(variant, profile, overrides, translation)`
-calls, built from its params block exactly as the notebook builds them (tests/test_eval_grid.py runs the
-notebooks' own code with a recording `evaluate` and checks the two agree); each request expands into
+calls: the section's declared models (`afp_lib.sections.section_runs`) with the overrides the notebook passes
+(tests/test_eval_grid.py runs the notebooks' own code with a recording `evaluate` and checks the two agree);
+each request expands into
 cells through `experiment.eval_cells`, the function `evaluate` itself reads the cache with. So the sharded
 `evaluate --plan` run writes exactly the files the notebooks then read."""
 from __future__ import annotations
@@ -13,16 +14,15 @@ from dataclasses import dataclass, field
 
 from ..config import deep_merge
 from ..eval.config import load_eval_config
-from ..experiment import Variant, eval_cells, section, variants
+from ..experiment import eval_cells
+from ..sections import NOTEBOOKS, Variant, section, section_runs
 from ..eval.runner import Cell, cell_file
 from .facts import HUB_MODELS, EvalThroughput
 
 logger = logging.getLogger(__name__)
 
 
-SECTION_NOTEBOOKS = {"bilingual": "01_bilingual.ipynb", "mcl_layer": "02_mcl_layer.ipynb", "p_src": "03_p_src.ipynb",
-                     "multilingual": "04_multilingual.ipynb", "all_languages": "05_all_languages.ipynb",
-                     "ablation": "06_ablation.ipynb", "appendix": "07_appendix.ipynb"}
+SECTION_NOTEBOOKS = NOTEBOOKS
 
 
 @dataclass(frozen=True)
@@ -34,52 +34,34 @@ class EvalRequest:
     translation: bool = True
 
 
-def _sweep_runs(sec: dict, values: str, override: str, label: str) -> list[Variant]:
-    return [Variant(label.format(x), arch, tuple(sec["train"]) + (f"{override}={x}",), seed, meta={override.split(".")[-1]: x})
-            for arch in sec["archs"] for x in sec[values] for seed in sec["seeds"]]
-
-
 def section_requests(name: str, profile: str) -> list[EvalRequest]:
-    """The evaluate calls of notebook section `name`, in the notebook's order."""
-    sec = section(name, profile)
+    """The evaluate calls of notebook section `name`, in the notebook's order: its models are the section's
+    `runs:` (afp_lib.sections), the overrides those the notebook passes."""
+    sec, runs = section(name, profile), section_runs(name, profile)
     req = functools.partial(EvalRequest, name)
     if name == "bilingual":      # 01: Tables 1-2
-        models = variants(sec["methods"], sec["archs"], sec["seeds"], common=sec["train"])
-        return [req(v, sec["eval"]) for v in models]
-    if name == "mcl_layer":      # 02: Fig. 4a
-        return [req(v, sec.get("eval"), False) for v in _sweep_runs(sec, "layers", "mcl.layer", "layer {}")]
-    if name == "p_src":          # 03: Fig. 4b
-        return [req(v, sec.get("eval"), False) for v in _sweep_runs(sec, "values", "cit.p_src", "p_src {}")]
+        return [req(v, sec["eval"]) for v in runs["models"]]
+    if name in ("mcl_layer", "p_src", "appendix"):   # 02, 03, 07: Figs. 4a, 4b, 5a-b
+        return [req(v, sec.get("eval"), False) for vs in runs.values() for v in vs]
     if name == "multilingual":   # 04: Tables 3-5, then Table 6 (semantic demonstrations, bridge models)
-        langs = sec["langs"]
-        train = (f"data.langs={langs}",)
-        runs = []
-        for arch in sec["archs"]:
-            runs.append(Variant("vanilla", arch))
-            runs += [Variant(policy, arch, train + (f"data.policy={policy}",), seed, meta={"policy": policy})
-                     for policy in sec["policies"] for seed in sec["seeds"]
-                     if policy == "bridge" or arch in sec.get("pairwise_archs", sec["archs"])]
-        eval_over = deep_merge({"tasks": ["xnli", "xcopa"], "langs": ["en", *langs],
-                                "translation": {"langs": ["en", *langs], "shots": [sec["table4_shots"]]}},
-                               sec.get("eval", {}))
-        out = [req(v, eval_over) for v in runs]
+        eval_over = multilingual_eval(sec)
+        out = [req(v, eval_over) for v in runs["models"]]
         k_shots = [s for s in load_eval_config(profile, overrides=eval_over).shots if s > 0]
-        bridge = [v for v in runs if v.meta.get("policy") == "bridge"] if k_shots else []
+        bridge = [v for v in runs["models"] if v.meta.get("policy") == "bridge"] if k_shots else []
         return out + [req(v, {**eval_over, "demos": "semantic", "shots": k_shots}, False) for v in bridge]
     if name == "all_languages":  # 05: Table 7, Tables 9-13
-        from ..experiment import trainable_languages
-        langs = trainable_languages(profile) if sec["langs"] == "all" else sec["langs"]
-        runs = [Variant("vanilla", arch) for arch in sec["archs"]]
-        runs += [Variant("AFP", arch, (*sec.get("train", []), f"data.langs={langs}"), seed)
-                 for arch in sec["archs"] for seed in sec["seeds"]]
-        return [req(v, {"langs": None, **sec.get("eval", {})}, False) for v in runs]
+        return [req(v, {"langs": None, **sec.get("eval", {})}, False) for vs in runs.values() for v in vs]
     if name == "ablation":       # 06: Table 8
-        runs = variants(sec["methods"], sec["archs"], sec["seeds"], common=sec["train"])
-        return [req(v, {"shots": sec["shots"]}, False) for v in runs]
-    if name == "appendix":       # 07: Figs. 5a, 5b
-        runs = _sweep_runs(sec, "poolings", "mcl.pooling", "pooling {}") + _sweep_runs(sec, "alphas", "alpha", "alpha {}")
-        return [req(v, sec.get("eval"), False) for v in runs]
+        return [req(v, {"shots": sec["shots"]}, False) for v in runs["models"]]
     raise KeyError(f"unknown section {name!r}")
+
+
+def multilingual_eval(sec: dict) -> dict:
+    """Notebook 04's evaluation: XNLI and XCOPA in English and the aligned languages, and Table 4's translation
+    among them at one shot count (`table4_shots`), under the block's own `eval`."""
+    five = ["en", *sec["langs"]]
+    return deep_merge({"tasks": ["xnli", "xcopa"], "langs": five,
+                       "translation": {"langs": five, "shots": [sec["table4_shots"]]}}, sec.get("eval", {}))
 
 
 @functools.lru_cache(maxsize=None)

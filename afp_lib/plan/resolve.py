@@ -1,8 +1,8 @@
 """Every run of every notebook section, resolved from params.yaml the way the notebooks read their blocks.
 
-`section_variants(name, profile)` turns a section block into `experiment.Variant`s (the notebooks' models);
-`resolve_plan(profile)` turns those into training runs through the same `load_train_config` and run-cache
-key the notebooks use, so a run shared by two sections (the XGLM AFP run of Table 1 and of Table 8) is one
+`afp_lib.sections.section_variants(name, profile)` gives a section's models (its params block's `runs:`,
+the list its notebook trains); `resolve_plan(profile)` turns those into training runs through the same
+`load_train_config` and run-cache key the notebooks use, so a run shared by two sections (the XGLM AFP run of Table 1 and of Table 8) is one
 row here, as it is one folder under runs/align."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from ..experiment import Variant, section, train_config, variants
+from ..experiment import train_config
+from ..sections import SECTIONS, section_variants  # noqa: F401  (the plan's runs are the notebooks')
 from ..paths import mirror_root
 from ..trainer.config import EVAL_SOURCES, TrainConfig
 from ..trainer.runs import run_dir, run_key
@@ -19,61 +20,6 @@ from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_MODELS, OPUS100_LANGS
 
 if TYPE_CHECKING:
     from .grid import Grid
-
-SECTIONS = ("bilingual", "mcl_layer", "p_src", "multilingual", "all_languages", "ablation", "appendix")
-
-
-def _sweep(sec: dict, values: str, override: str, label: str) -> list[Variant]:
-    """One aligned variant per (arch, swept value, seed): the block's `train` overrides plus the swept key."""
-    train = list(sec.get("train") or [])
-    return [Variant(label.format(v), arch, tuple(train + [f"{override}={v}"]), seed, meta={override: v})
-            for arch in sec["archs"] for v in sec[values] for seed in sec["seeds"]]
-
-
-def all_langs(profile: str, pivot: str = "en") -> list[str]:
-    """`langs: all`: Bactrian-X's languages for the paper (whether or not a mirror is set: the paper's data
-    is the hub's), else what notebook 05 uses, `experiment.trainable_languages` (the mirror's languages)."""
-    if profile == "paper":
-        return [c for c in BACTRIAN_X_LANGS if c != pivot]
-    from ..experiment import trainable_languages
-    return trainable_languages(profile)
-
-
-def _langs_override(langs: list[str]) -> str:
-    return f"data.langs=[{', '.join(langs)}]"
-
-
-def section_variants(name: str, profile: str) -> list[Variant]:
-    """The models of notebook section `name` under `profile` (vanilla ones included, train=None)."""
-    sec = section(name, profile)
-    archs, seeds = sec["archs"], sec["seeds"]
-    vanilla = [Variant("vanilla", a) for a in archs]
-    common = sec.get("train") or []
-    if name == "bilingual":   # Tables 1-2 (methods); the findings and Fig. 3c trajectories (first arch), as notebook 01
-        fseeds = sec.get("findings_seeds", seeds)
-        return (variants(sec["methods"], archs, seeds, common=common)
-                + variants(sec.get("findings") or {}, archs[:1], fseeds, common=common)
-                + variants(sec.get("trajectories") or {}, archs[:1], fseeds[:1], common=common))
-    if name == "mcl_layer":   # Fig. 4a
-        return _sweep(sec, "layers", "mcl.layer", "layer {}")
-    if name == "p_src":       # Fig. 4b
-        return _sweep(sec, "values", "cit.p_src", "p_src {}")
-    if name == "appendix":    # Figs. 5a, 5b
-        return _sweep(sec, "poolings", "mcl.pooling", "pooling {}") + _sweep(sec, "alphas", "alpha", "alpha {}")
-    if name == "ablation":    # Table 8
-        return variants(sec["methods"], archs, seeds, common=common)
-    if name in ("multilingual", "all_languages"):  # Tables 3-6 (bridge vs pairwise), Table 7 and 9-13
-        langs = all_langs(profile) if sec["langs"] == "all" else list(sec["langs"])
-        train = list(common) + [_langs_override(langs)]
-        out = list(vanilla)
-        if "policies" not in sec:   # notebook 05: English as the bridge, the trainer's default
-            return out + [Variant("AFP", a, tuple(train), s, meta={"langs": len(langs)}) for a in archs for s in seeds]
-        for policy in sec["policies"]:
-            for arch in sec.get(f"{policy}_archs", archs):   # multilingual.paper.pairwise_archs: Table 5's two
-                out += [Variant(policy, arch, tuple(train + [f"data.policy={policy}"]), s,
-                                meta={"policy": policy, "langs": len(langs)}) for s in seeds]
-        return out
-    raise KeyError(f"unknown section {name!r}; use one of {', '.join(SECTIONS)}")
 
 
 @dataclass

@@ -1,0 +1,95 @@
+"""A section's models are declared once (params.yaml `<section>.runs`, afp_lib.sections): the notebooks'
+own code trains exactly the runs of the paper plan, under every profile; the group syntax does what
+afp_lib/sections.py says."""
+import json
+from pathlib import Path
+
+import pytest
+
+from afp_lib import sections
+from afp_lib.experiment import train_config
+from afp_lib.plan.resolve import _base_model, resolve_plan
+from afp_lib.sections import NOTEBOOKS, SECTIONS, Variant, section_runs, section_variants
+from afp_lib.trainer.runs import run_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
+@pytest.mark.parametrize("name", SECTIONS)
+def test_plan_trains_exactly_what_the_notebook_asks_for(name, profile, run_notebook, mirror):
+    """Run the notebook's code with every model call recorded: the aligned models it asks for are the plan's
+    runs of that section (same run-cache keys, so the same folders), its vanilla models the plan's too."""
+    _, used = run_notebook(name, profile)
+    assert used, f"notebook {name} asked for no model"
+    plan = resolve_plan(profile, sections=(name,))
+    keys = {run_key(train_config(v, profile), _base_model(profile, v.arch)) for v in used if not v.vanilla}
+    assert keys == {r.key for r in plan.runs}
+    declared = section_variants(name, profile)
+    assert set(used) == set(declared)                       # label, arch, overrides and seed
+    assert {v.arch for v in used if v.vanilla} == {v.arch for v in declared if v.vanilla}
+    assert {_base_model(profile, v.arch) for v in used if v.vanilla} == set(plan.vanilla)
+
+
+@pytest.mark.parametrize("name", SECTIONS)
+def test_notebooks_are_stored_without_outputs(name):
+    nb = json.loads((ROOT / "notebooks" / NOTEBOOKS[name]).read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    setup = [c for c in code if "ex.setup(" in "".join(c["source"])]
+    assert len(setup) == 1 and code.index(setup[0]) == 1   # after the parameters cell: one setup call
+
+
+BLOCK = {"archs": ["xglm", "bloom"], "seeds": [0, 1], "other_seeds": [3, 4], "train": ["data.langs=[zh]"],
+         "methods": {"vanilla": None, "AFP": ["objective=afp"]}, "layers": [0, 2], "langs": ["zh", "th"],
+         "small": ["bloom"]}
+
+
+def runs_of(monkeypatch, runs: dict, **block) -> dict:
+    monkeypatch.setattr(sections, "section", lambda name, profile: {**BLOCK, **block, "runs": runs})
+    return section_runs("toy", "smoke")
+
+
+def test_methods_group_each_arch_label_and_seed(monkeypatch):
+    out = runs_of(monkeypatch, {"m": {"methods": "methods"}, "f": {"methods": "methods", "seeds": "other_seeds",
+                                                                    "first": ["arch", "seed"]}})
+    assert [(v.label, v.arch, v.seed, v.train) for v in out["m"]] == [
+        ("vanilla", "xglm", 0, None), ("AFP", "xglm", 0, ("data.langs=[zh]", "objective=afp")),
+        ("AFP", "xglm", 1, ("data.langs=[zh]", "objective=afp")),
+        ("vanilla", "bloom", 0, None), ("AFP", "bloom", 0, ("data.langs=[zh]", "objective=afp")),
+        ("AFP", "bloom", 1, ("data.langs=[zh]", "objective=afp"))]
+    assert [(v.label, v.arch, v.seed) for v in out["f"]] == [("vanilla", "xglm", 0), ("AFP", "xglm", 3)]
+
+
+def test_sweep_group_labels_meta_vanilla_and_archs_for(monkeypatch):
+    out = runs_of(monkeypatch, {"l": {"sweep": "layers", "set": "mcl.layer"},
+                                "p": {"sweep": "layers", "set": "data.policy", "label": "{}", "vanilla": True,
+                                      "langs": True, "archs_for": {2: "small"}}}, seeds=[0])
+    assert [(v.label, v.arch, v.train, v.meta) for v in out["l"]] == [
+        ("layer 0", "xglm", ("data.langs=[zh]", "mcl.layer=0"), {"layer": 0}),
+        ("layer 2", "xglm", ("data.langs=[zh]", "mcl.layer=2"), {"layer": 2}),
+        ("layer 0", "bloom", ("data.langs=[zh]", "mcl.layer=0"), {"layer": 0}),
+        ("layer 2", "bloom", ("data.langs=[zh]", "mcl.layer=2"), {"layer": 2})]
+    # per arch: its vanilla model first; value 2 only on the archs listed under `small`
+    assert [(v.label, v.arch) for v in out["p"]] == [("vanilla", "xglm"), ("0", "xglm"), ("vanilla", "bloom"),
+                                                     ("0", "bloom"), ("2", "bloom")]
+    assert out["p"][-1].train == ("data.langs=[zh]", "data.langs=[zh, th]", "data.policy=2")
+
+
+def test_langs_all_is_every_trainable_language(monkeypatch):
+    monkeypatch.setattr(sections, "trainable_languages", lambda profile: ["ar", "zh"])
+    out = runs_of(monkeypatch, {"a": {"methods": {"AFP": []}, "langs": True}}, langs="all", train=[], seeds=[0])
+    assert [v.train for v in out["a"]] == [("data.langs=[ar, zh]",)] * 2
+
+
+@pytest.mark.parametrize("group", [{"methods": "methods", "sweep": "layers"}, {"layers": "layers"},
+                                   {"methods": "methods", "seed": "other_seeds"}])
+def test_a_malformed_group_names_the_section_and_group(monkeypatch, group):
+    with pytest.raises(ValueError, match=r"toy\.runs\.bad"):
+        runs_of(monkeypatch, {"bad": group})
+
+
+def test_variant_names():
+    v = Variant("AFP", "xglm", ("objective=afp",), 1)
+    assert (v.display("mini"), v.name("mini"), Variant("vanilla", "bloom").name("mini")) == (
+        "xglm-mini+AFP", "xglm-mini+AFP#s1", "bloom-mini")
