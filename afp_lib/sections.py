@@ -26,10 +26,11 @@ from typing import NamedTuple
 
 from .config import load_section
 
-SECTIONS = ("bilingual", "mcl_layer", "p_src", "multilingual", "all_languages", "ablation", "appendix")
+# section -> its notebook (notebooks/), in the paper's order; one line per section
 NOTEBOOKS = {"bilingual": "01_bilingual.ipynb", "mcl_layer": "02_mcl_layer.ipynb", "p_src": "03_p_src.ipynb",
              "multilingual": "04_multilingual.ipynb", "all_languages": "05_all_languages.ipynb",
              "ablation": "06_ablation.ipynb", "appendix": "07_appendix.ipynb"}
+SECTIONS = tuple(NOTEBOOKS)
 GROUP_KEYS = {"methods", "sweep", "set", "seeds", "first", "langs", "vanilla", "label", "archs_for"}
 
 
