@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from typing import Iterable
+from typing import Iterable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,18 @@ def translation_samples(pairs: list[dict], p_src: float, prompt: str = "answer",
         out.append({"context": _join(p[a], make_prompt(p[f"{b}_lang"])), "response": p[b],
                     "src_lang": p[f"{a}_lang"], "tgt_lang": p[f"{b}_lang"], "context_side": a})
     return out
+
+
+def iter_translation_samples(pairs: Iterable[dict], p_src: float, prompt: str = "answer",
+                             seed: int = 0) -> Iterator[dict]:
+    """`translation_samples` one pair at a time (the streamed Arrow build): the same draws in the same order."""
+    make_prompt = PROMPTS[prompt]
+    rng = random.Random(seed)
+    for p in pairs:
+        a, b = ("src", "tgt") if rng.random() < 0.5 else ("tgt", "src")
+        b = a if rng.random() < p_src else b
+        yield {"context": _join(p[a], make_prompt(p[f"{b}_lang"])), "response": p[b],
+               "src_lang": p[f"{a}_lang"], "tgt_lang": p[f"{b}_lang"], "context_side": a}
 
 
 def alpaca_samples(rows: Iterable[dict], limit: int = 0) -> list[dict]:

@@ -127,6 +127,52 @@ def _batches(cfg, prep, steps: int, rank: int = 0, world: int = 1) -> list:
     {"objective": "clm"},                                      # BPre: CLM blocks of the pairs' text
 ], ids=["afp-shared", "afp-packed", "cit", "clm"])
 def test_arrow_path_gives_the_memory_path_batches(changes, toy_tokenizer, mirror, tmp_path, monkeypatch):
+    _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch)
+
+
+BACTRIAN = {  # Bactrian-X rows: ids missing in a language, a repeated id (the last row counts), an empty output
+    "en": [{"id": f"i{k}", "instruction": f"Name a colour number {k}.", "input": "" if k % 2 else f"hint {k}",
+            "output": "" if k == 3 else f"Blue {k}."} for k in range(8)] + [
+           {"id": "i5", "instruction": "Name a colour, again.", "input": "", "output": "Red."}],
+    "zh": [{"id": f"i{k}", "instruction": f"说出颜色 {k}。", "input": "", "output": f"蓝色 {k}。"}
+           for k in range(8) if k != 6],
+}
+ALPACA = [{"instruction": f"Say {k}.", "input": "", "output": "" if k == 1 else f"{k}"} for k in range(4)]
+
+
+def test_streamed_build_with_bactrian_and_alpaca_gives_the_memory_path_batches(toy_tokenizer, mirror, tmp_path,
+                                                                              monkeypatch):
+    """The paper's sources (Bactrian-X pairs and samples, p_src > 0) and Alpaca, on fake rows."""
+    import datasets
+
+    from afp_lib.trainer import data as train_data
+
+    def fake_split(hub_id, config, split):
+        rows = {"MBZUAI/Bactrian-X": BACTRIAN.get(config), "tatsu-lab/alpaca": ALPACA}[hub_id]
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(train_data, "load_split", fake_split)
+    for pack in (False, True):
+        changes = {"seq_len": 512, "cit": {"sources": ["bactrian", "translation", "alpaca"], "p_src": 0.5,
+                                                        "pack": pack, "p_src_on_translation": False},
+                   "data": {"bactrian_pairs": True}}
+        mem = _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path / f"pack{pack}", monkeypatch)
+        n_pairs, n_cit = (int(part.split()[0]) for part in mem.summary.split(", ")[:2])
+        assert n_pairs == len(mem.pairs) and n_pairs > 7           # 7 Bactrian-X pairs (ids in both languages)
+        assert n_pairs + 3 < n_cit <= n_pairs + 3 + 7              # + 3 Alpaca samples + Bactrian-X samples
+
+
+def test_streamed_translation_samples_are_translation_samples():
+    from afp_lib import cit
+    pairs = [{"src": f"s{k}", "tgt": f"t{k}", "src_lang": "en", "tgt_lang": "zh"} for k in range(50)]
+    for p_src in (0.0, 0.3):
+        want = cit.translation_samples(pairs, p_src, "answer", seed=4)
+        assert list(cit.iter_translation_samples(iter(pairs), p_src, "answer", seed=4)) == want
+        assert {s["context_side"] for s in want} == {"src", "tgt"}
+
+
+def _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch):
+    """prepare() with train.tokenized memory and arrow (streamed build): the same rows and the same batches."""
     from afp_lib.config import from_dict, to_dict
     from afp_lib.trainer.config import TrainConfig
     from afp_lib.trainer.loop import prepare
@@ -137,6 +183,8 @@ def test_arrow_path_gives_the_memory_path_batches(changes, toy_tokenizer, mirror
     raw["grad_accum"] = 2
     mem_cfg = from_dict(TrainConfig, {**raw, "tokenized": "memory"})
     arrow_cfg = from_dict(TrainConfig, {**raw, "tokenized": "arrow"})
+    streamed, real = [], tokenized.build_streamed
+    monkeypatch.setattr(tokenized, "build_streamed", lambda *a, **k: streamed.append(1) or real(*a, **k))
     mem, disk = prepare(mem_cfg, toy_tokenizer), prepare(arrow_cfg, toy_tokenizer)
     for name in ("pairs", "cit", "clm", "dev"):
         want = [(list(a), list(b)) for a, b in getattr(mem, name)]
@@ -150,6 +198,8 @@ def test_arrow_path_gives_the_memory_path_batches(changes, toy_tokenizer, mirror
     assert _batches(arrow_cfg, disk, steps) == _batches(mem_cfg, mem, steps)
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert (folder / tokenized.DONE).is_file() and not list(tmp_path.glob(".tmp-*"))
+    assert streamed == [1]                                     # built by the streamed build, not from TrainData
+    return mem
 
 
 def test_arrow_cache_is_keyed_by_tokenizer_data_and_config(toy_tokenizer, mirror, tmp_path, monkeypatch):
@@ -158,8 +208,8 @@ def test_arrow_cache_is_keyed_by_tokenizer_data_and_config(toy_tokenizer, mirror
     monkeypatch.setenv("AFP_TOKENIZED", str(tmp_path))
     cfg = _smoke(tokenized="arrow")
     calls = []
-    real = tokenized.build
-    monkeypatch.setattr(tokenized, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = tokenized.build_streamed                            # the config's data: streamed (policy bridge)
+    monkeypatch.setattr(tokenized, "build_streamed", lambda *a, **k: calls.append(1) or real(*a, **k))
     key = tokenized.cache_key(cfg, toy_tokenizer)
     tokenized.prepare(cfg, toy_tokenizer)
     tokenized.prepare(cfg, toy_tokenizer)                     # the same key: read, not rebuilt
@@ -219,7 +269,7 @@ from afp_lib.trainer.loop import Stream, micro_batches, micro_index, prepare
 tok_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
-real = tokenized.build
+real = tokenized.build_streamed
 
 def build(*a, **k):
     with open(out / "builds.txt", "a") as f:
@@ -227,7 +277,7 @@ def build(*a, **k):
     time.sleep(1.5)  # rank 1 is waiting by now: it must not read anything before done.json
     return real(*a, **k)
 
-tokenized.build = build
+tokenized.build_streamed = build
 cfg = load_train_config("smoke")
 cfg = replace(cfg, tokenized="arrow", grad_accum=2, seq_len=512, cit=replace(cfg.cit, pack=True, batch_size=2))
 dist.barrier()

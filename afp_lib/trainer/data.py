@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from .. import cit as cit_lib
 from ..data import DatasetNotFound, load_parallel, load_split
@@ -31,38 +32,40 @@ class TrainData:
 
 def pivot_pairs(cfg: TrainConfig) -> dict[str, list[tuple[str, str]]]:
     """lang -> deduplicated (pivot sentence, lang sentence) from every configured source, capped per language."""
+    return {lang: lang_pivot_pairs(cfg, lang) for lang in cfg.data.langs}
+
+
+def lang_pivot_pairs(cfg: TrainConfig, lang: str) -> list[tuple[str, str]]:
+    """One language's pairs of `pivot_pairs`: read, deduplicated, shuffled (seeded per language) and capped."""
     d = cfg.data
-    out = {}
-    for lang in d.langs:
-        seen, rows, too_long = set(), [], 0
-        for source in d.sources:
-            if source in EVAL_SOURCES:  # also refused at config load; data may be built from a hand-made config
-                raise ValueError(f"refusing to train on evaluation source {source!r}")
-            try:
-                records = load_parallel(lang, source, pivot=d.pivot)["translation"]
-            except DatasetNotFound:
-                logger.info("no %s-%s pairs in %s; skipped", d.pivot, lang, source)
+    seen, rows, too_long = set(), [], 0
+    for source in d.sources:
+        if source in EVAL_SOURCES:  # also refused at config load; data may be built from a hand-made config
+            raise ValueError(f"refusing to train on evaluation source {source!r}")
+        try:
+            records = load_parallel(lang, source, pivot=d.pivot)["translation"]
+        except DatasetNotFound:
+            logger.info("no %s-%s pairs in %s; skipped", d.pivot, lang, source)
+            continue
+        for rec in records:
+            e, x = rec[d.pivot].strip(), rec[lang].strip()
+            if min(len(e), len(x)) < d.min_chars or (e, x) in seen:
                 continue
-            for rec in records:
-                e, x = rec[d.pivot].strip(), rec[lang].strip()
-                if min(len(e), len(x)) < d.min_chars or (e, x) in seen:
-                    continue
-                if d.max_chars and max(len(e), len(x)) > d.max_chars:
-                    too_long += 1
-                    continue
-                seen.add((e, x))
-                rows.append((e, x))
-        if not rows:
-            if d.bactrian_pairs:  # OPUS-100 has no en-sw / en-tl: Bactrian-X supplies those languages' pairs
-                logger.warning("no %s-%s pairs in %s; Bactrian-X pairs only", d.pivot, lang, d.sources)
-                out[lang] = []
+            if d.max_chars and max(len(e), len(x)) > d.max_chars:
+                too_long += 1
                 continue
-            raise ValueError(f"no {d.pivot}-{lang} pairs in any of train.data.sources={d.sources}")
-        random.Random(f"{cfg.seed}-{lang}").shuffle(rows)
-        out[lang] = rows[: d.max_pairs_per_lang] if d.max_pairs_per_lang else rows
-        logger.info("pairs %s-%s: %d from %s (%d longer than max_chars=%d left out)", d.pivot, lang,
-                    len(out[lang]), ", ".join(d.sources), too_long, d.max_chars)
-    return out
+            seen.add((e, x))
+            rows.append((e, x))
+    if not rows:
+        if d.bactrian_pairs:  # OPUS-100 has no en-sw / en-tl: Bactrian-X supplies those languages' pairs
+            logger.warning("no %s-%s pairs in %s; Bactrian-X pairs only", d.pivot, lang, d.sources)
+            return []
+        raise ValueError(f"no {d.pivot}-{lang} pairs in any of train.data.sources={d.sources}")
+    random.Random(f"{cfg.seed}-{lang}").shuffle(rows)
+    rows = rows[: d.max_pairs_per_lang] if d.max_pairs_per_lang else rows
+    logger.info("pairs %s-%s: %d from %s (%d longer than max_chars=%d left out)", d.pivot, lang,
+                len(rows), ", ".join(d.sources), too_long, d.max_chars)
+    return rows
 
 
 def split_dev(by_lang: dict[str, list[tuple[str, str]]], n_dev: int) -> tuple[dict, dict]:
@@ -107,6 +110,100 @@ def build_train_data(cfg: TrainConfig) -> TrainData:
         data.clm_texts = texts
     logger.info("training data: %s", data.summary())
     return data
+
+
+# --- the same data, streamed (the Arrow build, `trainer.tokenized.build_streamed`): one language at a time ---
+
+def streamed_pairs(cfg: TrainConfig) -> tuple[list[dict], Iterator[dict]]:
+    """(dev pairs, the training pairs) of `build_train_data` for policy "bridge", in its order, without holding
+    them all: each language's pairs are read twice (once to hold out its dev rows, whose English side is dropped
+    from every language's training pairs, then to yield its training pairs), then Bactrian-X pairs, id by id."""
+    d = cfg.data
+    if d.policy != "bridge":
+        raise ValueError(f"streamed pairs support data.policy 'bridge' only, not {d.policy!r}")
+    n_dev = d.dev_pairs
+    per_lang = max(1, n_dev // max(1, len(dict.fromkeys(d.langs)))) if n_dev else 0  # as split_dev over pivot_pairs' languages
+    langs = list(dict.fromkeys(d.langs))  # pivot_pairs is a dict over them
+    dev_by_lang = {lang: lang_pivot_pairs(cfg, lang)[:per_lang] for lang in langs}
+    dev_en = {e for rows in dev_by_lang.values() for e, _ in rows}
+
+    def train() -> Iterator[dict]:
+        for lang in sorted(langs):  # bridge_pairs' order
+            rows = lang_pivot_pairs(cfg, lang)
+            for e, x in rows[per_lang:]:
+                if e not in dev_en:
+                    yield {"src": e, "tgt": x, "src_lang": d.pivot, "tgt_lang": lang}
+            del rows
+        if d.bactrian_pairs:
+            yield from streamed_bactrian(cfg).pairs()
+
+    return cit_lib.bridge_pairs(dev_by_lang, d.pivot), train()
+
+
+class streamed_bactrian:
+    """`cit.bactrian_pairs` and `cit.bactrian_samples` on Bactrian-X for [pivot, *langs], reading one language
+    at a time: the ids common to all languages, then per language only the fields those outputs need."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.langs = [cfg.data.pivot, *cfg.data.langs]  # bactrian_by_lang's keys
+        common = None
+        for lang in self.langs:
+            ids = set(self._load(lang).data.column("id").to_pylist())
+            common = ids if common is None else common & ids
+        self.ids = sorted(common)  # match_by_id's group order
+
+    @staticmethod
+    def _load(lang: str):
+        return load_split("MBZUAI/Bactrian-X", lang, "train")
+
+    def _rows(self, lang: str) -> tuple[dict, list[int]]:
+        """The language's columns and, per common id, its row (the last row of that id, as match_by_id)."""
+        ds = self._load(lang)
+        pos = {i: k for k, i in enumerate(self.ids)}
+        last = [0] * len(self.ids)
+        for j, i in enumerate(ds.data.column("id").to_pylist()):
+            k = pos.get(i)
+            if k is not None:
+                last[k] = j
+        return ds, last
+
+    def pairs(self) -> Iterator[dict]:
+        pivot = self.cfg.data.pivot
+        instr = {}
+        for lang in sorted(set(self.langs)):
+            ds, last = self._rows(lang)
+            instr[lang] = ds.data.column("instruction").take(last).combine_chunks()  # compact Arrow strings
+        others = [lang for lang in sorted(instr) if lang != pivot]
+        for k in range(len(self.ids)):
+            src = instr[pivot][k].as_py()
+            for lang in others:
+                yield {"src": src, "tgt": instr[lang][k].as_py(), "src_lang": pivot, "tgt_lang": lang}
+
+    def samples(self) -> Iterator[dict]:
+        rng = random.Random(self.cfg.seed)
+        langs = sorted(set(self.langs))
+        plan = []
+        for _ in self.ids:
+            a = rng.choice(langs)
+            b = a if rng.random() < self.cfg.p_src or len(langs) == 1 else rng.choice([x for x in langs if x != a])
+            plan.append((a, b))
+        context, response = [None] * len(self.ids), [None] * len(self.ids)
+        for lang in langs:
+            ds, last = self._rows(lang)
+            want = [k for k, (a, b) in enumerate(plan) if lang in (a, b)]
+            if not want:
+                continue
+            recs = ds.select([last[k] for k in want]).to_dict()
+            for n, k in enumerate(want):
+                a, b = plan[k]
+                if a == lang:
+                    context[k] = cit_lib._join(recs["instruction"][n], recs["input"][n], cit_lib.answer_prompt(b))
+                if b == lang:
+                    response[k] = recs["output"][n].strip()
+        for k, (a, b) in enumerate(plan):
+            if response[k]:
+                yield {"context": context[k], "response": response[k], "src_lang": a, "tgt_lang": b}
 
 
 def check_data(cfg: TrainConfig, data: TrainData) -> None:

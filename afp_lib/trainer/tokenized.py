@@ -109,33 +109,55 @@ class Sides(Sequence):
         return {"context_side": ("src", "tgt")[v]} if v >= 0 else {}
 
 
-def _chunks(items: Iterable[dict], keys: tuple[str, ...], size: int) -> Iterator[dict]:
-    batch = {k: [] for k in keys}
-    for item in items:
-        for k in keys:
-            batch[k].append(item.get(k, ""))
-        if len(batch[keys[0]]) == size:
-            yield batch
-            batch = {k: [] for k in keys}
-    if batch[keys[0]]:
-        yield batch
+class _TextSink:
+    """Text rows appended one at a time to an Arrow stream file, `size` rows per record batch (bounded memory)."""
+
+    def __init__(self, path: Path, keys: tuple[str, ...], size: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.keys, self.size, self.rows = path, keys, size, 0
+        self.schema = pa.schema([(k, pa.string()) for k in keys])
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer = pa.ipc.new_stream(self.sink, self.schema)
+        self.batch = {k: [] for k in keys}
+
+    def add(self, item: dict) -> None:
+        for k in self.keys:
+            self.batch[k].append(item.get(k, ""))
+        self.rows += 1
+        if len(self.batch[self.keys[0]]) == self.size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch[self.keys[0]]:
+            self.writer.write_batch(pa.record_batch([pa.array(self.batch[k], pa.string()) for k in self.keys],
+                                                    schema=self.schema))
+            self.batch = {k: [] for k in self.keys}
+
+    def close(self) -> int:
+        self._flush()
+        self.writer.close()
+        self.sink.close()
+        return self.rows
+
+
+def _tokenize(out: Path, name: str, text_path: Path, encode: Callable, features: datasets.Features,
+              batch_size: int) -> int:
+    """An Arrow text file -> token ids by `Dataset.map` (batched, written as it goes) at out/<name>.arrow."""
+    text = datasets.Dataset.from_file(str(text_path))
+    ids = text.map(encode, batched=True, batch_size=batch_size, remove_columns=text.column_names,
+                   features=features, cache_file_name=str(out / f"{name}.arrow"), writer_batch_size=batch_size,
+                   load_from_cache_file=False, desc=f"tokenize {name}")
+    return ids.num_rows
 
 
 def _write(out: Path, name: str, items: Iterable[dict], keys: tuple[str, ...], encode: Callable,
            features: datasets.Features, batch_size: int) -> int:
-    """Text rows -> an Arrow text file, chunk by chunk (bounded memory) -> token ids by `Dataset.map`
-    (batched, written as it goes) at out/<name>.arrow."""
-    text_path = out / "cache" / f"{name}-text.arrow"
-    text_path.parent.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([(k, pa.string()) for k in keys])
-    with pa.OSFile(str(text_path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for chunk in _chunks(items, keys, batch_size):
-            writer.write_batch(pa.record_batch([pa.array(chunk[k], pa.string()) for k in keys], schema=schema))
-    text = datasets.Dataset.from_file(str(text_path))
-    ids = text.map(encode, batched=True, batch_size=batch_size, remove_columns=list(keys), features=features,
-                   cache_file_name=str(out / f"{name}.arrow"), writer_batch_size=batch_size,
-                   load_from_cache_file=False, desc=f"tokenize {name}")
-    return ids.num_rows
+    """Text rows -> an Arrow text file, chunk by chunk (bounded memory) -> token ids at out/<name>.arrow."""
+    sink = _TextSink(out / "cache" / f"{name}-text.arrow", keys, batch_size)
+    for item in items:
+        sink.add(item)
+    sink.close()
+    return _tokenize(out, name, sink.path, encode, features, batch_size)
 
 
 def _write_lists(path: Path, column: str, rows: Iterable[list[int]], chunk: int = 10000) -> int:
@@ -161,6 +183,43 @@ def _pairs_encoder(tokenizer, seq_len: int) -> Callable:
     return enc
 
 
+def _begin(out: Path, tokenizer, seq_len: int, extra: dict | None) -> tuple[Path, dict]:
+    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a half-built folder from an interrupted build
+    tmp.mkdir(parents=True)
+    record = {"format": FORMAT, "seq_len": seq_len, "tokenizer": getattr(tokenizer, "name_or_path", ""),
+              "rows": {}, **(extra or {})}
+    return tmp, record
+
+
+def _finish(tmp: Path, out: Path, record: dict) -> dict:
+    shutil.rmtree(tmp / "cache", ignore_errors=True)  # the text: only the ids are read later
+    (tmp / DONE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")  # last: the folder is complete
+    shutil.rmtree(out, ignore_errors=True)  # an unfinished folder of the same name (never a finished one: build_once)
+    os.rename(tmp, out)
+    return record
+
+
+def _cit_encoder(tokenizer, seq_len: int) -> Callable:
+    def enc(b):
+        encoded = collate.encode_cit(tokenizer, [{"context": c, "response": r}
+                                                 for c, r in zip(b["context"], b["response"])], seq_len)
+        return {"ids": [ids for ids, _ in encoded],
+                "n_ctx": [sum(1 for x in labels if x == IGNORE) for _, labels in encoded],
+                "side": [SIDES.get(side, -1) for side in b["context_side"]]}
+    return enc
+
+
+def _pack(tmp: Path, seq_len: int) -> int:
+    """The packing of cit.arrow's rows, from their lengths alone: one list of row numbers per packed row."""
+    ids = datasets.Dataset.from_file(str(tmp / "cit.arrow")).data.column("ids")
+    lengths = pa.compute.list_value_length(ids).to_numpy(zero_copy_only=False)
+    return _write_lists(tmp / "packed.arrow", "members", collate.pack_plan(lengths, seq_len))
+
+
+CIT_KEYS = ("context", "response", "context_side")
+
+
 def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict] | None, seq_len: int,
           batch_size: int = 1000, *, dev: Iterable[dict] | None = None, clm_texts: Iterable[str] | None = None,
           pack: bool = False, extra: dict | None = None) -> dict:
@@ -168,11 +227,7 @@ def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict
     (those given) into `out`; with `pack` also the packing of the CIT rows. Built in a temporary folder that
     is renamed to `out` when complete. Returns the done record."""
     out = Path(out)
-    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # a half-built folder from an interrupted build
-    tmp.mkdir(parents=True)
-    record = {"format": FORMAT, "seq_len": seq_len, "tokenizer": getattr(tokenizer, "name_or_path", ""),
-              "rows": {}, **(extra or {})}
+    tmp, record = _begin(out, tokenizer, seq_len, extra)
     rows = record["rows"]
     if pairs is not None:
         rows["pairs"] = _write(tmp, "pairs", pairs, ("src", "tgt"), _pairs_encoder(tokenizer, seq_len),
@@ -181,25 +236,99 @@ def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict
         rows["dev"] = _write(tmp, "dev", dev, ("src", "tgt"), _pairs_encoder(tokenizer, seq_len), PAIR_FEATURES,
                              batch_size)
     if cit is not None:
-        def enc_cit(b):
-            encoded = collate.encode_cit(tokenizer, [{"context": c, "response": r}
-                                                     for c, r in zip(b["context"], b["response"])], seq_len)
-            return {"ids": [ids for ids, _ in encoded],
-                    "n_ctx": [sum(1 for x in labels if x == IGNORE) for _, labels in encoded],
-                    "side": [SIDES.get(side, -1) for side in b["context_side"]]}
-        rows["cit"] = _write(tmp, "cit", cit, ("context", "response", "context_side"), enc_cit, CIT_FEATURES,
-                             batch_size)
-        if pack:  # from the lengths alone; the plan (one list of row numbers per packed row) is what is stored
-            ids = datasets.Dataset.from_file(str(tmp / "cit.arrow")).data.column("ids")
-            lengths = pa.compute.list_value_length(ids).to_numpy(zero_copy_only=False)
-            rows["packed"] = _write_lists(tmp / "packed.arrow", "members", collate.pack_plan(lengths, seq_len))
+        rows["cit"] = _write(tmp, "cit", cit, CIT_KEYS, _cit_encoder(tokenizer, seq_len), CIT_FEATURES, batch_size)
+        if pack:
+            rows["packed"] = _pack(tmp, seq_len)
     if clm_texts is not None:
         rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, clm_texts, seq_len))
-    shutil.rmtree(tmp / "cache", ignore_errors=True)  # the text: only the ids are read later
-    (tmp / DONE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")  # last: the folder is complete
-    shutil.rmtree(out, ignore_errors=True)  # an unfinished folder of the same name (never a finished one: build_once)
-    os.rename(tmp, out)
-    return record
+    return _finish(tmp, out, record)
+
+
+def _shuffled_texts(pairs_text: Path, n_pairs: int, seed: int, chunk: int = 10000) -> Iterator[str]:
+    """`build_train_data`'s CLM texts (each pair's src, tgt; shuffled by random.Random(seed)) read from the pairs'
+    text file: the shuffle runs on an int64 array of text numbers (the same draws as on the list of texts)."""
+    import random
+    from array import array
+    order = array("q", range(2 * n_pairs))
+    random.Random(seed).shuffle(order)
+    order = np.frombuffer(order, dtype=np.int64)
+    table = datasets.Dataset.from_file(str(pairs_text)).data
+    src, tgt = table.column("src"), table.column("tgt")
+    for start in range(0, len(order), chunk):
+        idx = order[start:start + chunk]
+        s, t = src.take(idx // 2).to_pylist(), tgt.take(idx // 2).to_pylist()
+        yield from (b if i % 2 else a for i, a, b in zip(idx.tolist(), s, t))
+
+
+def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
+    """What `build(out, ..., build_train_data(cfg) ...)` writes (same rows, same order, same done record), with
+    the text never all in memory: pairs are read language by language (`data.streamed_pairs`), each pair and
+    its translation CIT sample appended to text files as it comes, then the files are tokenized as in `build`.
+    Policy "bridge" only (pairwise pairs join all languages: `prepare` materialises those)."""
+    from ..cit import alpaca_samples, iter_translation_samples
+    from .data import load_split, streamed_bactrian, streamed_pairs  # build_train_data's readers
+    out, seq_len = Path(out), cfg.seq_len
+    tmp, record = _begin(out, tokenizer, seq_len, None)
+    sources = cfg.cit.sources if cfg.uses_cit else []
+    if cfg.uses_cit and not cfg.cit.p_src_on_translation and "bactrian" not in sources and cfg.p_src > 0:
+        logger.warning("p_src=%s has no effect: it applies to multilingual instruction data (cit.sources "
+                       "'bactrian'), and cit.sources=%s has none (cit.p_src_on_translation is off)", cfg.p_src, sources)
+    dev, train = streamed_pairs(cfg)
+    pair_keys = ("src", "tgt", "src_lang", "tgt_lang")
+    pairs = _TextSink(tmp / "cache" / "pairs-text.arrow", pair_keys, batch_size)
+    cit = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
+    examples = []
+
+    def kept(items: Iterator[dict]) -> Iterator[dict]:
+        for p in items:
+            pairs.add(p)
+            if len(examples) < 2:
+                examples.append({k: p.get(k) for k in pair_keys})
+            yield p
+
+    if "translation" in sources:
+        for sample in iter_translation_samples(kept(train), cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed):
+            cit.add(sample)
+    else:
+        for _ in kept(train):
+            pass
+    n_pairs = pairs.close()
+    if "alpaca" in sources:
+        for sample in alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"), cfg.cit.alpaca):
+            cit.add(sample)
+    if "bactrian" in sources:
+        for sample in streamed_bactrian(cfg).samples():
+            cit.add(sample)
+    n_cit = cit.close()
+    if cfg.uses_cit and not n_cit and n_pairs:  # pairs only: translation-mode CIT from them (as loop.prepare)
+        cit = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
+        text = datasets.Dataset.from_file(str(pairs.path))
+        for sample in iter_translation_samples(text, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed):
+            cit.add(sample)
+        n_cit = cit.close()
+    n_clm = 2 * n_pairs if cfg.objective == "clm" else 0
+    # check_data's checks and messages, on the counts
+    if cfg.uses_mcl and n_pairs < 2:
+        raise ValueError(f"objective {cfg.objective!r} needs >= 2 pairs in TrainData.pairs, got {n_pairs}")
+    if cfg.uses_cit and not n_cit:
+        raise ValueError(f"objective {cfg.objective!r} needs CIT samples in TrainData.cit (cit.sources={cfg.cit.sources})")
+    if cfg.objective == "clm" and not n_pairs:
+        raise ValueError("objective 'clm' needs TrainData.clm_texts (or pairs, whose text is used)")
+    record["summary"] = f"{n_pairs} pairs, {n_cit} CIT samples, {n_clm} CLM texts, {len(dev)} dev pairs"
+    record["examples"] = examples
+    logger.info("training data (streamed): %s", record["summary"])
+    rows, enc_pairs = record["rows"], _pairs_encoder(tokenizer, seq_len)
+    if cfg.uses_mcl:
+        rows["pairs"] = _tokenize(tmp, "pairs", pairs.path, enc_pairs, PAIR_FEATURES, batch_size)
+    rows["dev"] = _write(tmp, "dev", dev, ("src", "tgt"), enc_pairs, PAIR_FEATURES, batch_size)
+    if cfg.uses_cit:
+        rows["cit"] = _tokenize(tmp, "cit", cit.path, _cit_encoder(tokenizer, seq_len), CIT_FEATURES, batch_size)
+        if cfg.cit.pack:
+            rows["packed"] = _pack(tmp, seq_len)
+    if cfg.objective == "clm":
+        texts = _shuffled_texts(pairs.path, n_pairs, cfg.seed)
+        rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, texts, seq_len))
+    return _finish(tmp, out, record)
 
 
 def load(out: Path) -> dict:
@@ -323,5 +452,8 @@ def prepare(cfg, tokenizer, data=None, root: Path | None = None) -> tuple[dict, 
                      cfg.seq_len, dev=d.dev_pairs, clm_texts=clm, pack=cfg.uses_cit and cfg.cit.pack,
                      extra={"summary": d.summary(), "examples": examples})
 
-    rows = build_once(out, make)
+    if data is None and cfg.data.policy == "bridge":  # the paper's default: built without holding the text
+        rows = build_once(out, lambda: build_streamed(out, cfg, tokenizer))
+    else:
+        rows = build_once(out, make)
     return rows, json.loads((out / DONE).read_text(encoding="utf-8"))
