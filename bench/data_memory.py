@@ -5,13 +5,18 @@ the paper's 52-language mix (scaled down), extrapolated to the paper's scale.
 Corpus: the 52 Bactrian-X languages, `--pairs` EN-XX pairs per language (random words in each language's
 script, sentence lengths drawn around the paper's ~60 tokens per sentence) and one CIT sample per pair
 ("<sentence> Answer in <Language>:" -> the other side, as translation-mode CIT). The config is the paper
-profile's (AFP, seq_len 512, packed CIT, tokenized: arrow); `build_train_data` is replaced by the synthetic
-corpus, everything after it is the trainer's own `loop.prepare`. Each measurement runs in a fresh interpreter
-(peak RSS = ru_maxrss; RssAnon = private memory; RssFile = mapped file pages, the shared page cache):
+profile's (AFP, seq_len 512, packed CIT, tokenized: arrow) over the 51 languages, with translation CIT only
+and 200 dev pairs; each language's pairs come from the synthetic corpus instead of its sources
+(`data.lang_pivot_pairs`), everything else is the trainer's own `loop.prepare`. Each measurement runs in a
+fresh interpreter (peak RSS = ru_maxrss; RssAnon = private memory; RssFile = mapped file pages, the shared
+page cache):
   text    the TrainData text (pair and CIT dicts), as build_train_data holds it
   lists   + the token ids as collate's lists, as `train.tokenized: memory` holds them on every rank
-  build   rank 0 of the arrow path: loop.prepare on the corpus (text in memory, ids written as they are made,
-          packing planned from the lengths); at two corpus sizes, so the growth per sample is measured
+  build   rank 0 of the arrow path: loop.prepare on the corpus, streamed (one language's pairs at a time,
+          text appended to files, ids written as they are made, packing planned from the lengths); at two
+          corpus sizes, so the growth per sample is measured
+  build-text  the same from a TrainData held in memory (a caller's own data; rank 0's build before the
+          streamed one), at the two sizes
   read    every other rank: loop.prepare finds the folder built (build_train_data would raise: no text is
           read), then every pair and packed CIT row is read once in training batches (loop.micro_batches)
   stream  the trainer's sample order (loop.Stream) over the paper's 8.3M pairs and 8.4M CIT samples
@@ -55,15 +60,22 @@ def words(lang: str, rng: random.Random, n: int) -> list[str]:
     return [" ".join(rng.choices(vocab, k=max(3, int(rng.lognormvariate(3.0, 0.5))))) for _ in range(n)]
 
 
+def langs() -> list[str]:
+    from afp_lib.plan.facts import BACTRIAN_X_LANGS
+    return [lang for lang in BACTRIAN_X_LANGS if lang != "en"]
+
+
+def lang_pairs(lang: str, pairs_per_lang: int) -> list[tuple[str, str]]:
+    """One language's (English, XX) sentences, as the trainer's `data.lang_pivot_pairs` gives them."""
+    rng = random.Random(lang)
+    return list(zip(words("en", rng, pairs_per_lang), words(lang, rng, pairs_per_lang)))
+
+
 def corpus(pairs_per_lang: int):
     """(pairs, CIT samples) as the trainer's TrainData holds them, generated lazily."""
     from afp_lib.cit import answer_prompt
-    from afp_lib.plan.facts import BACTRIAN_X_LANGS
-    for lang in BACTRIAN_X_LANGS:
-        if lang == "en":
-            continue
-        rng = random.Random(lang)
-        for e, x in zip(words("en", rng, pairs_per_lang), words(lang, rng, pairs_per_lang)):
+    for lang in langs():
+        for e, x in lang_pairs(lang, pairs_per_lang):
             pair = {"src": e, "tgt": x, "src_lang": "en", "tgt_lang": lang}
             cit = {"context": f"{e} {answer_prompt(lang)}", "response": x, "src_lang": "en", "tgt_lang": lang}
             yield pair, cit
@@ -88,7 +100,20 @@ def rss() -> dict:
 def paper_cfg():
     from afp_lib.trainer.config import load_train_config, replace
     cfg = load_train_config("paper")
-    return replace(cfg, tokenized="arrow", seq_len=512, objective="afp", cit=replace(cfg.cit, pack=True))
+    return replace(cfg, tokenized="arrow", seq_len=512, objective="afp",
+                   cit=replace(cfg.cit, pack=True, sources=["translation"]),
+                   data=replace(cfg.data, langs=langs(), bactrian_pairs=False, dev_pairs=200))
+
+
+def arrow_ids(folder: Path) -> int:
+    """Token ids in a built folder's pairs and CIT rows."""
+    import datasets
+    import pyarrow.compute as pc
+    n = 0
+    for name, cols in (("pairs", ("src", "tgt")), ("cit", ("ids",))):
+        table = datasets.Dataset.from_file(str(folder / f"{name}.arrow")).data
+        n += sum(int(pc.sum(pc.list_value_length(table.column(c))).as_py()) for c in cols)
+    return n
 
 
 def synthetic_data(n: int):
@@ -117,18 +142,22 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
             enc_c = collate.encode_cit(tok, cit, seq_len)
             res["tokens"] = sum(len(s) + len(t) for s, t in enc_p) + sum(len(i) for i, _ in enc_c)
             res["pair_tokens"] = sum(len(s) + len(t) for s, t in enc_p)
-    elif mode == "build":
-        loop.build_train_data = data_mod.build_train_data = lambda cfg: synthetic_data(n)  # noqa: E731
-        import afp_lib.trainer.tokenized  # noqa: F401  (it imports build_train_data at call time)
-        prep = loop.prepare(paper_cfg(), tok)
+    elif mode in ("build", "build-text"):
+        if mode == "build":  # the streamed build: the trainer reads each language's pairs from its sources
+            data_mod.lang_pivot_pairs = lambda cfg, lang: lang_pairs(lang, n)  # noqa: E731
+            prep = loop.prepare(paper_cfg(), tok)
+        else:  # the build from a TrainData held in memory (before the streamed build; a caller's own data)
+            os.environ["AFP_TOKENIZED"] = str(out / f"tok-text-{n}")
+            prep = loop.prepare(paper_cfg(), tok, synthetic_data(n))
         res["rows"] = {"pairs": len(prep.pairs), "cit_packed": len(prep.cit)}
-        (folder,) = [f for f in (out / f"tok-{n}").iterdir() if f.is_dir()]
+        (folder,) = [f for f in Path(os.environ["AFP_TOKENIZED"]).iterdir() if f.is_dir()]
         res["disk_bytes"] = sum(f.stat().st_size for f in folder.iterdir())
+        res["tokens"] = arrow_ids(folder)
         res["folder"] = str(folder)
     elif mode == "read":
         def no_text(cfg):
             raise AssertionError("a reading rank must not build the training data")
-        data_mod.build_train_data = no_text
+        data_mod.build_train_data = data_mod.lang_pivot_pairs = no_text
         cfg = paper_cfg()
         prep = loop.prepare(cfg, tok)
         res["after_open_anon"] = rss()["rss_anon"]
@@ -173,19 +202,24 @@ def main() -> None:
     half = args.pairs // 2
     for n in (half, args.pairs):
         shutil.rmtree(out / f"tok-{n}", ignore_errors=True)
+        shutil.rmtree(out / f"tok-text-{n}", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    r = {mode: run(mode, args.pairs, out, args.seq_len) for mode in ("text", "lists", "build", "read", "stream")}
+    r = {mode: run(mode, args.pairs, out, args.seq_len)
+         for mode in ("text", "lists", "build-text", "build", "read", "stream")}
     small = run("build", half, out, args.seq_len)
+    small_text = run("build-text", half, out, args.seq_len)
     n_pairs, gib = 51 * args.pairs, 2 ** 30
     samples, paper_samples = 2 * n_pairs, PAPER_PAIRS + PAPER_CIT
     tokens = r["lists"]["tokens"]
     text_b = (r["text"]["after_text_anon"] - r["text"]["base_anon"]) / samples   # per sample (pair or CIT)
     list_b = (r["lists"]["rss_anon"] - r["lists"]["after_text_anon"]) / tokens     # per token id
-    disk_b = r["build"]["disk_bytes"] / tokens                                    # ids + offsets + packing plan
+    disk_b = r["build"]["disk_bytes"] / r["build"]["tokens"]                      # ids + offsets + packing plan
     paper_tokens = tokens / samples * paper_samples
     # rank 0's peak grows with the corpus (its text, the packing plan): the slope between the two sizes
     slope = (r["build"]["peak_rss"] - small["peak_rss"]) / (samples - 2 * 51 * half)
     build_paper = r["build"]["peak_rss"] + slope * (paper_samples - samples)
+    slope_text = (r["build-text"]["peak_rss"] - small_text["peak_rss"]) / (samples - 2 * 51 * half)
+    build_text_paper = r["build-text"]["peak_rss"] + slope_text * (paper_samples - samples)
     stream_b = r["stream"]["rss_anon"] - r["stream"]["base_anon"]                   # both orders at paper scale
     read_paper = r["read"]["rss_anon"] + stream_b
     print(f"corpus: {n_pairs} pairs + {n_pairs} CIT samples, {tokens} token ids "
@@ -194,21 +228,25 @@ def main() -> None:
           f"{r['build']['rows']['cit_packed']} packed CIT rows of <= {args.seq_len}")
     print(f"text (TrainData dicts): {text_b:.0f} B per sample; token lists: {list_b:.1f} B per id in memory; "
           f"Arrow: {disk_b:.2f} B per id on disk (packing plan included)")
-    print(f"build (rank 0, loop.prepare): peak RSS {r['build']['peak_rss'] / gib:.2f} GiB in "
+    print(f"build from TrainData in memory (before; a caller's own data): peak RSS "
+          f"{r['build-text']['peak_rss'] / gib:.2f} GiB in {r['build-text']['seconds']} s "
+          f"({small_text['peak_rss'] / gib:.2f} GiB at half the corpus: {slope_text:.0f} B per sample)")
+    print(f"build streamed (rank 0, loop.prepare): peak RSS {r['build']['peak_rss'] / gib:.2f} GiB in "
           f"{r['build']['seconds']} s ({small['peak_rss'] / gib:.2f} GiB at half the corpus: "
           f"{slope:.0f} B per sample)")
     print(f"read (other ranks, loop.prepare + every row once in batches of 16): peak RSS "
           f"{r['read']['peak_rss'] / gib:.2f} GiB, private (RssAnon) {r['read']['rss_anon'] / gib:.2f} GiB, "
           f"file-backed {r['read']['rss_file'] / gib:.2f} GiB, {r['read']['seconds']} s; "
-          f"{r['read']['tokens_read']} ids read (every id once: {r['read']['tokens_read'] == tokens})")
+          f"{r['read']['tokens_read']} ids read (every id once: {r['read']['tokens_read'] == r['build']['tokens']})")
     print(f"sample order (loop.Stream, both streams) at paper scale: {stream_b / gib:.2f} GiB private")
     print(f"paper scale ({PAPER_PAIRS / 1e6:.1f}M pairs + {PAPER_CIT / 1e6:.1f}M CIT, ~{paper_tokens / 1e9:.2f}B ids "
           f"at this corpus's lengths): token lists {list_b * paper_tokens / gib:.1f} GiB per rank (memory path); "
-          f"arrow path: rank 0 build peak {build_paper / gib:.1f} GiB (text {text_b * paper_samples / gib:.1f} "
-          f"GiB of it), other ranks {read_paper / gib:.2f} GiB private, Arrow files "
+          f"arrow path: rank 0 build peak {build_paper / gib:.1f} GiB streamed ({build_text_paper / gib:.1f} GiB "
+          f"from TrainData in memory, whose text is {text_b * paper_samples / gib:.1f} GiB), other ranks {read_paper / gib:.2f} GiB private, Arrow files "
           f"{disk_b * paper_tokens / gib:.1f} GiB on disk (page cache shared by the ranks of a node)")
     print(f"RESULT bytes/id: lists {list_b:.1f}, arrow {disk_b:.2f}; paper-scale RSS per rank: other ranks "
-          f"{read_paper / gib:.2f} GiB private (+ shared page cache), rank 0 build peak {build_paper / gib:.1f} GiB; "
+          f"{read_paper / gib:.2f} GiB private (+ shared page cache), rank 0 build peak {build_paper / gib:.1f} GiB "
+          f"(from TrainData in memory {build_text_paper / gib:.1f} GiB); "
           f"memory path {list_b * paper_tokens / gib + text_b * paper_samples / gib:.1f} GiB")
 
 

@@ -11,6 +11,8 @@ side of its pair a translation sample's context is), packed.arrow (members: the 
 `collate.pack_plan`), dev.arrow (held-out pairs), clm.arrow (CLM blocks). The ids are those of
 `collate.encode_pairs` / `encode_cit` / `iter_clm_blocks`, stored as int32, and `TokenRows` / `PackedRows`
 give them back in the shapes collate uses, so batches are those of the in-memory path, id for id.
+Rank 0 never holds the run's text: `build_streamed` reads the pairs one language at a time and appends them
+(and their translation CIT samples) to text files as they come (a caller's own TrainData goes through `build`).
 A build writes into a temporary folder renamed into place once complete (`done.json` written last): an
 interrupted build is redone, never read."""
 from __future__ import annotations
@@ -432,8 +434,9 @@ def cache_key(cfg, tokenizer, data=None) -> str:
 
 def prepare(cfg, tokenizer, data=None, root: Path | None = None) -> tuple[dict, dict]:
     """The run's token rows from disk, built once: (rows as `load` gives them, the done record). Rank 0 builds
-    the training data (`build_train_data`, unless the caller passes it) and tokenizes it only when its
-    folder is missing; the other ranks never hold the text."""
+    the training data and tokenizes it only when its folder is missing: streamed from the config
+    (`build_streamed`), or from the caller's data or, for policy "pairwise" (its XX-YY pairs join all
+    languages), from `build_train_data` in memory; the other ranks never hold the text."""
     from ..cit import translation_samples
     from .data import build_train_data, check_data
     out = Path(root or cache_root()) / f"{cfg.name}-{cache_key(cfg, tokenizer, data)}"
