@@ -97,6 +97,27 @@ def rss() -> dict:
             "rss_file": kb("RssFile")}
 
 
+class PeakAnon:
+    """The highest RssAnon (private memory) seen, sampled every 20 ms by a thread: ru_maxrss also counts the
+    mapped pages of the files a build reads, which are file-backed and evictable."""
+
+    def __init__(self):
+        import threading
+        self.peak, self.stop = 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, rss()["rss_anon"])
+            time.sleep(0.02)
+
+    def close(self) -> int:
+        self.stop.set()
+        self.thread.join()
+        return max(self.peak, rss()["rss_anon"])
+
+
 def paper_cfg():
     from afp_lib.trainer.config import load_train_config, replace
     cfg = load_train_config("paper")
@@ -133,7 +154,7 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
     os.environ["AFP_TOKENIZED"] = str(out / f"tok-{n}")
     base = rss()
     res = {"mode": mode, "pairs_per_lang": n, "base_anon": base["rss_anon"]}
-    t0 = time.perf_counter()
+    t0, peak_anon = time.perf_counter(), PeakAnon()
     if mode in ("text", "lists"):
         pairs, cit = map(list, zip(*corpus(n)))
         res["after_text_anon"] = rss()["rss_anon"]
@@ -174,6 +195,7 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
         s1, s2 = Stream(PAPER_PAIRS, 0), Stream(PAPER_CIT, 1)
         s1.take(0, 16), s2.take(0, 16)
     res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["peak_anon"] = peak_anon.close()
     res.update(rss())
     return res
 
@@ -220,6 +242,8 @@ def main() -> None:
     build_paper = r["build"]["peak_rss"] + slope * (paper_samples - samples)
     slope_text = (r["build-text"]["peak_rss"] - small_text["peak_rss"]) / (samples - 2 * 51 * half)
     build_text_paper = r["build-text"]["peak_rss"] + slope_text * (paper_samples - samples)
+    slope_anon = (r["build"]["peak_anon"] - small["peak_anon"]) / (samples - 2 * 51 * half)
+    anon_paper = r["build"]["peak_anon"] + slope_anon * (paper_samples - samples)
     stream_b = r["stream"]["rss_anon"] - r["stream"]["base_anon"]                   # both orders at paper scale
     read_paper = r["read"]["rss_anon"] + stream_b
     print(f"corpus: {n_pairs} pairs + {n_pairs} CIT samples, {tokens} token ids "
@@ -234,6 +258,9 @@ def main() -> None:
     print(f"build streamed (rank 0, loop.prepare): peak RSS {r['build']['peak_rss'] / gib:.2f} GiB in "
           f"{r['build']['seconds']} s ({small['peak_rss'] / gib:.2f} GiB at half the corpus: "
           f"{slope:.0f} B per sample)")
+    print(f"build streamed, private memory (RssAnon sampled every 20 ms): peak "
+          f"{r['build']['peak_anon'] / gib:.2f} GiB ({small['peak_anon'] / gib:.2f} GiB at half the corpus: "
+          f"{slope_anon:.0f} B per sample; from TrainData in memory {r['build-text']['peak_anon'] / gib:.2f} GiB)")
     print(f"read (other ranks, loop.prepare + every row once in batches of 16): peak RSS "
           f"{r['read']['peak_rss'] / gib:.2f} GiB, private (RssAnon) {r['read']['rss_anon'] / gib:.2f} GiB, "
           f"file-backed {r['read']['rss_file'] / gib:.2f} GiB, {r['read']['seconds']} s; "
@@ -241,12 +268,12 @@ def main() -> None:
     print(f"sample order (loop.Stream, both streams) at paper scale: {stream_b / gib:.2f} GiB private")
     print(f"paper scale ({PAPER_PAIRS / 1e6:.1f}M pairs + {PAPER_CIT / 1e6:.1f}M CIT, ~{paper_tokens / 1e9:.2f}B ids "
           f"at this corpus's lengths): token lists {list_b * paper_tokens / gib:.1f} GiB per rank (memory path); "
-          f"arrow path: rank 0 build peak {build_paper / gib:.1f} GiB streamed ({build_text_paper / gib:.1f} GiB "
+          f"arrow path: rank 0 build peak {build_paper / gib:.1f} GiB streamed ({anon_paper / gib:.1f} GiB of it private; {build_text_paper / gib:.1f} GiB "
           f"from TrainData in memory, whose text is {text_b * paper_samples / gib:.1f} GiB), other ranks {read_paper / gib:.2f} GiB private, Arrow files "
           f"{disk_b * paper_tokens / gib:.1f} GiB on disk (page cache shared by the ranks of a node)")
     print(f"RESULT bytes/id: lists {list_b:.1f}, arrow {disk_b:.2f}; paper-scale RSS per rank: other ranks "
           f"{read_paper / gib:.2f} GiB private (+ shared page cache), rank 0 build peak {build_paper / gib:.1f} GiB "
-          f"(from TrainData in memory {build_text_paper / gib:.1f} GiB); "
+          f"({anon_paper / gib:.1f} GiB private; from TrainData in memory {build_text_paper / gib:.1f} GiB); "
           f"memory path {list_b * paper_tokens / gib + text_b * paper_samples / gib:.1f} GiB")
 
 
