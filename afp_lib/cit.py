@@ -63,38 +63,35 @@ def _join(*parts: str) -> str:
     return " ".join(p.strip() for p in parts if p and p.strip())
 
 
+def _direction(rng: random.Random, p_src: float) -> tuple[str, str]:
+    """(context side, answer side): a random direction (0.5, as the authors' translation mode), then with
+    probability p_src the answer stays in the context's language (a copy). Both draws are always made."""
+    a, b = ("src", "tgt") if rng.random() < 0.5 else ("tgt", "src")
+    return a, a if rng.random() < p_src else b
+
+
 def translation_plan(pairs: list[dict], p_src: float, seed: int = 0) -> list[tuple[str, str]]:
-    """(context side, answer side) per pair, each "src" or "tgt": a random direction (0.5, as the authors'
-    translation mode), then with probability p_src the answer stays in the context's language (a copy).
-    Both draws are made for every pair whatever p_src, so p_src = 0 gives the same directions as any other."""
+    """(context side, answer side) per pair, each "src" or "tgt" (`_direction`); both draws are made for every
+    pair whatever p_src, so p_src = 0 gives the same directions as any other."""
     rng = random.Random(seed)
-    plan = []
-    for _ in pairs:
-        a, b = ("src", "tgt") if rng.random() < 0.5 else ("tgt", "src")
-        plan.append((a, a if rng.random() < p_src else b))
-    return plan
-
-
-def translation_samples(pairs: list[dict], p_src: float, prompt: str = "answer", seed: int = 0) -> list[dict]:
-    """One CIT sample per pair, following `translation_plan`; b = a means the response repeats the source."""
-    make_prompt = PROMPTS[prompt]
-    out = []
-    for p, (a, b) in zip(pairs, translation_plan(pairs, p_src, seed)):
-        out.append({"context": _join(p[a], make_prompt(p[f"{b}_lang"])), "response": p[b],
-                    "src_lang": p[f"{a}_lang"], "tgt_lang": p[f"{b}_lang"], "context_side": a})
-    return out
+    return [_direction(rng, p_src) for _ in pairs]
 
 
 def iter_translation_samples(pairs: Iterable[dict], p_src: float, prompt: str = "answer",
                              seed: int = 0) -> Iterator[dict]:
-    """`translation_samples` one pair at a time (the streamed Arrow build): the same draws in the same order."""
+    """One CIT sample per pair, following `translation_plan`'s draws, one pair at a time (the streamed Arrow
+    build reads pairs as they come); b = a means the response repeats the source."""
     make_prompt = PROMPTS[prompt]
     rng = random.Random(seed)
     for p in pairs:
-        a, b = ("src", "tgt") if rng.random() < 0.5 else ("tgt", "src")
-        b = a if rng.random() < p_src else b
+        a, b = _direction(rng, p_src)
         yield {"context": _join(p[a], make_prompt(p[f"{b}_lang"])), "response": p[b],
                "src_lang": p[f"{a}_lang"], "tgt_lang": p[f"{b}_lang"], "context_side": a}
+
+
+def translation_samples(pairs: list[dict], p_src: float, prompt: str = "answer", seed: int = 0) -> list[dict]:
+    """`iter_translation_samples` as a list (the in-memory data path)."""
+    return list(iter_translation_samples(pairs, p_src, prompt, seed))
 
 
 def alpaca_samples(rows: Iterable[dict], limit: int = 0) -> list[dict]:
