@@ -33,6 +33,23 @@ def test_ids_and_batches_equal_the_in_memory_path(toy_tokenizer, tmp_path):
     assert arrow.is_file() and not (tmp_path / "tok" / "cache").exists()   # ids kept, the text dropped
 
 
+def test_rows_read_through_a_map_reopened_every_few_rows_are_the_same(toy_tokenizer, tmp_path):
+    tokenized.build(tmp_path / "tok", toy_tokenizer, PAIRS, CIT, 128, batch_size=4, pack=True)
+    rows = tokenized.load(tmp_path / "tok")
+    pairs, cit = rows["pairs"], rows["cit"]
+    want_pairs, want_packed = [pairs[i] for i in range(len(pairs))], [cit[i] for i in range(len(cit))]
+    small = tokenized.TokenRows(pairs.path, "pairs", remap_rows=4)
+    maps, got = [], []
+    for i in [*range(len(PAIRS)), 3, 0]:
+        maps += [small.ds] if not maps or small.ds is not maps[-1] else []
+        got.append(small[i])
+    assert got == [*want_pairs, want_pairs[3], want_pairs[0]] and len(maps) == (len(PAIRS) + 2 + 3) // 4
+    packed = tokenized.PackedRows(tokenized.TokenRows(cit.packed.path, "packed", remap_rows=1),
+                                  tokenized.TokenRows(cit.cit.path, "cit", remap_rows=3))
+    assert [packed[i] for i in range(len(packed))] == want_packed and len(want_packed) < len(CIT)
+    assert list(small) == want_pairs                                         # read through a plain file
+
+
 def test_unfinished_build_is_never_read_and_is_redone(toy_tokenizer, tmp_path):
     out = tmp_path / "tok"
     tokenized.build(out, toy_tokenizer, PAIRS, None, 32)

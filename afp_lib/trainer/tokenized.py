@@ -47,14 +47,35 @@ SIDES = {"src": 0, "tgt": 1}  # a CIT sample's context_side; -1: not a translati
 
 
 class TokenRows(Sequence):
-    """Rows of a memory-mapped Arrow file as collate expects them: (src ids, tgt ids) for pairs and dev,
-    (ids, labels) for CIT and CLM. Indexing reads only the rows asked for."""
+    """Rows of an Arrow file as collate expects them: (src ids, tgt ids) for pairs and dev, (ids, labels) for
+    CIT and CLM. Indexing reads only the rows asked for, from the file memory-mapped; the map is reopened after
+    every `remap_rows` rows read. Pages of a map stay in the process's RSS once touched, and a rank's rows are
+    spread over the whole file (at paper scale several GiB over a run), so dropping the map from time to time
+    bounds the RSS to about `remap_rows` rows' pages per file (they stay in the shared page cache)."""
 
-    def __init__(self, ds: datasets.Dataset, kind: str):
-        self.ds, self.kind = ds, kind
+    REMAP_ROWS = 10000
+
+    def __init__(self, path: Path, kind: str, remap_rows: int = REMAP_ROWS):
+        self.path, self.kind, self.remap_rows = Path(path), kind, remap_rows
+        self._ds, self._read = None, 0
+        self.n = self.ds.num_rows
+
+    @property
+    def ds(self) -> datasets.Dataset:
+        """The file memory-mapped (a new map once `remap_rows` rows were read from the last one)."""
+        if self._ds is None or self._read >= self.remap_rows:
+            self._ds = None  # unmapped once its last rows are released (they are copied out on reading)
+            self._ds, self._read = datasets.Dataset.from_file(str(self.path)), 0
+        return self._ds
+
+    def read(self, i: int | list[int]) -> dict:
+        """Row i (a dict) or rows i (a dict of columns) of the file."""
+        ds = self.ds
+        self._read += 1 if isinstance(i, int) else len(i)
+        return ds[i]
 
     def __len__(self) -> int:
-        return self.ds.num_rows
+        return self.n
 
     def _row(self, rec: dict) -> tuple[list[int], list[int]]:
         if self.kind in ("pairs", "dev"):
@@ -67,30 +88,27 @@ class TokenRows(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        return self._row(self.ds[int(i)])
+        return self._row(self.read(int(i)))
 
     def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
-        for batch in self.ds.iter(batch_size=1024):
-            keys = list(batch)
-            for values in zip(*(batch[k] for k in keys)):
-                yield self._row(dict(zip(keys, values)))
+        return (self._row(rec) for rec in _records(self.path))  # read through a plain file, not the map
 
 
 class PackedRows(Sequence):
     """Packed CIT rows: row i is the CIT rows listed in packed.arrow's `members` joined (`collate.join`),
     as `collate.pack` builds them in memory."""
 
-    def __init__(self, packed: datasets.Dataset, cit: TokenRows):
+    def __init__(self, packed: TokenRows, cit: TokenRows):
         self.packed, self.cit = packed, cit
 
     def __len__(self) -> int:
-        return self.packed.num_rows
+        return len(self.packed)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        members = self.packed[int(i)]["members"]
-        recs = self.cit.ds[members]  # one read for the row's samples, in packing order
+        members = self.packed.read(int(i))["members"]
+        recs = self.cit.read(members)  # one read for the row's samples, in packing order
         return collate.join([self.cit._row({"ids": a, "n_ctx": n}) for a, n in zip(recs["ids"], recs["n_ctx"])])
 
     def __iter__(self):
@@ -101,7 +119,7 @@ class Sides(Sequence):
     """The `context_side` of each CIT row as the dicts `shared.share_plan` reads ({} where there is none)."""
 
     def __init__(self, cit: TokenRows):
-        self.values = cit.ds.data.column("side").to_numpy()
+        self.values = np.array(cit.ds.data.column("side").to_numpy())  # a copy: holds no pages of the map
 
     def __len__(self) -> int:
         return len(self.values)
@@ -142,14 +160,31 @@ class _TextSink:
         return self.rows
 
 
+def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The record batches of an Arrow stream file, read through a plain file: unlike a memory map (which
+    `Dataset.from_file` gives), the pages read are not kept in the process's RSS, so reading a file of any
+    size holds one batch at a time."""
+    with pa.OSFile(str(path), "rb") as f:
+        yield from pa.ipc.open_stream(f)
+
+
+def _records(path: Path) -> Iterator[dict]:
+    """The rows of an Arrow stream file as dicts, one record batch in memory at a time (`_batches`)."""
+    for batch in _batches(path):
+        yield from batch.to_pylist()
+
+
 def _tokenize(out: Path, name: str, text_path: Path, encode: Callable, features: datasets.Features,
               batch_size: int) -> int:
-    """An Arrow text file -> token ids by `Dataset.map` (batched, written as it goes) at out/<name>.arrow."""
-    text = datasets.Dataset.from_file(str(text_path))
-    ids = text.map(encode, batched=True, batch_size=batch_size, remove_columns=text.column_names,
-                   features=features, cache_file_name=str(out / f"{name}.arrow"), writer_batch_size=batch_size,
-                   load_from_cache_file=False, desc=f"tokenize {name}")
-    return ids.num_rows
+    """An Arrow text file -> token ids at out/<name>.arrow, batch by batch: the text is read through a plain
+    file (`_batches`) and the ids written by datasets' ArrowWriter (the writer `Dataset.map` uses), so rank 0's
+    RSS does not grow with the text files it reads. The text file's batches are `batch_size` rows (_TextSink)."""
+    from datasets.arrow_writer import ArrowWriter
+    with ArrowWriter(features=features, path=str(out / f"{name}.arrow"), writer_batch_size=batch_size) as writer:
+        for batch in _batches(text_path):
+            writer.write_batch(encode(batch.to_pydict()))
+        rows, _ = writer.finalize()
+    return rows
 
 
 def _write(out: Path, name: str, items: Iterable[dict], keys: tuple[str, ...], encode: Callable,
@@ -248,17 +283,19 @@ def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict
 
 def _shuffled_texts(pairs_text: Path, n_pairs: int, seed: int, chunk: int = 10000) -> Iterator[str]:
     """`build_train_data`'s CLM texts (each pair's src, tgt; shuffled by random.Random(seed)) read from the pairs'
-    text file: the shuffle runs on an int64 array of text numbers (the same draws as on the list of texts)."""
+    text file: the shuffle runs on an int64 array of text numbers (the same draws as on the list of texts).
+    The file is memory-mapped afresh for each chunk, so the pages its random reads touch leave the RSS."""
     import random
     from array import array
     order = array("q", range(2 * n_pairs))
     random.Random(seed).shuffle(order)
     order = np.frombuffer(order, dtype=np.int64)
-    table = datasets.Dataset.from_file(str(pairs_text)).data
-    src, tgt = table.column("src"), table.column("tgt")
     for start in range(0, len(order), chunk):
         idx = order[start:start + chunk]
-        s, t = src.take(idx // 2).to_pylist(), tgt.take(idx // 2).to_pylist()
+        with pa.memory_map(str(pairs_text)) as source:
+            table = pa.ipc.open_stream(source).read_all()
+            s, t = table.column("src").take(idx // 2).to_pylist(), table.column("tgt").take(idx // 2).to_pylist()
+            del table
         yield from (b if i % 2 else a for i, a, b in zip(idx.tolist(), s, t))
 
 
@@ -304,8 +341,7 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
     n_cit = cit.close()
     if cfg.uses_cit and not n_cit and n_pairs:  # pairs only: translation-mode CIT from them (as loop.prepare)
         cit = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
-        text = datasets.Dataset.from_file(str(pairs.path))
-        for sample in iter_translation_samples(text, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed):
+        for sample in iter_translation_samples(_records(pairs.path), cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed):
             cit.add(sample)
         n_cit = cit.close()
     n_clm = 2 * n_pairs if cfg.objective == "clm" else 0
@@ -340,12 +376,11 @@ def load(out: Path) -> dict:
     if not (out / DONE).is_file():
         raise FileNotFoundError(f"{out}: no finished tokenized data ({DONE} missing: the build did not complete)")
     names = json.loads((out / DONE).read_text(encoding="utf-8"))["rows"]
-    rows = {name: TokenRows(datasets.Dataset.from_file(str(out / f"{name}.arrow")), name)
-            for name in names if name != "packed"}
+    rows = {name: TokenRows(out / f"{name}.arrow", name) for name in names if name != "packed"}
     if "cit" in rows:
         rows["cit_rows"] = rows["cit"]
     if "packed" in names:
-        rows["cit"] = PackedRows(datasets.Dataset.from_file(str(out / "packed.arrow")), rows["cit_rows"])
+        rows["cit"] = PackedRows(TokenRows(out / "packed.arrow", "packed"), rows["cit_rows"])
     return rows
 
 
