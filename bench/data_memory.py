@@ -20,9 +20,12 @@ page cache):
   read    every other rank: loop.prepare finds the folder built (build_train_data would raise: no text is
           read), then every pair and packed CIT row is read once in training batches (loop.micro_batches)
   stream  the trainer's sample order (loop.Stream) over the paper's 8.3M pairs and 8.4M CIT samples
+  dedup   (with --dedup N) one language's N en-ru source pairs read from a Parquet file as a store holds them
+          and deduplicated (data.lang_pivot_pairs, which holds them while it does): OPUS-100 has up to 1M pairs
+          per language pair
 Paper scale (issue 14): about 8.3M pairs + 8.4M CIT samples, about 2B token ids.
 
-    python bench/data_memory.py [--pairs 2000] [--out /tmp/afp-data-memory]
+    python bench/data_memory.py [--pairs 2000] [--out /tmp/afp-data-memory] [--dedup 1000000]
 """
 from __future__ import annotations
 
@@ -98,23 +101,25 @@ def rss() -> dict:
 
 
 class PeakAnon:
-    """The highest RssAnon (private memory) seen, sampled every 20 ms by a thread: ru_maxrss also counts the
-    mapped pages of the files a build reads, which are file-backed and evictable."""
+    """The highest RssAnon (private memory) and RssFile (mapped file pages) seen, sampled every 20 ms by a
+    thread: ru_maxrss counts both, and says neither which nor when."""
 
     def __init__(self):
         import threading
-        self.peak, self.stop = 0, threading.Event()
+        self.peak, self.peak_file, self.stop = 0, 0, threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, rss()["rss_anon"])
+            now = rss()
+            self.peak, self.peak_file = max(self.peak, now["rss_anon"]), max(self.peak_file, now["rss_file"])
             time.sleep(0.02)
 
     def close(self) -> int:
         self.stop.set()
         self.thread.join()
+        self.peak_file = max(self.peak_file, rss()["rss_file"])
         return max(self.peak, rss()["rss_anon"])
 
 
@@ -145,6 +150,28 @@ def synthetic_data(n: int):
         data.cit.append(cit)
     data.dev_pairs = data.pairs[:200]
     return data
+
+
+DEDUP_LANG = "ru"  # Cyrillic: 2 bytes a character in UTF-8 and in a Python str, as most of the 51 languages
+
+
+def dedup_parquet(out: Path, n: int) -> Path:
+    """n synthetic en-ru pairs of sentence lengths around the paper's, as a store's OPUS-100 Parquet file
+    (one `translation` struct column), written in chunks."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    path = out / f"dedup-{n}.parquet"
+    if path.is_file():
+        return path
+    rng, schema = random.Random(0), pa.schema([("translation", pa.struct([("en", pa.string()), (DEDUP_LANG, pa.string())]))])
+    tmp = path.with_suffix(".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, n, 100_000):
+            k = min(100_000, n - start)
+            rows = [{"en": e, DEDUP_LANG: x} for e, x in zip(words("en", rng, k), words(DEDUP_LANG, rng, k))]
+            writer.write_table(pa.table({"translation": rows}, schema=schema))
+    tmp.rename(path)
+    return path
 
 
 def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
@@ -190,12 +217,25 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
             pairs, lm = loop.micro_batches(cfg, prep, p_idx, l_idx, 0)
             tokens += sum(int(b["attention_mask"].sum()) for b in (pairs, lm) if b is not None)
         res["tokens_read"] = tokens
+    elif mode == "dedup":  # one language's source rows read and deduplicated (data.lang_pivot_pairs)
+        import datasets
+        import pyarrow.parquet as pq
+        from afp_lib.trainer.config import replace
+        path = dedup_parquet(out, n)
+        # as data.hub.load_split reads a store's Parquet file (read_parquet: the whole table, memory-mapped file)
+        data_mod.load_parallel = lambda lang, source, pivot: datasets.Dataset(pq.read_table(path, memory_map=True))  # noqa: E731
+        cfg = paper_cfg()
+        cfg = replace(cfg, data=replace(cfg.data, sources=["opus100"]))  # the paper cap: rows are held before it
+        rows = data_mod.lang_pivot_pairs(cfg, DEDUP_LANG)
+        res["rows"] = len(rows)
+        res["chars"] = sum(len(e) + len(x) for e, x in rows)
     elif mode == "stream":
         from afp_lib.trainer.loop import Stream
         s1, s2 = Stream(PAPER_PAIRS, 0), Stream(PAPER_CIT, 1)
         s1.take(0, 16), s2.take(0, 16)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["peak_anon"] = peak_anon.close()
+    res["peak_file"] = peak_anon.peak_file
     res.update(rss())
     return res
 
@@ -215,11 +255,20 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=2000, help="pairs per language (51 languages besides English)")
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--out", default="/tmp/afp-data-memory")
+    ap.add_argument("--dedup", type=int, default=0, help="only measure one language's dedup of this many pairs")
     ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = Path(args.out)
     if args.mode:
         print(json.dumps(measure(args.mode, args.pairs, out, args.seq_len)))
+        return
+    if args.dedup:
+        out.mkdir(parents=True, exist_ok=True)
+        dedup_parquet(out, args.dedup)
+        r = run("dedup", args.dedup, out, args.seq_len)
+        print(f"RESULT dedup of {args.dedup} en-{DEDUP_LANG} pairs ({r['rows']} kept, {r['chars']} characters): peak "
+              f"RSS {r['peak_rss'] / 2 ** 30:.2f} GiB, private {r['peak_anon'] / 2 ** 30:.2f} GiB (before reading: "
+              f"{r['base_anon'] / 2 ** 30:.2f} GiB), {r['seconds']} s")
         return
     half = args.pairs // 2
     for n in (half, args.pairs):

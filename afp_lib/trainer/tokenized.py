@@ -2,7 +2,7 @@
 
 In-memory lists of token ids cost about 42 bytes per id per process (a Python int in a list); at the paper's
 52-language scale that is tens of GB on every rank, and every rank repeats the tokenization. Here rank 0
-tokenizes with `datasets.Dataset.map` (batched, written to Arrow as it goes: bounded memory) into a folder
+tokenizes in batches written to Arrow as they come (datasets' ArrowWriter: bounded memory) into a folder
 named by a key of tokenizer + data + config (`prepare`), while the other ranks wait; then every rank opens
 the files memory-mapped (the page cache is shared by the ranks of a node) and batches read only their rows.
 
