@@ -218,12 +218,11 @@ def measure(mode: str, n: int, out: Path, seq_len: int) -> dict:
             tokens += sum(int(b["attention_mask"].sum()) for b in (pairs, lm) if b is not None)
         res["tokens_read"] = tokens
     elif mode == "dedup":  # one language's source rows read and deduplicated (data.lang_pivot_pairs)
-        import datasets
-        import pyarrow.parquet as pq
+        from afp_lib.data.hub import parquet_dataset
         from afp_lib.trainer.config import replace
         path = dedup_parquet(out, n)
-        # as data.hub.load_split reads a store's Parquet file (read_parquet: the whole table, memory-mapped file)
-        data_mod.load_parallel = lambda lang, source, pivot: datasets.Dataset(pq.read_table(path, memory_map=True))  # noqa: E731
+        # as data.hub.load_split reads a store's Parquet file (the whole table; its row checks stream)
+        data_mod.load_parallel = lambda lang, source, pivot: parquet_dataset(path)  # noqa: E731
         cfg = paper_cfg()
         cfg = replace(cfg, data=replace(cfg.data, sources=["opus100"]))  # the paper cap: rows are held before it
         rows = data_mod.lang_pivot_pairs(cfg, DEDUP_LANG)

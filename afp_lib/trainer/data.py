@@ -6,8 +6,10 @@ Dev pairs are held out before any pair is built, so no training pair (pairwise o
 an English sentence with them."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -36,33 +38,50 @@ def pivot_pairs(cfg: TrainConfig) -> dict[str, list[tuple[str, str]]]:
 
 
 def lang_pivot_pairs(cfg: TrainConfig, lang: str) -> list[tuple[str, str]]:
-    """One language's pairs of `pivot_pairs`: read, deduplicated, shuffled (seeded per language) and capped."""
+    """One language's pairs of `pivot_pairs`: read, deduplicated, shuffled (seeded per language) and capped.
+    A source has up to 1M pairs per language, so the dedup holds a 16-byte digest per distinct pair and the
+    kept rows' numbers, not their text; the text of the rows left after the cap is read at the end (the
+    shuffle's draws depend only on the number of rows, so the order is that of shuffling the text)."""
     d = cfg.data
-    seen, rows, too_long = set(), [], 0
+    seen, where, sets, too_long = set(), array("q"), [], 0  # where: source index << 40 | row number of kept rows
     for source in d.sources:
         if source in EVAL_SOURCES:  # also refused at config load; data may be built from a hand-made config
             raise ValueError(f"refusing to train on evaluation source {source!r}")
         try:
-            records = load_parallel(lang, source, pivot=d.pivot)["translation"]
+            ds = load_parallel(lang, source, pivot=d.pivot)
         except DatasetNotFound:
             logger.info("no %s-%s pairs in %s; skipped", d.pivot, lang, source)
             continue
-        for rec in records:
+        sets.append(ds)
+        for j, rec in enumerate(ds["translation"]):
             e, x = rec[d.pivot].strip(), rec[lang].strip()
-            if min(len(e), len(x)) < d.min_chars or (e, x) in seen:
+            if min(len(e), len(x)) < d.min_chars:
+                continue
+            key = hashlib.blake2b(f"{len(e)}:{e}{x}".encode(), digest_size=16).digest()
+            if key in seen:
                 continue
             if d.max_chars and max(len(e), len(x)) > d.max_chars:
                 too_long += 1
                 continue
-            seen.add((e, x))
-            rows.append((e, x))
-    if not rows:
+            seen.add(key)
+            where.append((len(sets) - 1) << 40 | j)
+    del seen
+    if not where:
         if d.bactrian_pairs:  # OPUS-100 has no en-sw / en-tl: Bactrian-X supplies those languages' pairs
             logger.warning("no %s-%s pairs in %s; Bactrian-X pairs only", d.pivot, lang, d.sources)
             return []
         raise ValueError(f"no {d.pivot}-{lang} pairs in any of train.data.sources={d.sources}")
-    random.Random(f"{cfg.seed}-{lang}").shuffle(rows)
-    rows = rows[: d.max_pairs_per_lang] if d.max_pairs_per_lang else rows
+    random.Random(f"{cfg.seed}-{lang}").shuffle(where)
+    where = where[: d.max_pairs_per_lang] if d.max_pairs_per_lang else where
+    rows = []
+    for start in range(0, len(where), 10000):  # the kept rows' text, read back by row number
+        chunk = where[start:start + 10000]
+        got = {}
+        for s, ds in enumerate(sets):
+            js = [w & (1 << 40) - 1 for w in chunk if w >> 40 == s]
+            if js:
+                got.update(zip((s << 40 | j for j in js), ds[js]["translation"]))
+        rows += [(got[w][d.pivot].strip(), got[w][lang].strip()) for w in chunk]
     logger.info("pairs %s-%s: %d from %s (%d longer than max_chars=%d left out)", d.pivot, lang,
                 len(rows), ", ".join(d.sources), too_long, d.max_chars)
     return rows
