@@ -48,12 +48,12 @@ def lang_pivot_pairs(cfg: TrainConfig, lang: str) -> list[tuple[str, str]]:
         if source in EVAL_SOURCES:  # also refused at config load; data may be built from a hand-made config
             raise ValueError(f"refusing to train on evaluation source {source!r}")
         try:
-            ds = load_parallel(lang, source, pivot=d.pivot)
+            records = load_parallel(lang, source, pivot=d.pivot)["translation"]
         except DatasetNotFound:
             logger.info("no %s-%s pairs in %s; skipped", d.pivot, lang, source)
             continue
-        sets.append(ds)
-        for j, rec in enumerate(ds["translation"]):
+        sets.append(records)
+        for j, rec in enumerate(records):
             e, x = rec[d.pivot].strip(), rec[lang].strip()
             if min(len(e), len(x)) < d.min_chars:
                 continue
@@ -77,10 +77,11 @@ def lang_pivot_pairs(cfg: TrainConfig, lang: str) -> list[tuple[str, str]]:
     for start in range(0, len(where), 10000):  # the kept rows' text, read back by row number
         chunk = where[start:start + 10000]
         got = {}
-        for s, ds in enumerate(sets):
+        for s, records in enumerate(sets):
             js = [w & (1 << 40) - 1 for w in chunk if w >> 40 == s]
-            if js:
-                got.update(zip((s << 40 | j for j in js), ds[js]["translation"]))
+            if js:  # one read from a Dataset's column; a plain list (a caller's stand-in) item by item
+                got.update(zip((s << 40 | j for j in js),
+                               [records[j] for j in js] if isinstance(records, (list, tuple)) else records[js]))
         rows += [(got[w][d.pivot].strip(), got[w][lang].strip()) for w in chunk]
     logger.info("pairs %s-%s: %d from %s (%d longer than max_chars=%d left out)", d.pivot, lang,
                 len(rows), ", ".join(d.sources), too_long, d.max_chars)
