@@ -89,6 +89,23 @@ def test_describe_findings_says_when_uniformity_worsens():
     assert "AFP improves it (-0.30), as in the paper's Fig. 3c" in better and "opposite" not in better
 
 
+def test_describe_findings_dev_pairs_name_every_baseline_and_the_ratio_to_vanilla():
+    """Issue 18's criteria in words: AFP against BPre, CIT and vanilla on the dev pairs, AFP/vanilla, and
+    AFP's perplexity cost against vanilla."""
+    from afp_lib.analysis.intervals import bernoulli
+    dev = {"AFP": (28.0, 30.0), "CIT": (6.0, 7.0), "BPre": (6.5, 7.5), "MCL": (20.0, 21.0), "vanilla": (6.0, 8.0)}
+    probes = pd.DataFrame([{"label": lab, "retrieval": 1.0, "retrieval items": bernoulli(1.0, 600),
+                            "dev retrieval": r, "dev retrieval items": bernoulli(r, 800), "dev align": 1.0,
+                            "dev uniform": -1.0} for lab, vals in dev.items() for r in vals])
+    ppl = pd.DataFrame([{"label": lab, "language": "zh", "perplexity": p}
+                        for lab, p in [("AFP", 110), ("AFP", 130), ("CIT", 100), ("MCL", 400), ("vanilla", 100)]])
+    answers = pd.DataFrame(columns=["label", "direction", "answered", "target_script_share"])
+    text = ex.describe_findings(ex.findings_table(probes, ppl, answers))
+    assert "BPre 7.0 [" in text and "AFP is above BPre; AFP is above CIT; AFP is above vanilla" in text
+    assert "(AFP/vanilla = 4.1x)" in text
+    assert "MCL alone raises it; AFP's cost +20%." in text
+
+
 def test_describe_findings_counts_empty_answers_apart_in_both_directions():
     text = ex.describe_findings(findings())
     assert "EN→ZH" in text and "ZH→EN" in text

@@ -84,12 +84,21 @@ def describe_findings(f) -> str:
                 "alignment and uniformity") if worse else ", as in the paper's Fig. 3c"
         return f" **Uniformity** (lower is better): vanilla {val('vanilla', col, 2)}; {words}{note}."
 
+    def times_vanilla(col):
+        if not (has("AFP", col) and has("vanilla", col)) or f.loc["vanilla", col] <= 0:
+            return ""
+        return f" (AFP/vanilla = {f.loc['AFP', col] / f.loc['vanilla', col]:.1f}x)"
+
+    baselines = [lab for lab in ("BPre", "CIT") if lab in f.index]
     lines = [] if "dev retrieval" not in f.columns else [
         f"- **In-domain held-out pairs** (the trainer's dev pairs): retrieval (%, 95% interval) AFP "
-        f"{val('AFP', 'dev retrieval')}, CIT {val('CIT', 'dev retrieval')}, MCL {val('MCL', 'dev retrieval')}, "
-        f"vanilla {val('vanilla', 'dev retrieval')}: {above('AFP', 'CIT', 'dev retrieval')}; "
-        f"{above('AFP', 'vanilla', 'dev retrieval')}; alignment AFP {val('AFP', 'dev align', 3)}, CIT "
-        f"{val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}.{uniformity('dev uniform')}",
+        f"{val('AFP', 'dev retrieval')}, "
+        + "".join(f"{lab} {val(lab, 'dev retrieval')}, " for lab in (*baselines, "MCL") if lab in f.index)
+        + f"vanilla {val('vanilla', 'dev retrieval')}: "
+        + "".join(f"{above('AFP', lab, 'dev retrieval')}; " for lab in baselines)
+        + f"{above('AFP', 'vanilla', 'dev retrieval')}{times_vanilla('dev retrieval')}; alignment AFP "
+        f"{val('AFP', 'dev align', 3)}, CIT {val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}."
+        f"{uniformity('dev uniform')}",
     ]
     lines += [
         f"- **Bitext retrieval EN–ZH, Tatoeba** (out of domain, %, 95% interval): AFP {val('AFP', 'retrieval')}, "
@@ -103,7 +112,9 @@ def describe_findings(f) -> str:
         if col in f.columns:
             lines.append(f"- **Held-out perplexity ({lang})**: vanilla {val('vanilla', col)}, MCL only {val('MCL', col)}, "
                          f"CIT {val('CIT', col)}, AFP {val('AFP', col)}: MCL alone "
-                         f"{'raises' if f.loc['MCL', col] > f.loc['vanilla', col] else 'does not raise'} it."
+                         f"{'raises' if f.loc['MCL', col] > f.loc['vanilla', col] else 'does not raise'} it"
+                         + (f"; AFP's cost {100 * (f.loc['AFP', col] / f.loc['vanilla', col] - 1):+.0f}%."
+                            if has("AFP", col) else ".")
                          if "MCL" in f.index and "vanilla" in f.index else f"- perplexity ({lang}): {val('AFP', col)}")
     for direction, name in (("en->zh", "Chinese"), ("zh->en", "English")):
         answered, share = f"answered {direction} (%)", f"answers in {direction.split('->')[1]} (%)"

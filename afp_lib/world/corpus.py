@@ -211,7 +211,11 @@ def build_corpus(cfg: WorldConfig, out_dir: Path, cache_dir: Path | None = None)
     index = ProtectedIndex.cached(root, cfg.min_match_chars, cache_dir or out_dir)
     logger.info("protected strings: %s (%d hashes)", index.counts, len(index))
     rng = random.Random(cfg.seed)
-    stats = {"mirror": str(root), "protected": index.counts, "languages": {}}
+    # the mirror by content, not by path: the corpus folder is a DVC dependency of the committed mini models,
+    # and a path would make every other checkout look changed and pretrain again
+    manifest = root / "manifest.json"
+    mirror = ("manifest sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]) if manifest.is_file() else "unversioned"
+    stats = {"mirror": mirror, "protected": index.counts, "languages": {}}
     splits: dict[str, dict[str, list[str]]] = {"train": {}, "heldout": {}}
     for lang, tier_name in cfg.languages.items():
         tier = cfg.tier(lang)
