@@ -96,6 +96,30 @@ def test_corpus_drops_every_planted_leak_and_reports_it(small_mirror, tmp_path):
     assert again["languages"] == stats["languages"]
 
 
+def test_corpus_and_tokenizer_folders_are_the_same_bytes_on_every_rebuild(small_mirror, tmp_path, monkeypatch):
+    """The committed mini models depend (dvc.lock) on these two folders: a fresh clone rebuilds them, and any
+    byte that differs (a wall time, the mirror's path) would make DVC pretrain the models again."""
+    import shutil
+
+    from afp_lib.world import steps
+    moved = tmp_path / "elsewhere" / "mirror"
+    shutil.copytree(small_mirror, moved)
+    files = []
+    for i, mirror in enumerate([small_mirror, moved]):
+        monkeypatch.setenv("AFP_DATA_MIRROR", str(mirror))
+        monkeypatch.setenv("AFP_RUNS", str(tmp_path / f"runs{i}"))
+        steps.corpus("smoke", tiny_cfg())
+        steps.tokenizer("smoke", tiny_cfg())
+        root = tmp_path / f"runs{i}" / "world" / "smoke"
+        files.append({p.relative_to(root).as_posix(): p.read_bytes()
+                      for d in ("corpus", "tokenizer") for p in sorted((root / d).rglob("*")) if p.is_file()})
+    assert "corpus/stats.json" in files[0] and "tokenizer/token_stats.json" in files[0]
+    for name in ("corpus/stats.json", "tokenizer/token_stats.json"):   # a time can round equal at this size
+        assert "wall_seconds" not in json.loads(files[0][name])
+    assert files[0].keys() == files[1].keys()
+    assert [k for k in files[0] if files[0][k] != files[1][k]] == []
+
+
 def test_corpus_caps_low_tier_bytes(small_mirror, tmp_path):
     from afp_lib.world.corpus import build_corpus
     tiers = {**TIERS, "low": {**TIERS["low"], "max_bytes": 200}}

@@ -15,9 +15,16 @@ from .corpus import write_text
 logger = logging.getLogger(__name__)
 
 
-def _stamp(path: Path, fingerprint: str, seconds: float) -> dict:
+def _stamp(path: Path, fingerprint: str, seconds: float, timed: bool = True) -> dict:
+    """Add the configuration's fingerprint (and the wall time, unless `timed` is False) to a step's json.
+    The corpus and tokenizer folders are DVC dependencies of the committed mini models: a time in them would
+    make every rebuild look changed and pretrain the models again, so their time goes to the log only."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    data.update(fingerprint=fingerprint, wall_seconds=round(seconds, 1))
+    data.update(fingerprint=fingerprint)
+    if timed:
+        data.update(wall_seconds=round(seconds, 1))
+    else:
+        logger.info("%s: %.1f s", path.parent.name, seconds)
     write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
     return data
 
@@ -26,14 +33,15 @@ def corpus(profile: str, cfg: WorldConfig) -> dict:
     from .corpus import build_corpus
     t0, out = time.perf_counter(), world_dir(profile) / "corpus"
     build_corpus(cfg, out, cache_dir=runs_dir() / "world" / "_cache")
-    return _stamp(out / "stats.json", fingerprints(cfg)["corpus"], time.perf_counter() - t0)
+    return _stamp(out / "stats.json", fingerprints(cfg)["corpus"], time.perf_counter() - t0, timed=False)
 
 
 def tokenizer(profile: str, cfg: WorldConfig) -> dict:
     from .bpe import build_tokenizer
     t0, root = time.perf_counter(), world_dir(profile)
     build_tokenizer(cfg, root / "corpus", root / "tokenizer")
-    return _stamp(root / "tokenizer" / "token_stats.json", fingerprints(cfg)["tokenizer"], time.perf_counter() - t0)
+    return _stamp(root / "tokenizer" / "token_stats.json", fingerprints(cfg)["tokenizer"], time.perf_counter() - t0,
+                  timed=False)
 
 
 def pretrain(profile: str, cfg: WorldConfig, arch: str) -> dict:
