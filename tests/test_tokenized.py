@@ -33,20 +33,21 @@ def test_ids_and_batches_equal_the_in_memory_path(toy_tokenizer, tmp_path):
     assert arrow.is_file() and not (tmp_path / "tok" / "cache").exists()   # ids kept, the text dropped
 
 
-def test_rows_read_through_a_map_reopened_every_few_rows_are_the_same(toy_tokenizer, tmp_path):
+def test_rows_read_while_the_map_pages_are_released_every_few_rows_are_the_same(toy_tokenizer, tmp_path):
+    """TokenRows drops its map's pages every `release_rows` rows (madvise): the rows read stay the same, and
+    the releases happen (how much RssFile that saves is measured by bench/mapped_pages.py)."""
     tokenized.build(tmp_path / "tok", toy_tokenizer, PAIRS, CIT, 128, batch_size=4, pack=True)
     rows = tokenized.load(tmp_path / "tok")
     pairs, cit = rows["pairs"], rows["cit"]
     want_pairs, want_packed = [pairs[i] for i in range(len(pairs))], [cit[i] for i in range(len(cit))]
-    small = tokenized.TokenRows(pairs.path, "pairs", remap_rows=4)
-    maps, got = [], []
-    for i in [*range(len(PAIRS)), 3, 0]:
-        maps += [small.ds] if not maps or small.ds is not maps[-1] else []
-        got.append(small[i])
-    assert got == [*want_pairs, want_pairs[3], want_pairs[0]] and len(maps) == (len(PAIRS) + 2 + 3) // 4
-    packed = tokenized.PackedRows(tokenized.TokenRows(cit.packed.path, "packed", remap_rows=1),
-                                  tokenized.TokenRows(cit.cit.path, "cit", remap_rows=3))
+    small = tokenized.TokenRows(pairs.path, "pairs", release_rows=4)
+    got = [small[i] for i in [*range(len(PAIRS)), 3, 0]]
+    assert got == [*want_pairs, want_pairs[3], want_pairs[0]]
+    assert small.releases == (len(PAIRS) + 2 - 1) // 4 > 0
+    cit_rows = tokenized.TokenRows(cit.cit.path, "cit", release_rows=3)
+    packed = tokenized.PackedRows(tokenized.TokenRows(cit.packed.path, "packed", release_rows=1), cit_rows)
     assert [packed[i] for i in range(len(packed))] == want_packed and len(want_packed) < len(CIT)
+    assert cit_rows.releases > 0 and packed.packed.releases == len(packed) - 1
     assert list(small) == want_pairs                                         # read through a plain file
 
 

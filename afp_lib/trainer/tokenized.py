@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import time
@@ -48,31 +49,29 @@ SIDES = {"src": 0, "tgt": 1}  # a CIT sample's context_side; -1: not a translati
 
 class TokenRows(Sequence):
     """Rows of an Arrow file as collate expects them: (src ids, tgt ids) for pairs and dev, (ids, labels) for
-    CIT and CLM. Indexing reads only the rows asked for, from the file memory-mapped; the map is reopened after
-    every `remap_rows` rows read. Pages of a map stay in the process's RSS once touched, and a rank's rows are
-    spread over the whole file (at paper scale several GiB over a run), so dropping the map from time to time
-    bounds the RSS to about `remap_rows` rows' pages per file (they stay in the shared page cache)."""
+    CIT and CLM. Indexing reads only the rows asked for, from the file memory-mapped. Pages of a map stay in
+    the process's RSS once touched, and a rank's rows are spread over the whole file (at paper scale several
+    GiB over a run), so after every `release_rows` rows read the map's pages are dropped from this process
+    (madvise MADV_DONTNEED: they stay in the shared page cache and fault back in when read again). Dropping the
+    map object instead does not bound it: the datasets/pyarrow objects keep old maps alive (bench/remap_rss.py)."""
 
-    REMAP_ROWS = 10000
+    RELEASE_ROWS = 1000
 
-    def __init__(self, path: Path, kind: str, remap_rows: int = REMAP_ROWS):
-        self.path, self.kind, self.remap_rows = Path(path), kind, remap_rows
-        self._ds, self._read = None, 0
-        self.n = self.ds.num_rows
-
-    @property
-    def ds(self) -> datasets.Dataset:
-        """The file memory-mapped (a new map once `remap_rows` rows were read from the last one)."""
-        if self._ds is None or self._read >= self.remap_rows:
-            self._ds = None  # unmapped once its last rows are released (they are copied out on reading)
-            self._ds, self._read = datasets.Dataset.from_file(str(self.path)), 0
-        return self._ds
+    def __init__(self, path: Path, kind: str, release_rows: int = RELEASE_ROWS):
+        self.path, self.kind, self.release_rows = Path(path), kind, release_rows
+        with open(self.path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        table = pa.ipc.open_stream(pa.py_buffer(self._map)).read_all()  # zero-copy: buffers point into the map
+        self.ds = datasets.Dataset(table, fingerprint=hashlib.sha256(str(self.path).encode()).hexdigest()[:16])
+        self.n, self._read, self.releases = self.ds.num_rows, 0, 0
 
     def read(self, i: int | list[int]) -> dict:
-        """Row i (a dict) or rows i (a dict of columns) of the file."""
-        ds = self.ds
+        """Row i (a dict) or rows i (a dict of columns) of the file (copied out of the map)."""
+        if self._read >= self.release_rows:
+            self._map.madvise(mmap.MADV_DONTNEED)
+            self._read, self.releases = 0, self.releases + 1
         self._read += 1 if isinstance(i, int) else len(i)
-        return ds[i]
+        return self.ds[i]
 
     def __len__(self) -> int:
         return self.n

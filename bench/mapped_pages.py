@@ -1,15 +1,15 @@
 """Benchmark (not a test): the mapped file pages a reading rank holds while it reads its training rows, with and
-without `TokenRows`'s remap (afp_lib.trainer.tokenized), on one pairs-shaped Arrow file much larger than a window.
+without `TokenRows` releasing them (afp_lib.trainer.tokenized), on one pairs-shaped Arrow file larger than a window.
 
 A reading rank reads its rows at random from files it memory-maps; pages of a map stay in the process's RSS
 (RssFile) once touched. At paper scale a rank reads 10k steps x 16 pairs = 160k pair rows spread over a 3.5 GB
-pairs file, so without a bound its RssFile grows towards the size of the file. `TokenRows` opens a fresh map every
-`remap_rows` rows read. This script writes `--rows` pair rows (src and tgt of about 53 token ids each, as
+pairs file, so without a bound its RssFile grows towards the size of the file. `TokenRows` drops its map's pages
+from the process (madvise) every `release_rows` rows read. This script writes `--rows` pair rows (src and tgt of about 53 token ids each, as
 bench/data_memory.py's corpus; the file written by datasets' ArrowWriter, as rank 0 writes it), then, each in a
-fresh interpreter, reads `--reads` random rows through TokenRows with remap_rows = never and = 10,000, and prints
+fresh interpreter, reads `--reads` random rows through TokenRows with release_rows = never and its default, and prints
 the peak and final RssFile (sampled every 2,000 rows) and the ratio of the peaks.
 
-    python bench/remap_rss.py [--rows 2000000] [--reads 160000] [--out /tmp/afp-remap]
+    python bench/mapped_pages.py [--rows 2000000] [--reads 160000] [--out /tmp/afp-mapped-pages]
 """
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ def write_file(path: Path, rows: int, seed: int = 0) -> None:
     writer.finalize()
 
 
-def read(path: Path, reads: int, remap_rows: int, seed: int = 1) -> dict:
+def read(path: Path, reads: int, release_rows: int, seed: int = 1) -> dict:
     """Read `reads` random rows one at a time, as a rank's batches do; RssFile before, at its peak and at the end."""
     import random
 
     from afp_lib.trainer.tokenized import TokenRows
 
-    rows = TokenRows(path, "pairs", remap_rows=remap_rows)
+    rows = TokenRows(path, "pairs", release_rows=release_rows)
     rng = random.Random(seed)
     before = rss_file_mb()
     peak, t0, ids = before, time.perf_counter(), 0
@@ -68,7 +68,7 @@ def read(path: Path, reads: int, remap_rows: int, seed: int = 1) -> dict:
         if k % 2000 == 0:
             peak = max(peak, rss_file_mb())
     end = rss_file_mb()
-    return {"remap_rows": None if remap_rows == NEVER else remap_rows, "reads": reads, "ids": ids,
+    return {"release_rows": None if release_rows == NEVER else release_rows, "releases": rows.releases, "reads": reads, "ids": ids,
             "rss_file_before_mb": round(before, 1), "rss_file_peak_mb": round(max(peak, end), 1),
             "rss_file_end_mb": round(end, 1), "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--reads", type=int, default=160_000)
-    ap.add_argument("--out", type=Path, default=Path("/tmp/afp-remap"))
+    ap.add_argument("--out", type=Path, default=Path("/tmp/afp-mapped-pages"))
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     path = args.out / "pairs.arrow"
@@ -89,15 +89,16 @@ def main() -> None:
     write_file(path, args.rows)
     print(f"wrote {args.rows:,} pair rows: {path.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s")
     results = []
-    for remap in (NEVER, 10_000):
+    from afp_lib.trainer.tokenized import TokenRows
+    for release in (NEVER, TokenRows.RELEASE_ROWS):
         out = subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--reads", str(args.reads),
-                              "--out", str(args.out), "--child", str(remap)], check=True, capture_output=True, text=True)
+                              "--out", str(args.out), "--child", str(release)], check=True, capture_output=True, text=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]))
-    never, remap = results
+    never, release = results
     grow = lambda r: r["rss_file_peak_mb"] - r["rss_file_before_mb"]  # noqa: E731
-    print(f"RATIO mapped_pages_never_vs_remap={grow(never) / max(grow(remap), 1e-9):.2f} "
-          f"never_mb={grow(never):.0f} remap_mb={grow(remap):.0f} file_mb={path.stat().st_size / 2**20:.0f}")
+    print(f"RATIO mapped_pages_never_vs_release={grow(never) / max(grow(release), 1e-9):.2f} "
+          f"never_mb={grow(never):.0f} release_mb={grow(release):.0f} file_mb={path.stat().st_size / 2**20:.0f}")
 
 
 if __name__ == "__main__":
