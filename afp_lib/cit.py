@@ -117,15 +117,20 @@ def match_by_id(by_lang: dict[str, list[dict]]) -> list[dict[str, dict]]:
     return [{lang: index[lang][i] for lang in by_lang} for i in sorted(common)]
 
 
+def bactrian_direction(rng: random.Random, langs: list[str], p_src: float) -> tuple[str, str]:
+    """(context language a, answer language b) of one Bactrian-X sample: a at random, then b = a with
+    probability p_src and otherwise another language of the set."""
+    a = rng.choice(langs)
+    return a, a if rng.random() < p_src or len(langs) == 1 else rng.choice([x for x in langs if x != a])
+
+
 def bactrian_samples(by_lang: dict[str, list[dict]], p_src: float, seed: int = 0) -> list[dict]:
-    """Eq. 3 on Bactrian-X: context (instruction + input) in a random language a, answer in b, where
-    b = a with probability p_src and otherwise another language of the set."""
+    """Eq. 3 on Bactrian-X: context (instruction + input) in language a, answer in b (`bactrian_direction`)."""
     rng = random.Random(seed)
     langs = sorted(by_lang)
     out = []
     for group in match_by_id(by_lang):
-        a = rng.choice(langs)
-        b = a if rng.random() < p_src or len(langs) == 1 else rng.choice([x for x in langs if x != a])
+        a, b = bactrian_direction(rng, langs, p_src)
         if not group[b]["output"].strip():
             continue
         out.append({"context": _join(group[a]["instruction"], group[a]["input"], answer_prompt(b)),

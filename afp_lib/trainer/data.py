@@ -88,9 +88,14 @@ def lang_pivot_pairs(cfg: TrainConfig, lang: str) -> list[tuple[str, str]]:
     return rows
 
 
+def dev_per_lang(n_dev: int, n_langs: int) -> int:
+    """Dev pairs held out per language: about n_dev spread over the languages, at least one each."""
+    return max(1, n_dev // max(1, n_langs)) if n_dev else 0
+
+
 def split_dev(by_lang: dict[str, list[tuple[str, str]]], n_dev: int) -> tuple[dict, dict]:
     """Hold out about n_dev pairs spread over the languages; drop training pairs sharing their English side."""
-    per_lang = max(1, n_dev // max(1, len(by_lang))) if n_dev else 0
+    per_lang = dev_per_lang(n_dev, len(by_lang))
     dev = {lang: rows[:per_lang] for lang, rows in by_lang.items()}
     dev_en = {e for rows in dev.values() for e, _ in rows}
     train = {lang: [r for r in rows[per_lang:] if r[0] not in dev_en] for lang, rows in by_lang.items()}
@@ -114,10 +119,7 @@ def build_train_data(cfg: TrainConfig) -> TrainData:
         pairs += cit_lib.bactrian_pairs(bactrian, d.pivot)
     data = TrainData(pairs=pairs, dev_pairs=dev_pairs)
     if cfg.uses_cit:
-        if not cfg.cit.p_src_on_translation and "bactrian" not in cfg.cit.sources and cfg.p_src > 0:
-            logger.warning("p_src=%s has no effect: it applies to multilingual instruction data (cit.sources "
-                           "'bactrian'), and cit.sources=%s has none (cit.p_src_on_translation is off)",
-                           cfg.p_src, cfg.cit.sources)
+        warn_inert_p_src(cfg)
         if "translation" in cfg.cit.sources:
             data.cit += cit_lib.translation_samples(pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
         if "alpaca" in cfg.cit.sources:
@@ -141,9 +143,8 @@ def streamed_pairs(cfg: TrainConfig) -> tuple[list[dict], Iterator[dict]]:
     d = cfg.data
     if d.policy != "bridge":
         raise ValueError(f"streamed pairs support data.policy 'bridge' only, not {d.policy!r}")
-    n_dev = d.dev_pairs
-    per_lang = max(1, n_dev // max(1, len(dict.fromkeys(d.langs)))) if n_dev else 0  # as split_dev over pivot_pairs' languages
     langs = list(dict.fromkeys(d.langs))  # pivot_pairs is a dict over them
+    per_lang = dev_per_lang(d.dev_pairs, len(langs))  # as split_dev over pivot_pairs' languages
     dev_by_lang = {lang: lang_pivot_pairs(cfg, lang)[:per_lang] for lang in langs}
     dev_en = {e for rows in dev_by_lang.values() for e, _ in rows}
 
@@ -203,11 +204,7 @@ class streamed_bactrian:
     def samples(self) -> Iterator[dict]:
         rng = random.Random(self.cfg.seed)
         langs = sorted(set(self.langs))
-        plan = []
-        for _ in self.ids:
-            a = rng.choice(langs)
-            b = a if rng.random() < self.cfg.p_src or len(langs) == 1 else rng.choice([x for x in langs if x != a])
-            plan.append((a, b))
+        plan = [cit_lib.bactrian_direction(rng, langs, self.cfg.p_src) for _ in self.ids]
         context, response = [None] * len(self.ids), [None] * len(self.ids)
         for lang in langs:
             ds, last = self._rows(lang)
@@ -226,11 +223,25 @@ class streamed_bactrian:
                 yield {"context": context[k], "response": response[k], "src_lang": a, "tgt_lang": b}
 
 
+def warn_inert_p_src(cfg: TrainConfig) -> None:
+    """Say so when p_src cannot act: it applies to multilingual instruction data only (or, offline, to the
+    translation samples with cit.p_src_on_translation)."""
+    if cfg.uses_cit and not cfg.cit.p_src_on_translation and "bactrian" not in cfg.cit.sources and cfg.p_src > 0:
+        logger.warning("p_src=%s has no effect: it applies to multilingual instruction data (cit.sources "
+                       "'bactrian'), and cit.sources=%s has none (cit.p_src_on_translation is off)",
+                       cfg.p_src, cfg.cit.sources)
+
+
 def check_data(cfg: TrainConfig, data: TrainData) -> None:
     """The objective's data must be there; say which field is missing."""
-    if cfg.uses_mcl and len(data.pairs) < 2:
-        raise ValueError(f"objective {cfg.objective!r} needs >= 2 pairs in TrainData.pairs, got {len(data.pairs)}")
-    if cfg.uses_cit and not data.cit:
+    check_counts(cfg, len(data.pairs), len(data.cit), len(data.clm_texts) or len(data.pairs))
+
+
+def check_counts(cfg: TrainConfig, n_pairs: int, n_cit: int, n_clm: int) -> None:
+    """`check_data` on counts (the streamed build never holds TrainData); n_clm: CLM texts, or pairs to make them."""
+    if cfg.uses_mcl and n_pairs < 2:
+        raise ValueError(f"objective {cfg.objective!r} needs >= 2 pairs in TrainData.pairs, got {n_pairs}")
+    if cfg.uses_cit and not n_cit:
         raise ValueError(f"objective {cfg.objective!r} needs CIT samples in TrainData.cit (cit.sources={cfg.cit.sources})")
-    if cfg.objective == "clm" and not (data.clm_texts or data.pairs):
+    if cfg.objective == "clm" and not n_clm:
         raise ValueError("objective 'clm' needs TrainData.clm_texts (or pairs, whose text is used)")

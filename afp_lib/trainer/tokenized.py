@@ -53,7 +53,7 @@ class TokenRows(Sequence):
     the process's RSS once touched, and a rank's rows are spread over the whole file (at paper scale several
     GiB over a run), so after every `release_rows` rows read the map's pages are dropped from this process
     (madvise MADV_DONTNEED: they stay in the shared page cache and fault back in when read again). Dropping the
-    map object instead does not bound it: the datasets/pyarrow objects keep old maps alive (bench/remap_rss.py)."""
+    map object instead does not bound it: the datasets/pyarrow objects keep old maps alive (bench/mapped_pages.py)."""
 
     RELEASE_ROWS = 1000
 
@@ -304,13 +304,11 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
     its translation CIT sample appended to text files as it comes, then the files are tokenized as in `build`.
     Policy "bridge" only (pairwise pairs join all languages: `prepare` materialises those)."""
     from ..cit import alpaca_samples, iter_translation_samples
-    from .data import load_split, streamed_bactrian, streamed_pairs  # build_train_data's readers
+    from .data import check_counts, load_split, streamed_bactrian, streamed_pairs, warn_inert_p_src
     out, seq_len = Path(out), cfg.seq_len
     tmp, record = _begin(out, tokenizer, seq_len, None)
     sources = cfg.cit.sources if cfg.uses_cit else []
-    if cfg.uses_cit and not cfg.cit.p_src_on_translation and "bactrian" not in sources and cfg.p_src > 0:
-        logger.warning("p_src=%s has no effect: it applies to multilingual instruction data (cit.sources "
-                       "'bactrian'), and cit.sources=%s has none (cit.p_src_on_translation is off)", cfg.p_src, sources)
+    warn_inert_p_src(cfg)
     dev, train = streamed_pairs(cfg)
     pair_keys = ("src", "tgt", "src_lang", "tgt_lang")
     pairs = _TextSink(tmp / "cache" / "pairs-text.arrow", pair_keys, batch_size)
@@ -344,13 +342,7 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
             cit.add(sample)
         n_cit = cit.close()
     n_clm = 2 * n_pairs if cfg.objective == "clm" else 0
-    # check_data's checks and messages, on the counts
-    if cfg.uses_mcl and n_pairs < 2:
-        raise ValueError(f"objective {cfg.objective!r} needs >= 2 pairs in TrainData.pairs, got {n_pairs}")
-    if cfg.uses_cit and not n_cit:
-        raise ValueError(f"objective {cfg.objective!r} needs CIT samples in TrainData.cit (cit.sources={cfg.cit.sources})")
-    if cfg.objective == "clm" and not n_pairs:
-        raise ValueError("objective 'clm' needs TrainData.clm_texts (or pairs, whose text is used)")
+    check_counts(cfg, n_pairs, n_cit, 2 * n_pairs)
     record["summary"] = f"{n_pairs} pairs, {n_cit} CIT samples, {n_clm} CLM texts, {len(dev)} dev pairs"
     record["examples"] = examples
     logger.info("training data (streamed): %s", record["summary"])
