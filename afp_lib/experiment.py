@@ -15,10 +15,11 @@ import logging
 import time
 from pathlib import Path
 
-from .analysis.findings import ORDER, describe_findings, findings_table, five_task_scores, headline  # noqa: F401
+from .analysis.findings import (ORDER, describe_findings, describe_restored, findings_table,  # noqa: F401
+                                five_task_scores, headline, restored_table)
 from .analysis.paper import ablation_match, paper_match, policy_match, semantic_match  # noqa: F401
 from .analysis.probes import (SCRIPTS, dev_probe, greedy_answers, output_language, perplexity, probe,  # noqa: F401
-                              representations, script_share, stacked_representations, step0)
+                              representations, restored_perplexity, script_share, stacked_representations, step0)
 from .analysis.render import save_frame, write_json  # noqa: F401
 from .paths import runs_dir
 from .sections import (Variant, section, section_langs, section_runs, section_variants, setup,  # noqa: F401

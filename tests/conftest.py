@@ -56,10 +56,12 @@ def fake_mirror(tmp_path, monkeypatch):
 
 
 # what a section notebook calls with a model (a Variant): recorded, never run (no model loads, nothing trains)
-VARIANT_CALLS = ("evaluate", "probe", "dev_probe", "perplexity", "output_language", "stacked_representations",
+VARIANT_CALLS = ("evaluate", "probe", "dev_probe", "perplexity", "restored_perplexity", "output_language",
+                 "stacked_representations",
                  "representations", "train_log", "step0", "load", "run_dir", "model_path")
 # pure helpers whose inputs are recorded mocks, or that write files: mocks too
-MOCKED = ("write_json", "save_frame", "findings_table", "describe_findings", "five_task_scores", "headline")
+MOCKED = ("write_json", "save_frame", "findings_table", "describe_findings", "restored_table", "describe_restored",
+          "five_task_scores", "headline")
 
 
 @pytest.fixture()

@@ -102,16 +102,64 @@ def step0(v: Variant, profile: str, run: Variant) -> dict:
     return {"step": 0, "align": m["align"], "uniform": m["uniform"], "retrieval": float(m["hits"].mean())}
 
 
-def perplexity(v: Variant, profile: str, langs: list[str]) -> list[dict]:
-    """Held-out perplexity and bits per byte of the world's held-out monolingual text (what MCL alone harms)."""
+def _heldout(profile: str, langs: list[str]) -> dict[str, list[str]]:
+    """The world's held-out monolingual text per language (never trained on: not in pretraining, not in pairs)."""
     from ..world import world_dir
     from ..world.corpus import read_corpus
+    return read_corpus(world_dir(profile) / "corpus", "heldout", langs)
+
+
+def perplexity(v: Variant, profile: str, langs: list[str]) -> list[dict]:
+    """Held-out perplexity and bits per byte of the world's held-out monolingual text (what MCL alone harms)."""
     from ..world.diagnose import heldout_perplexity
     model, tokenizer = _cache().load(v, profile)
-    heldout = read_corpus(world_dir(profile) / "corpus", "heldout", langs)
     return [{"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
              "train_seed": v.seed, "language": lang, **heldout_perplexity(model, tokenizer, lines)}
-            for lang, lines in heldout.items()]
+            for lang, lines in _heldout(profile, langs).items()]
+
+
+def model_parts(model) -> list[str]:
+    """The parts `restore_part` can put back: "embeddings", then "block 1" .. "block n" (block k's output is
+    hidden_states[k], so "block 1" is the block MCL aligns at its default layer)."""
+    from ..hidden import decoder_layers
+    return ["embeddings"] + [f"block {k}" for k in range(1, len(decoder_layers(model)) + 1)]
+
+
+def restore_part(model, vanilla, part: str):
+    """A copy of `model` with one part's weights put back from `vanilla` (the same architecture); `model` is
+    not changed. "embeddings" is the token embedding matrix: XGLM and BLOOM tie it to the output layer, so
+    both come back together (a model with an untied output layer keeps its own)."""
+    import copy
+
+    from ..hidden import decoder_layers
+    if part not in model_parts(model):
+        raise ValueError(f"part={part!r} is not one of {model_parts(model)}")
+    out = copy.deepcopy(model)
+    if part == "embeddings":
+        out.get_input_embeddings().load_state_dict(vanilla.get_input_embeddings().state_dict())
+    else:
+        k = int(part.split()[1]) - 1
+        decoder_layers(out)[k].load_state_dict(decoder_layers(vanilla)[k].state_dict())
+    return out
+
+
+def restored_perplexity(v: Variant, vanilla: Variant, profile: str, langs: list[str]) -> list[dict]:
+    """Where an aligned model's perplexity cost lives: held-out perplexity of `v` as trained ("(none)") and
+    with each part in turn put back from `vanilla` (`restore_part`). The paper (Table 8) explains MCL's harm
+    to in-context learning by the bottom layer it aligns changing what the top layers predict from: if so,
+    restoring the aligned block brings the perplexity back towards the vanilla model's, and the others do not."""
+    from ..world.diagnose import heldout_perplexity
+    model, tokenizer = _cache().load(v, profile)
+    base, _ = _cache().load(vanilla, profile)
+    heldout = _heldout(profile, langs)
+    rows = []
+    for part in ["(none)", *model_parts(model)]:
+        m = model if part == "(none)" else restore_part(model, base, part)
+        rows += [{"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
+                  "train_seed": v.seed, "restored": part, "language": lang,
+                  "perplexity": heldout_perplexity(m, tokenizer, lines)["perplexity"]}
+                 for lang, lines in heldout.items()]
+    return rows
 
 
 SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "th": ("\u0e00", "\u0e7f"), "en": ("a", "z")}
