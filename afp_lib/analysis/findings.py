@@ -133,7 +133,7 @@ def _part_key(part: str):
 
 
 def restored_table(restored, ppl):
-    """Held-out perplexity of each aligned method (rows: method, language) as trained ("(none)") and with one
+    """Held-out perplexity of each aligned method (a row per method and language) as trained ("(none)") and with one
     part put back from the vanilla model (columns; rows of `probes.restored_perplexity`), and the vanilla
     model's own ("vanilla", from the `ppl` rows); means over the training seeds probed."""
     t = restored.pivot_table(index=["label", "language"], columns="restored", values="perplexity", aggfunc="mean")
@@ -142,19 +142,20 @@ def restored_table(restored, ppl):
     t["vanilla"] = [van.get(lang, float("nan")) for _, lang in t.index]
     t.columns.name = None
     labels = [x for x in ORDER if x in t.index.get_level_values(0)]
-    return t.reindex(sorted(t.index, key=lambda i: (labels.index(i[0]) if i[0] in labels else len(labels), i[1])))
+    t = t.reindex(sorted(t.index, key=lambda i: (labels.index(i[0]) if i[0] in labels else len(labels), i[1])))
+    return t.reset_index().set_index("label")   # one plain index (the method), as `save_frame` writes
 
 
 def describe_restored(t) -> str:
     """One sentence per method and language: the perplexity as trained, the vanilla model's, and the share of
     the difference that putting back each part recovers (100% = back to vanilla), largest first."""
     lines = []
-    for (label, lang), row in t.iterrows():
-        own, van = row["(none)"], row["vanilla"]
+    for label, row in t.iterrows():
+        lang, own, van = row["language"], row["(none)"], row["vanilla"]
         if not own > van:
             lines.append(f"- **{label}, {lang}**: {own:.0f} as trained, vanilla {van:.0f}: no cost to locate.")
             continue
-        parts = sorted(((p, row[p]) for p in t.columns if p not in ("(none)", "vanilla")), key=lambda x: x[1])
+        parts = sorted(((p, row[p]) for p in t.columns if p not in ("language", "(none)", "vanilla")), key=lambda x: x[1])
         words = ", ".join(f"{p} {x:.0f} ({100 * (own - x) / (own - van):.0f}%)" for p, x in parts)
         lines.append(f"- **{label}, {lang}**: {own:.0f} as trained, vanilla {van:.0f}; with the vanilla model's "
                      f"part put back (share of the cost recovered): {words}.")
