@@ -157,5 +157,6 @@ def setup(name: str, profile: str, evaluate_missing: bool | None = None) -> Setu
         world.ensure_world(profile)
     out, figs = paths.results_dir(f"{profile}/{name}"), paths.figures_dir(f"{profile}/{name}")
     out.mkdir(parents=True, exist_ok=True)
-    figs.mkdir(parents=True, exist_ok=True)
+    from .analysis.render import start_figure_index
+    start_figure_index(figs, f"Figures of notebooks/{NOTEBOOKS[name]}, profile {profile}")
     return Setup(section(name, profile), section_runs(name, profile), out, figs)

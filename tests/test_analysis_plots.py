@@ -90,10 +90,50 @@ def test_sweep_error_bars_are_sd_over_seeds():
     matplotlib.pyplot.close("all")
 
 
+def test_interval_sweep_draws_each_mean_with_its_interval_and_the_chance_line():
+    iv = pd.DataFrame({"arch": ["xglm", "xglm", "bloom", "bloom"], "layer": [1, 0, 0, 1],
+                       "value": [45.0, 47.0, 50.0, 44.0], "low": [37.0, 40.0, 42.0, 36.0],
+                       "high": [53.0, 55.0, 58.0, 52.0], "chance": [46.7] * 4})
+    ax = plots.interval_sweep(iv, x="layer").axes[0]
+    bars = {c.get_label(): c for c in ax.containers}
+    assert set(bars) == {"bloom", "xglm"}
+    data_line, _, (segments,) = bars["xglm"].lines
+    assert list(data_line.get_xdata()) == [0.0, 1.0] and list(data_line.get_ydata()) == [47.0, 45.0]  # sorted by x
+    assert [list(seg[:, 1]) for seg in segments.get_segments()] == [[40.0, 55.0], [37.0, 53.0]]
+    chance = [ln for ln in ax.lines if ln.get_label() == "chance"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [46.7, 46.7]
+
+    cat = iv.assign(layer=iv.layer.map({0: "mean", 1: "last"}))
+    ax = plots.interval_sweep(cat, x="layer", order=["mean", "last", "max"]).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["mean", "last", "max"]
+    xs = {c.get_label(): list(c.lines[0].get_xdata()) for c in ax.containers}
+    assert xs["bloom"][:2] == pytest.approx([-0.1, 0.9]) and xs["xglm"][:2] == pytest.approx([0.1, 1.1])  # dodged
+    with pytest.raises(ValueError, match=r"\['high'\] not in the frame"):
+        plots.interval_sweep(iv.drop(columns="high"), x="layer")
+    matplotlib.pyplot.close("all")
+
+
 def test_save_writes_png_and_pdf_atomically(tmp_path):
     fig = plots.relative_gap(pd.DataFrame({"model": ["a", "a", "b"], "language": ["zh"] * 3,
                                            "value": [10.0, 12.0, 5.0]}))
     paths = plots.save(fig, tmp_path / "figs" / "fig1c")
     assert paths["png"].read_bytes()[:4] == b"\x89PNG" and paths["pdf"].read_bytes()[:4] == b"%PDF"
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["fig1c.pdf", "fig1c.png"]
+    matplotlib.pyplot.close("all")
+
+
+def test_a_started_figure_index_lists_each_saved_figure_once(tmp_path):
+    from afp_lib.analysis.render import start_figure_index
+    folder = tmp_path / "figs"
+    start_figure_index(folder, "Figures of notebooks/06_ablation.ipynb, profile mini")
+    assert (folder / "index.md").read_text() == ("# Figures of notebooks/06_ablation.ipynb, profile mini\n\n"
+                                                 "No figures: this section's results are its tables.\n")
+    fig = plots.relative_gap(pd.DataFrame({"model": ["a"], "language": ["zh"], "value": [10.0]}))
+    for stem in ("tsne_xglm", "fig1c", "tsne_xglm"):
+        plots.save(fig, folder / stem)
+    assert (folder / "index.md").read_text().splitlines() == [
+        "# Figures of notebooks/06_ablation.ipynb, profile mini", "",
+        "- fig1c: [png](fig1c.png), [pdf](fig1c.pdf)", "- tsne_xglm: [png](tsne_xglm.png), [pdf](tsne_xglm.pdf)"]
+    start_figure_index(folder, "Figures again")   # a rerun starts over: a figure no longer drawn is not listed
+    assert "fig1c" not in (folder / "index.md").read_text()
     matplotlib.pyplot.close("all")

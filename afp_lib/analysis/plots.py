@@ -4,7 +4,8 @@ never shows it; `save(fig, stem)` writes PNG + PDF atomically. Agg backend: no d
   tsne_before_after  Fig. 1(a, b), 3(a, b): sentence representations coloured by language
   tsne_grid          Fig. 6: several models (vanilla / aligned) side by side
   align_uniform_trajectories  Fig. 3(c): L_uniform vs L_align during training, one line per method
-  sweep              Fig. 4(a) layer, 4(b) p_src, 5(a) pooling, 5(b) alpha: mean ± sd over seeds
+  interval_sweep     Fig. 4(a) layer, 4(b) p_src, 5(a) pooling, 5(b) alpha: mean and 95% interval, chance line
+  sweep              mean ± sd over the rows of each group (Fig. 1(c))
   relative_gap       Fig. 1(c): relative EN-XX gap before and after alignment"""
 from __future__ import annotations
 
@@ -178,6 +179,48 @@ def sweep(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = "model",
     return fig
 
 
+def interval_sweep(iv: pd.DataFrame, x: str, hue: str | None = "arch", *, ylabel: str | None = None,
+                   xlabel: str | None = None, title: str | None = None, order=None):
+    """Fig. 4/5 from `intervals.score_intervals` rows: the mean per `x` (and `hue`) with its 95% interval over
+    training seeds and test items as error bars, and the chance score as a dashed line. With one training seed
+    a ± sd bar would be empty although 16 items per cell leave the score uncertain by several points; two points
+    whose intervals overlap are not distinguishable. Numeric x gives lines; categorical x (pooling) gives
+    markers side by side, in `order` when given."""
+    missing = [c for c in (x, hue, "value", "low", "high") if c and c not in iv]
+    if missing:
+        raise ValueError(f"interval_sweep: column(s) {missing} not in the frame (columns: {list(iv.columns)})")
+    numeric = pd.api.types.is_numeric_dtype(iv[x])
+    cats = list(order) if order is not None else list(dict.fromkeys(iv[x]))
+    groups = list(iv.groupby(hue, sort=True)) if hue else [(None, iv)]
+    colors = sns.color_palette(PALETTE, n_colors=max(len(groups), 3))
+    with afp_style():
+        fig, ax = plt.subplots(figsize=(4.2, 3.2))
+        for i, (name, d) in enumerate(groups):
+            if numeric:
+                d = d.sort_values(x)
+                pos = d[x].to_numpy(dtype=float)
+            else:
+                d = d.set_index(x).reindex(cats).reset_index()
+                pos = np.arange(len(cats)) + (i - (len(groups) - 1) / 2) * 0.2
+            ax.errorbar(pos, d["value"], yerr=[d["value"] - d["low"], d["high"] - d["value"]],
+                        fmt="o-" if numeric else "o", capsize=3, color=colors[i], label=name)
+        if "chance" in iv:
+            ax.axhline(float(iv["chance"].mean()), ls="--", lw=1, color="0.4", label="chance")
+        if numeric:
+            values = sorted(iv[x].unique())
+            if len(values) <= 12:
+                ax.set_xticks(values)
+        else:
+            ax.set_xticks(np.arange(len(cats)), [str(c) for c in cats])
+        ax.set_xlabel(LABELS.get(x, x) if xlabel is None else xlabel)
+        ax.set_ylabel(LABELS.get("value") if ylabel is None else ylabel)
+        if title:
+            ax.set_title(title)
+        ax.legend(title=hue, fontsize=7)
+        fig.tight_layout()
+    return fig
+
+
 def relative_gap(df: pd.DataFrame, *, hue: str = "language", x: str = "model", task: str = "XNLI 0-shot"):
     """Fig. 1(c): 100 * (EN - XX) / EN per model (from records.relative_gap), ± sd over seeds."""
     fig = sweep(df, x=x, y="value", hue=hue, ylabel="relative gap to EN (%)", xlabel="", title=task)
@@ -191,7 +234,9 @@ def relative_gap(df: pd.DataFrame, *, hue: str = "language", x: str = "model", t
 
 
 def save(fig, stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> dict[str, Path]:
-    """Write <stem>.png and <stem>.pdf (tmp file, then os.replace); returns the paths by suffix."""
+    """Write <stem>.png and <stem>.pdf (tmp file, then os.replace) and list them in the folder's figure index
+    (`render.start_figure_index`, where a section notebook started one); returns the paths by suffix."""
+    from .render import add_to_figure_index
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -201,4 +246,5 @@ def save(fig, stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> dict
         fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")
         os.replace(tmp, path)
         paths[fmt] = path
+    add_to_figure_index(stem.parent, stem.name, list(formats))
     return paths

@@ -168,3 +168,32 @@ def write_json(path: Path, data) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+FIGURE_INDEX = "index.md"
+NO_FIGURES = "No figures: this section's results are its tables.\n"
+
+
+def start_figure_index(folder: Path, title: str) -> None:
+    """A fresh `index.md` in a section's figure folder, listing no figure yet; `add_to_figure_index` (called
+    by `plots.save`) lists each figure the notebook draws. The folder is never empty, so git keeps it and a
+    fresh clone's DVC finds a section that draws no figure (Table 7, Table 8) up to date."""
+    _write_text(Path(folder) / FIGURE_INDEX, f"# {title}\n\n{NO_FIGURES}")
+
+
+def add_to_figure_index(folder: Path, name: str, suffixes: list[str]) -> None:
+    """List figure `name` (its files `name.<suffix>`) in `folder`'s index, sorted, once; no index, no-op."""
+    path = Path(folder) / FIGURE_INDEX
+    if not path.is_file():
+        return
+    title, *lines = path.read_text(encoding="utf-8").splitlines()
+    entries = {line[2:].split(":")[0]: line for line in lines if line.startswith("- ")}
+    entries[name] = f"- {name}: " + ", ".join(f"[{s}]({name}.{s})" for s in suffixes)
+    _write_text(path, f"{title}\n\n" + "".join(entries[k] + "\n" for k in sorted(entries)))
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
