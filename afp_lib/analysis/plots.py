@@ -216,7 +216,7 @@ def interval_sweep(iv: pd.DataFrame, x: str, hue: str | None = "arch", *, ylabel
         ax.set_ylabel(LABELS.get("value") if ylabel is None else ylabel)
         if title:
             ax.set_title(title)
-        ax.legend(title=hue, fontsize=7)
+        ax.legend(title=hue, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # beside: bars fill the axes
         fig.tight_layout()
     return fig
 
