@@ -146,8 +146,8 @@ def align_uniform_trajectories(logs: Mapping[str, Sequence[Mapping]], *, annotat
 
 def sweep(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = "model", *, errorbar=("sd", 1),
           ylabel: str | None = None, xlabel: str | None = None, title: str | None = None, order=None):
-    """Fig. 4/5: mean of `y` per `x` (and `hue`) with ± sd over the rows of each group (the seeds).
-    Numeric x gives lines; categorical x (pooling, model) gives bars."""
+    """Mean of `y` per `x` (and `hue`) with ± sd over the rows of each group (the seeds): Fig. 1(c). Figs. 4/5
+    use `interval_sweep`. Numeric x gives lines; categorical x (model) gives bars."""
     missing = [c for c in (x, y, hue) if c and c not in df]
     if missing:
         raise ValueError(f"sweep: column(s) {missing} not in the frame (columns: {list(df.columns)})")
