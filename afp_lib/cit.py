@@ -1,18 +1,19 @@
 """Cross-lingual instruction tuning samples (Eq. 3) and the parallel pairs they and MCL are built from.
 
 A CIT sample is `(context, response)`: the context is in language a and ends with a prompt naming the
-answer language b ("Answer in Chinese:"); the response is in b. With probability `p_src`, b = a (plain
-instruction tuning). The model is trained on the response tokens only (see `collate.encode_cit`).
+answer language b ("Answer in Chinese:"); the response is in b. One rule for every source with more than
+one language (docs/cit-data.md): with probability `p_src`, b = a (monolingual), else b is the pair's other
+language. The model is trained on the response tokens only (see `collate.encode_cit`); BPre trains on the
+same samples as plain text (`sample_text`).
 
 Sources:
+- `translation_samples`: parallel pairs in translation mode (source sentence + prompt -> target sentence),
+  direction swapped with probability 0.5 as in the authors' translation mode; b = a means the response
+  repeats the source sentence (the monolingual form of a translation sample).
 - `bactrian_samples`: Bactrian-X (instruction/input/output in each language, matched by `id`), the paper's
-  data. As in the authors' code, p_src applies here: with probability p_src the response is the instruction
-  language's own, else another language's response to the same instruction.
-- `translation_samples`: parallel pairs in translation mode (source sentence + prompt -> target sentence).
-  The authors' translation mode always translates (direction swapped with probability 0.5), i.e. p_src = 0
-  here; the trainer passes p_src only where `cit.p_src_on_translation` makes translation samples the
-  offline stand-in for instruction data, and then b = a means the response is the source sentence itself.
-- `alpaca_samples`: the English Alpaca subset, b = a = en.
+  data: each id gets a language pair that `data.policy` allows (`language_pairs`) and a direction, drawn as
+  for a translation pair, then p_src; the context is language a's instruction, the response b's output.
+- `alpaca_samples`: the English Alpaca subset, b = a = en (p_src has nothing to act on).
 
 Pairs: `bridge_pairs` keeps EN-XX pairs; `pairwise_pairs` adds every XX-YY pair whose sides share the
 same English sentence (§3.3.1)."""
@@ -117,20 +118,42 @@ def match_by_id(by_lang: dict[str, list[dict]]) -> list[dict[str, dict]]:
     return [{lang: index[lang][i] for lang in by_lang} for i in sorted(common)]
 
 
-def bactrian_direction(rng: random.Random, langs: list[str], p_src: float) -> tuple[str, str]:
-    """(context language a, answer language b) of one Bactrian-X sample: a at random, then b = a with
-    probability p_src and otherwise another language of the set."""
-    a = rng.choice(langs)
-    return a, a if rng.random() < p_src or len(langs) == 1 else rng.choice([x for x in langs if x != a])
+def language_pairs(langs: Iterable[str], policy: str, pivot: str = "en") -> list[tuple[str, str]]:
+    """The language pairs a policy aligns (§3.3.1): "bridge", (pivot, xx) for every other language;
+    "pairwise", those and every (xx, yy). The translation pairs of `bridge_pairs` / `pairwise_pairs` and the
+    Bactrian-X samples and pairs all follow it."""
+    others = sorted(set(langs) - {pivot})
+    if policy not in ("bridge", "pairwise"):
+        raise ValueError(f"data.policy={policy!r} is invalid; use 'bridge' or 'pairwise'")
+    return [(pivot, x) for x in others] + (list(itertools.combinations(others, 2)) if policy == "pairwise" else [])
 
 
-def bactrian_samples(by_lang: dict[str, list[dict]], p_src: float, seed: int = 0) -> list[dict]:
-    """Eq. 3 on Bactrian-X: context (instruction + input) in language a, answer in b (`bactrian_direction`)."""
+def bactrian_plan(n: int, langs: list[str], p_src: float, seed: int = 0, policy: str = "bridge",
+                  pivot: str = "en") -> list[tuple[str, str]]:
+    """(context language a, answer language b) for each of n Bactrian-X ids, drawn as a translation pair's
+    sample: a language pair of the policy at random, a random direction and p_src (`_direction`). Under
+    "bridge" the pivot is on one side of every sample. A single language: every sample is monolingual."""
+    pairs = language_pairs(langs, policy, pivot) if pivot in langs else []
+    if not pairs:
+        if len(set(langs)) > 1:
+            raise ValueError(f"Bactrian-X languages {sorted(langs)} lack the pivot {pivot!r}")
+        return [(langs[0], langs[0])] * n
     rng = random.Random(seed)
-    langs = sorted(by_lang)
+    plan = []
+    for _ in range(n):
+        pair = dict(zip(("src", "tgt"), rng.choice(pairs)))
+        a, b = _direction(rng, p_src)
+        plan.append((pair[a], pair[b]))
+    return plan
+
+
+def bactrian_samples(by_lang: dict[str, list[dict]], p_src: float, seed: int = 0, policy: str = "bridge",
+                     pivot: str = "en") -> list[dict]:
+    """Eq. 3 on Bactrian-X: context (instruction + input) in language a, answer in b (`bactrian_plan`);
+    ids whose answer is empty are skipped."""
+    groups = match_by_id(by_lang)
     out = []
-    for group in match_by_id(by_lang):
-        a, b = bactrian_direction(rng, langs, p_src)
+    for group, (a, b) in zip(groups, bactrian_plan(len(groups), sorted(by_lang), p_src, seed, policy, pivot)):
         if not group[b]["output"].strip():
             continue
         out.append({"context": _join(group[a]["instruction"], group[a]["input"], answer_prompt(b)),
@@ -138,15 +161,18 @@ def bactrian_samples(by_lang: dict[str, list[dict]], p_src: float, seed: int = 0
     return out
 
 
-def bactrian_pairs(by_lang: dict[str, list[dict]], pivot: str = "en") -> list[dict]:
-    """MCL pairs from Bactrian-X instructions, pivot vs each other language, matched by id (authors' bilingual mode)."""
-    pairs = []
-    for group in match_by_id(by_lang):
-        for lang in sorted(by_lang):
-            if lang != pivot:
-                pairs.append({"src": group[pivot]["instruction"], "tgt": group[lang]["instruction"],
-                              "src_lang": pivot, "tgt_lang": lang})
-    return pairs
+def sample_text(sample: dict) -> str:
+    """A CIT sample as one plain document (BPre's CLM text): context and response joined, as `encode_cit`
+    joins them, but every token a target."""
+    return _join(sample["context"], sample["response"])
+
+
+def bactrian_pairs(by_lang: dict[str, list[dict]], pivot: str = "en", policy: str = "bridge") -> list[dict]:
+    """MCL pairs from Bactrian-X instructions matched by id (authors' bilingual mode): per id, one pair for
+    each language pair of the policy (`language_pairs`: pivot vs each other language, plus XX-YY if pairwise)."""
+    lang_pairs = language_pairs(by_lang, policy, pivot)
+    return [{"src": group[x]["instruction"], "tgt": group[y]["instruction"], "src_lang": x, "tgt_lang": y}
+            for group in match_by_id(by_lang) for x, y in lang_pairs]
 
 
 def bridge_pairs(pivot_pairs: dict[str, list[tuple[str, str]]], pivot: str = "en") -> list[dict]:

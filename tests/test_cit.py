@@ -121,20 +121,101 @@ def test_pair_batch_stacks_sources_then_targets(toy_tokenizer):
     assert batch["attention_mask"].sum().item() == sum(len(enc[i][0]) + len(enc[i][1]) for i in (0, 2))
 
 
-# --- p_src semantics: the authors' (paper) and the offline stand-in (smoke, mini) ----------------------------
+# --- Bactrian-X samples follow data.policy (§3.3.1) --------------------------------------------------------
+
+LANGS5 = ["en", "sw", "th", "tr", "zh"]
+
+
+def fake_bactrian(langs, n):
+    """Bactrian-X-shaped rows (instruction/input/id/output) per language, ids shuffled per language, one
+    empty output (id 7, in zh) and one id missing in th."""
+    import random
+    out = {}
+    for lang in langs:
+        rows = [{"id": f"id{i}", "instruction": f"{lang} instruction {i}", "input": f"{lang} input {i}" if i % 3 else "",
+                 "output": "" if (lang, i) == ("zh", 7) else f"{lang} output {i}"} for i in range(n)
+                if (lang, i) != ("th", 5)]
+        random.Random(lang).shuffle(rows)
+        out[lang] = rows
+    return out
+
+
+def test_language_pairs_of_each_policy():
+    assert cit.language_pairs(["zh", "en", "th"], "bridge") == [("en", "th"), ("en", "zh")]
+    assert cit.language_pairs(["zh", "en", "th"], "pairwise") == [("en", "th"), ("en", "zh"), ("th", "zh")]
+    with pytest.raises(ValueError, match="data.policy='star' is invalid"):
+        cit.language_pairs(["en", "zh"], "star")
+
+
+def _check_sample_text(s, by_lang):
+    """The context is language a's instruction (+ input) of some id, the response language b's output of the same id."""
+    i = s["context"].split(f"{s['src_lang']} instruction ")[1].split()[0]
+    assert s["context"].endswith(cit.answer_prompt(s["tgt_lang"]))
+    assert s["response"] == f"{s['tgt_lang']} output {i}"
+    assert any(r["id"] == f"id{i}" for r in by_lang[s["tgt_lang"]])
+
+
+@pytest.mark.parametrize("policy", ["bridge", "pairwise"])
+def test_bactrian_samples_follow_the_policy(policy):
+    by_lang = fake_bactrian(LANGS5, 800)
+    samples = cit.bactrian_samples(by_lang, 0.5, seed=3, policy=policy)
+    ids = [s["context"].split(" instruction ")[1].split()[0] for s in samples]
+    assert "5" not in ids and len(ids) == len(set(ids)) >= 800 - 2          # id 5 has no th row: not matched
+    assert all(s["tgt_lang"] != "zh" for s, i in zip(samples, ids) if i == "7")  # id 7's zh output is empty
+    assert len(ids) == 799 - ("7" not in ids)
+    for s in samples:
+        _check_sample_text(s, by_lang)
+    cross = [(s["src_lang"], s["tgt_lang"]) for s in samples if s["src_lang"] != s["tgt_lang"]]
+    assert len(cross) / len(samples) == pytest.approx(0.5, abs=0.05)
+    with_en = sum("en" in d for d in cross) / len(cross)
+    if policy == "bridge":                                  # English on one side of every cross-lingual sample
+        assert with_en == 1.0
+        assert {d for d in cross} == {(x, y) for x in LANGS5 for y in LANGS5 if x != y and "en" in (x, y)}
+    else:                                                   # any two languages: 4 of the 10 pairs have English
+        assert with_en == pytest.approx(0.4, abs=0.06)
+        assert {d for d in cross} == {(x, y) for x in LANGS5 for y in LANGS5 if x != y}
+    en_context = sum(a == "en" for a, _ in cross) / len(cross)
+    assert en_context == pytest.approx(0.5 if policy == "bridge" else 0.2, abs=0.06)  # each pair's direction at 0.5
+
+
+def test_bactrian_plan_p_src_changes_only_the_answer_language():
+    """The pair and direction draws do not depend on p_src: a sweep over p_src varies only b."""
+    plans = {p: cit.bactrian_plan(500, LANGS5, p, seed=1) for p in (0.0, 0.5, 1.0)}
+    assert [a for a, _ in plans[0.0]] == [a for a, _ in plans[0.5]] == [a for a, _ in plans[1.0]]
+    assert all(a == b for a, b in plans[1.0]) and all(a != b for a, b in plans[0.0])
+    assert all(b in (a, b0) for (a, b), (_, b0) in zip(plans[0.5], plans[0.0]))
+    assert cit.bactrian_plan(3, ["en"], 0.0) == [("en", "en")] * 3
+    with pytest.raises(ValueError, match="lack the pivot 'en'"):
+        cit.bactrian_plan(3, ["th", "zh"], 0.5)
+
+
+def test_bactrian_pairs_follow_the_policy():
+    by_lang = fake_bactrian(["en", "th", "zh"], 10)
+    bridge, pairwise = cit.bactrian_pairs(by_lang), cit.bactrian_pairs(by_lang, policy="pairwise")
+    assert len(bridge) == 2 * 9 and {(p["src_lang"], p["tgt_lang"]) for p in bridge} == {("en", "th"), ("en", "zh")}
+    assert pairwise[:2] == bridge[:2] and len(pairwise) == 3 * 9
+    th_zh = [p for p in pairwise if p["src_lang"] == "th"]
+    assert all(p["tgt"] == p["src"].replace("th", "zh") for p in th_zh) and len(th_zh) == 9   # same id
+
+
+# --- p_src: one rule for every multilingual sample, in every profile (docs/cit-data.md) -----------------------
 
 N_FAKE = 600
 
 
 @pytest.fixture()
 def fake_sources(monkeypatch):
-    """OPUS-like EN-ZH pairs and Bactrian-X-like rows (matched ids) in place of the hub."""
+    """OPUS-like EN-XX pairs, Bactrian-X-like rows (matched ids) and Alpaca rows in place of the hub."""
     from afp_lib.trainer import data as tdata
-    rows = [{"en": f"English sentence number {i}.", "zh": f"中文句子第{i}号。"} for i in range(N_FAKE)]
-    monkeypatch.setattr(tdata, "load_parallel", lambda lang, source, pivot="en": {"translation": rows})
-    bact = {lang: [{"id": str(i), "instruction": f"{lang} instruction {i}", "input": "", "output": f"{lang} output {i}"}
-                   for i in range(N_FAKE)] for lang in ("en", "zh")}
-    monkeypatch.setattr(tdata, "bactrian_by_lang", lambda langs: {lang: bact[lang] for lang in langs})
+
+    def parallel(lang, source, pivot="en"):
+        return {"translation": [{"en": f"English sentence number {i}.", lang: f"{lang} sentence {i}."}
+                                for i in range(N_FAKE)]}
+
+    monkeypatch.setattr(tdata, "load_parallel", parallel)
+    monkeypatch.setattr(tdata, "bactrian_by_lang", lambda langs: fake_bactrian(langs, N_FAKE))
+    alpaca = [{"instruction": f"Say {k}.", "input": "", "output": f"{k}"} for k in range(50)]
+    monkeypatch.setattr(tdata, "load_split", lambda hub_id, config, split: alpaca)
 
 
 def _split(samples):
@@ -142,40 +223,94 @@ def _split(samples):
     return [s for s in samples if "context_side" in s], [s for s in samples if "context_side" not in s]
 
 
-@pytest.mark.parametrize("p_src", [0.5, 0.9])
-def test_paper_translation_samples_always_translate(fake_sources, p_src):
+def _is_copy(s):
+    return s["context"].startswith(s["response"])
+
+
+@pytest.mark.parametrize("profile", ["mini", "paper"])
+@pytest.mark.parametrize("p_src", [0.0, 0.5, 1.0])
+def test_p_src_acts_on_every_multilingual_sample(fake_sources, profile, p_src):
     from afp_lib.trainer import build_train_data, load_train_config
-    cfg = load_train_config("paper", [f"cit.p_src={p_src}", "data.dev_pairs=20"])
-    assert cfg.translation_p_src == 0.0 and "bactrian" in cfg.cit.sources
+    cfg = load_train_config(profile, [f"cit.p_src={p_src}", "data.dev_pairs=20", "data.langs=[zh]",
+                                      "cit.sources=[translation, bactrian, alpaca]", "cit.alpaca=50"])
     trans, instr = _split(build_train_data(cfg).cit)
-    assert trans and instr
-    assert all(s["src_lang"] != s["tgt_lang"] for s in trans)                    # no copy task
-    assert not any(s["context"].startswith(s["response"]) for s in trans)
-    en_first = sum(s["src_lang"] == "en" for s in trans if s["tgt_lang"] != "en") / len(trans)
-    assert en_first == pytest.approx(0.5, abs=0.06)                             # direction swapped with prob. 0.5
-    same = sum(s["src_lang"] == s["tgt_lang"] for s in instr) / len(instr)
-    assert same == pytest.approx(p_src, abs=0.06)                               # p_src on instruction rows
+    bactrian = [s for s in instr if s["src_lang"] != "en" or s["context"].startswith("en instruction")]
+    assert trans and bactrian and len(instr) > len(bactrian)     # Alpaca rows are the others
+    for group in (trans, bactrian):
+        same = sum(s["src_lang"] == s["tgt_lang"] for s in group) / len(group)
+        assert same == pytest.approx(p_src, abs=0.06)
+    assert all(_is_copy(s) == (s["src_lang"] == s["tgt_lang"]) for s in trans)  # b = a: the answer repeats a
+    cross = [s for s in trans if s["src_lang"] != s["tgt_lang"]]
+    if cross:                                                    # direction swapped with probability 0.5
+        assert sum(s["src_lang"] == "en" for s in cross) / len(cross) == pytest.approx(0.5, abs=0.07)
 
 
-def test_mini_keeps_p_src_on_translation_as_a_stand_in(fake_sources):
+@pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
+def test_bit_is_monolingual_in_every_profile(fake_sources, profile):
+    """BIT (Table 8, Fig. 3c) and p_src = 1 (Fig. 4b): every sample answers in its context's language."""
     from afp_lib.trainer import build_train_data, load_train_config
-    for objective, p_src in (("afp", 0.5), ("bit", 1.0)):
+    cfg = load_train_config(profile, ["objective=bit", "data.dev_pairs=4", "cit.p_src=0.5"])
+    assert cfg.p_src == 1.0
+    data = build_train_data(cfg)
+    assert data.cit and all(s["src_lang"] == s["tgt_lang"] for s in data.cit)
+    trans, _ = _split(data.cit)
+    assert trans and all(_is_copy(s) for s in trans)
+    assert {s["src_lang"] for s in trans} == {"en", *cfg.data.langs}   # both sides of the pairs appear
+
+
+def test_mini_translation_samples_are_unchanged_by_the_one_rule(fake_sources):
+    """mini's translation samples are those its former stand-in flag made (p_src on them): its AFP, CIT
+    and BIT data do not move."""
+    from afp_lib.trainer import build_train_data, load_train_config
+    for objective in ("afp", "bit"):
         cfg = load_train_config("mini", [f"objective={objective}", "data.langs=[zh]", "cit.sources=[translation]"])
-        assert cfg.cit.p_src_on_translation and cfg.translation_p_src == p_src
         data = build_train_data(cfg)
-        # the same samples as before the semantics were split: mini numbers do not move
         assert data.cit == cit.translation_samples(data.pairs, cfg.p_src, cfg.cit.prompt, seed=cfg.seed)
-        copies = sum(s["src_lang"] == s["tgt_lang"] for s in data.cit) / len(data.cit)
-        assert copies == pytest.approx(p_src, abs=0.06)
 
 
-def test_p_src_without_instruction_data_is_logged(fake_sources, caplog):
+def test_p_src_without_multilingual_samples_is_logged(fake_sources, caplog):
     from afp_lib.trainer import build_train_data, load_train_config
-    cfg = load_train_config("paper", ["cit.sources=[translation]", "data.bactrian_pairs=false", "data.dev_pairs=20"])
+    cfg = load_train_config("paper", ["cit.sources=[alpaca]", "data.bactrian_pairs=false", "data.dev_pairs=20"])
     with caplog.at_level("WARNING"):
         data = build_train_data(cfg)
     assert "p_src=0.5 has no effect" in caplog.text
-    assert all(s["src_lang"] != s["tgt_lang"] for s in data.cit)
+    assert data.cit and all(s["src_lang"] == s["tgt_lang"] == "en" for s in data.cit)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_train_data(load_train_config("paper", ["cit.sources=[translation]", "data.dev_pairs=20"]))
+    assert "no effect" not in caplog.text
+
+
+# --- BPre (objective clm) trains on the same text as CIT (Table 8) --------------------------------------------
+
+@pytest.mark.parametrize("profile", ["mini", "paper"])
+def test_bpre_trains_on_the_pairs_and_the_cit_samples_text(fake_sources, profile):
+    from afp_lib.trainer import build_train_data, load_train_config
+    over = ["data.dev_pairs=20", "data.langs=[zh, th]"]
+    bpre = build_train_data(load_train_config(profile, ["objective=clm", *over]))
+    cit_run = build_train_data(load_train_config(profile, ["objective=cit", *over]))
+    assert bpre.pairs == cit_run.pairs and bpre.cit == [] and cit_run.cit
+    want = [p[k] for p in bpre.pairs for k in ("src", "tgt")] + [cit.sample_text(s) for s in cit_run.cit]
+    assert sorted(bpre.clm_texts) == sorted(want) and bpre.clm_texts != want      # the same text, shuffled
+    assert any(" output " in t for t in bpre.clm_texts) == (profile == "paper")   # Bactrian-X answers (paper)
+    assert all(t.count("Answer in ") == 1 for t in want[2 * len(bpre.pairs):])    # each sample's prompt kept
+
+
+def test_complete_gives_bpre_the_translation_text_of_a_callers_pairs():
+    from afp_lib.trainer import TrainData, load_train_config
+    from afp_lib.trainer.data import complete
+    cfg = load_train_config("mini", ["objective=clm"])
+    given = TrainData(pairs=PAIRS[:50])
+    done = complete(cfg, given)
+    assert given.cit == [] and given.clm_texts == []                         # the caller's data is left as it was
+    samples = cit.translation_samples(PAIRS[:50], cfg.p_src, seed=cfg.seed)
+    want = [p[k] for p in PAIRS[:50] for k in ("src", "tgt")] + [cit.sample_text(s) for s in samples]
+    assert sorted(done.clm_texts) == sorted(want) and done.cit == []
+    assert complete(cfg, done) == done                                       # completing twice changes nothing
+    own = TrainData(pairs=PAIRS[:5], clm_texts=["a document"])
+    assert complete(cfg, own).clm_texts == ["a document"]                   # a caller's own CLM texts are kept
+    cit_cfg = load_train_config("mini", ["objective=cit"])
+    assert complete(cit_cfg, given).cit == samples and complete(cit_cfg, given).clm_texts == []
 
 
 # --- packing (the paper default) ------------------------------------------------------------------------------

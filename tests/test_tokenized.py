@@ -142,7 +142,7 @@ def _batches(cfg, prep, steps: int, rank: int = 0, world: int = 1) -> list:
     {"seq_len": 512},                                          # AFP: pairs + translation CIT, the shared step
     {"seq_len": 512, "cit": {"pack": True}},                   # packed CIT rows (the paper's default)
     {"objective": "cit"},                                      # CIT alone, unpacked
-    {"objective": "clm"},                                      # BPre: CLM blocks of the pairs' text
+    {"objective": "clm"},                                      # BPre: CLM blocks of the pairs' and CIT text
 ], ids=["afp-shared", "afp-packed", "cit", "clm"])
 def test_arrow_path_gives_the_memory_path_batches(changes, toy_tokenizer, mirror, tmp_path, monkeypatch):
     _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch)
@@ -154,13 +154,15 @@ BACTRIAN = {  # Bactrian-X rows: ids missing in a language, a repeated id (the l
            {"id": "i5", "instruction": "Name a colour, again.", "input": "", "output": "Red."}],
     "zh": [{"id": f"i{k}", "instruction": f"说出颜色 {k}。", "input": "", "output": f"蓝色 {k}。"}
            for k in range(8) if k != 6],
+    **{lang: [{"id": f"i{k}", "instruction": f"{lang} colour {k}", "input": "" if k % 2 else f"{lang} hint",
+               "output": f"{lang} blue {k}"} for k in range(8)] for lang in ("th", "sw")},
 }
 ALPACA = [{"instruction": f"Say {k}.", "input": "", "output": "" if k == 1 else f"{k}"} for k in range(4)]
 
 
-def test_streamed_build_with_bactrian_and_alpaca_gives_the_memory_path_batches(toy_tokenizer, mirror, tmp_path,
-                                                                              monkeypatch):
-    """The paper's sources (Bactrian-X pairs and samples, p_src > 0) and Alpaca, on fake rows."""
+@pytest.fixture()
+def fake_instructions(monkeypatch):
+    """Bactrian-X and Alpaca rows (above) in place of the hub."""
     import datasets
 
     from afp_lib.trainer import data as train_data
@@ -170,14 +172,46 @@ def test_streamed_build_with_bactrian_and_alpaca_gives_the_memory_path_batches(t
         return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(train_data, "load_split", fake_split)
+
+
+def test_streamed_build_with_bactrian_and_alpaca_gives_the_memory_path_batches(toy_tokenizer, mirror, tmp_path,
+                                                                              monkeypatch, fake_instructions):
+    """The paper's sources (Bactrian-X pairs and samples, p_src > 0) and Alpaca, on fake rows."""
     for pack in (False, True):
         changes = {"seq_len": 512, "cit": {"sources": ["bactrian", "translation", "alpaca"], "p_src": 0.5,
-                                                        "pack": pack, "p_src_on_translation": False},
-                   "data": {"bactrian_pairs": True}}
+                                           "pack": pack}, "data": {"bactrian_pairs": True}}
         mem = _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path / f"pack{pack}", monkeypatch)
         n_pairs, n_cit = (int(part.split()[0]) for part in mem.summary.split(", ")[:2])
         assert n_pairs == len(mem.pairs) and n_pairs > 7           # 7 Bactrian-X pairs (ids in both languages)
         assert n_pairs + 3 < n_cit <= n_pairs + 3 + 7              # + 3 Alpaca samples + Bactrian-X samples
+
+
+@pytest.mark.parametrize("objective", ["afp", "bit", "clm"])
+def test_streamed_build_of_four_languages_gives_the_memory_path_batches(objective, toy_tokenizer, mirror, tmp_path,
+                                                                        monkeypatch, fake_instructions):
+    """Bridge with four languages: Bactrian-X samples and pairs with English on one side in both builds; BIT
+    monolingual; BPre's CLM blocks of the pairs' sentences and the CIT samples' text, id for id."""
+    from afp_lib.trainer.config import load_train_config, replace
+    from afp_lib.trainer.data import build_train_data
+    changes = {"objective": objective, "seq_len": 512, "data": {"bactrian_pairs": True, "langs": ["zh", "th", "sw"]},
+               "cit": {"sources": ["bactrian", "translation", "alpaca"], "p_src": 0.5}}
+    mem = _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch)
+    cfg = load_train_config("smoke", [f"objective={objective}", "data.bactrian_pairs=true", "data.langs=[zh, th, sw]",
+                                      "cit.sources=[bactrian, translation, alpaca]", "cit.p_src=0.5"])
+    data = build_train_data(replace(cfg, seq_len=512))
+    assert all("en" in (p["src_lang"], p["tgt_lang"]) for p in data.pairs)
+    if objective == "clm":
+        cit_data = build_train_data(replace(cfg, objective="cit", seq_len=512))
+        assert data.cit == [] and len(data.clm_texts) == 2 * len(data.pairs) + len(cit_data.cit)
+        assert len(mem.clm) > 0 and mem.summary.split(", ")[1] == "0 CIT samples"
+        samples = cit_data.cit
+    else:
+        samples = data.cit
+    bactrian = [s for s in samples if "context_side" not in s and not s["context"].startswith("Say ")]
+    assert {s["src_lang"] for s in bactrian} == {"en", "zh", "th", "sw"}
+    assert all(s["src_lang"] == s["tgt_lang"] for s in samples) == (objective == "bit")
+    cross = [(s["src_lang"], s["tgt_lang"]) for s in bactrian if s["src_lang"] != s["tgt_lang"]]
+    assert all("en" in d for d in cross) and bool(cross) == (objective != "bit")  # bridge: English on one side
 
 
 def test_streamed_translation_samples_are_translation_samples():

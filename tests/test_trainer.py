@@ -132,6 +132,34 @@ def test_clm_texts_packed_with_bf16(model, toy_tokenizer, tmp_path):
     assert res.steps == 3 and "clm" in res.last and "align" not in res.last  # no dev pairs given
 
 
+
+@pytest.mark.parametrize("tokenized", ["memory", "arrow"])
+def test_bpre_rows_are_the_cit_runs_text_plus_the_pairs(tokenized, toy_tokenizer, tmp_path, monkeypatch):
+    """Table 8 compares the methods on the same data: BPre's CLM blocks hold each CIT sample's text (its
+    prompt included) and both sentences of each pair, in both data paths."""
+    from afp_lib import cit
+    from afp_lib.trainer.loop import prepare
+    monkeypatch.setenv("AFP_TOKENIZED", str(tmp_path))
+    bpre = tiny_cfg(objective="clm", seq_len=64, tokenized=tokenized)
+    cit_prep = prepare(tiny_cfg(objective="cit", seq_len=64), toy_tokenizer, data())
+    got = [t for ids, _ in prepare(bpre, toy_tokenizer, data()).clm for t in ids]
+    samples = cit.translation_samples(PAIRS, bpre.p_src, seed=bpre.seed)
+    docs = [p[k] for p in PAIRS for k in ("src", "tgt")] + [cit.sample_text(s) for s in samples]
+    eos = toy_tokenizer.eos_token_id
+    stream = [toy_tokenizer(d)["input_ids"] + [eos] for d in docs]
+    assert sorted(map(tuple, _split_at(got, eos))) == sorted(map(tuple, stream))   # every document, shuffled
+    assert len(cit_prep.cit) == len(samples) and len(got) > sum(len(ids) for ids, _ in cit_prep.cit)
+
+
+def _split_at(ids: list[int], eos: int) -> list[list[int]]:
+    docs, cur = [], []
+    for t in ids:
+        cur.append(t)
+        if t == eos:
+            docs.append(cur)
+            cur = []
+    return docs
+
 # --- checkpoints, resume, NaN ---------------------------------------------------------------------
 
 class Kill(Exception):

@@ -112,7 +112,7 @@ def expected_sources(cfg: TrainConfig) -> tuple[dict, list[str]]:
                 n = manifest.get(f"parallel/{s}/{d.pivot}-{lang}.jsonl", {}).get("rows", 0)
             rows[lang] = min(n, d.max_pairs_per_lang) if d.max_pairs_per_lang else n
         out[s] = rows
-    if d.bactrian_pairs or (cfg.uses_cit and "bactrian" in cfg.cit.sources):
+    if d.bactrian_pairs or ((cfg.uses_cit or cfg.objective == "clm") and "bactrian" in cfg.cit.sources):  # BPre: CIT text
         out["bactrian"] = {lang: BACTRIAN_X_ROWS if lang in BACTRIAN_X_LANGS else 0 for lang in d.langs}
     pair_sources = [*d.sources, *(["bactrian"] if d.bactrian_pairs else [])]  # Bactrian-X covers sw/tl (no OPUS-100)
     uncovered = [lang for lang in d.langs if not any(out[s][lang] for s in pair_sources)]

@@ -19,7 +19,7 @@ OBJECTIVE_LOSSES = {
     "afp": ("mcl", "cit"),   # Eq. 4
     "mcl": ("mcl",),         # MCL only (Table 8)
     "cit": ("cit",),         # CIT only (Table 8)
-    "clm": ("clm",),         # BPre: causal LM on the pairs' sentences (or given texts)
+    "clm": ("clm",),         # BPre: causal LM on the pairs' sentences and the CIT samples' text (or given texts)
     "bit": ("cit",),         # BIT: CIT with the answer always in the source language (p_src = 1)
 }
 OBJECTIVES = tuple(OBJECTIVE_LOSSES)
@@ -40,10 +40,8 @@ class MCLConfig:
 
 @dataclass(frozen=True)
 class CITConfig:
-    p_src: float = 0.5          # §3.2.3: probability that the answer language equals the source language
-    # (instruction data, as the authors: Bactrian-X). Translation samples always translate unless:
-    p_src_on_translation: bool = False  # offline stand-in where no multilingual instruction data exists:
-    # p_src also applies to translation samples (b = a: the response copies the source sentence)
+    p_src: float = 0.5          # §3.2.3: probability that a sample's answer language equals its context's,
+    # for every multilingual sample (Bactrian-X; translation: b = a repeats the source): docs/cit-data.md
     sources: list[str] = field(default_factory=lambda: ["translation"])  # translation | alpaca | bactrian
     prompt: Literal["answer", "translate"] = "answer"  # translation mode: "Answer in X:" or "Translate into X:"
     alpaca: int = 0             # English Alpaca samples to add when "alpaca" is a source (0 = all)
@@ -121,12 +119,6 @@ class TrainConfig:
     def p_src(self) -> float:
         """BIT is instruction tuning in each language: the answer language always equals the source."""
         return 1.0 if self.objective == "bit" else self.cit.p_src
-
-    @property
-    def translation_p_src(self) -> float:
-        """p_src as applied to translation samples: 0 (they always translate, as in the authors' code) unless
-        `cit.p_src_on_translation` makes them the stand-in for missing multilingual instruction data."""
-        return self.p_src if self.cit.p_src_on_translation else 0.0
 
     @property
     def cit_batch_size(self) -> int:

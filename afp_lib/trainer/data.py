@@ -3,15 +3,15 @@
 `TrainData` is plain lists, so notebooks and the world's pretraining can pass their own:
 pairs (src, tgt, src_lang, tgt_lang), CIT samples (context, response), CLM texts, and dev pairs.
 Dev pairs are held out before any pair is built, so no training pair (pairwise ones included) shares
-an English sentence with them."""
+an English sentence with them. What each objective trains on, and why: docs/cit-data.md."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import random
 from array import array
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Iterator
 
 from .. import cit as cit_lib
 from ..data import DatasetNotFound, load_parallel, load_split
@@ -106,30 +106,60 @@ def bactrian_by_lang(langs: list[str]) -> dict[str, list[dict]]:
     return {lang: list(load_split("MBZUAI/Bactrian-X", lang, "train")) for lang in langs}
 
 
+def text_sources(cfg: TrainConfig) -> list[str]:
+    """The CIT sources whose samples the run's text includes: as CIT rows (afp, cit, bit) or, for BPre, as
+    plain text (`clm_documents`: Table 8 compares the methods on the same data); none for MCL alone."""
+    return list(cfg.cit.sources) if cfg.uses_cit or cfg.objective == "clm" else []
+
+
+def translation_cit(cfg: TrainConfig, pairs: Iterable[dict]) -> Iterator[dict]:
+    """The run's translation-mode CIT samples of `pairs`, one per pair: every builder makes them here, so
+    p_src acts on them as on every multilingual sample (b = a: the answer repeats the source)."""
+    return cit_lib.iter_translation_samples(pairs, cfg.p_src, cfg.cit.prompt, seed=cfg.seed)
+
+
+def clm_documents(cfg: TrainConfig, pairs: list[dict], cit: list[dict]) -> list[str]:
+    """BPre's documents: each pair's two sentences, then each CIT sample's text (`cit.sample_text`),
+    shuffled by random.Random(seed) (the streamed build shuffles their numbers with the same draws)."""
+    texts = [p[k] for p in pairs for k in ("src", "tgt")] + [cit_lib.sample_text(s) for s in cit]
+    random.Random(cfg.seed).shuffle(texts)
+    return texts
+
+
+def complete(cfg: TrainConfig, data: TrainData) -> TrainData:
+    """What the run trains on, from the config's data or a caller's: a run that needs CIT text and has only
+    pairs gets their translation samples; BPre without CLM texts of its own gets `clm_documents` of its
+    pairs and CIT samples, whose text it then holds as CLM texts only. A new TrainData (the caller's is left
+    as it was: the run cache hashes it); completing twice changes nothing."""
+    cit, clm_texts = data.cit, data.clm_texts
+    if (cfg.uses_cit or (cfg.objective == "clm" and not clm_texts)) and not cit and data.pairs:
+        cit = list(translation_cit(cfg, data.pairs))
+    if cfg.objective == "clm" and not clm_texts:
+        cit, clm_texts = [], clm_documents(cfg, data.pairs, cit)
+    return replace(data, cit=cit, clm_texts=clm_texts)
+
+
 def build_train_data(cfg: TrainConfig) -> TrainData:
     d = cfg.data
     train_by_lang, dev_by_lang = split_dev(pivot_pairs(cfg), d.dev_pairs)
     build = cit_lib.pairwise_pairs if d.policy == "pairwise" else cit_lib.bridge_pairs
     pairs = build(train_by_lang, d.pivot)
     dev_pairs = cit_lib.bridge_pairs(dev_by_lang, d.pivot)
+    sources = text_sources(cfg)
     bactrian = None
-    if d.bactrian_pairs or (cfg.uses_cit and "bactrian" in cfg.cit.sources):
+    if d.bactrian_pairs or "bactrian" in sources:
         bactrian = bactrian_by_lang([d.pivot, *d.langs])
     if d.bactrian_pairs:
-        pairs += cit_lib.bactrian_pairs(bactrian, d.pivot)
+        pairs += cit_lib.bactrian_pairs(bactrian, d.pivot, d.policy)
     data = TrainData(pairs=pairs, dev_pairs=dev_pairs)
-    if cfg.uses_cit:
-        warn_inert_p_src(cfg)
-        if "translation" in cfg.cit.sources:
-            data.cit += cit_lib.translation_samples(pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
-        if "alpaca" in cfg.cit.sources:
-            data.cit += cit_lib.alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"), cfg.cit.alpaca)
-        if "bactrian" in cfg.cit.sources:
-            data.cit += cit_lib.bactrian_samples(bactrian, cfg.p_src, seed=cfg.seed)
-    if cfg.objective == "clm":  # BPre: language modelling on the text of the pairs, each side its own document
-        texts = [p[k] for p in pairs for k in ("src", "tgt")]
-        random.Random(cfg.seed).shuffle(texts)
-        data.clm_texts = texts
+    warn_inert_p_src(cfg)
+    if "translation" in sources:
+        data.cit += translation_cit(cfg, pairs)
+    if "alpaca" in sources:
+        data.cit += cit_lib.alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"), cfg.cit.alpaca)
+    if "bactrian" in sources:
+        data.cit += cit_lib.bactrian_samples(bactrian, cfg.p_src, cfg.seed, d.policy, d.pivot)
+    data = complete(cfg, data)
     logger.info("training data: %s", data.summary())
     return data
 
@@ -195,16 +225,15 @@ class streamed_bactrian:
         for lang in sorted(set(self.langs)):
             ds, last = self._rows(lang)
             instr[lang] = ds.data.column("instruction").take(last).combine_chunks()  # compact Arrow strings
-        others = [lang for lang in sorted(instr) if lang != pivot]
+        lang_pairs = cit_lib.language_pairs(instr, self.cfg.data.policy, pivot)
         for k in range(len(self.ids)):
-            src = instr[pivot][k].as_py()
-            for lang in others:
-                yield {"src": src, "tgt": instr[lang][k].as_py(), "src_lang": pivot, "tgt_lang": lang}
+            for x, y in lang_pairs:
+                yield {"src": instr[x][k].as_py(), "tgt": instr[y][k].as_py(), "src_lang": x, "tgt_lang": y}
 
     def samples(self) -> Iterator[dict]:
-        rng = random.Random(self.cfg.seed)
+        d = self.cfg.data
         langs = sorted(set(self.langs))
-        plan = [cit_lib.bactrian_direction(rng, langs, self.cfg.p_src) for _ in self.ids]
+        plan = cit_lib.bactrian_plan(len(self.ids), langs, self.cfg.p_src, self.cfg.seed, d.policy, d.pivot)
         context, response = [None] * len(self.ids), [None] * len(self.ids)
         for lang in langs:
             ds, last = self._rows(lang)
@@ -224,12 +253,12 @@ class streamed_bactrian:
 
 
 def warn_inert_p_src(cfg: TrainConfig) -> None:
-    """Say so when p_src cannot act: it applies to multilingual instruction data only (or, offline, to the
-    translation samples with cit.p_src_on_translation)."""
-    if cfg.uses_cit and not cfg.cit.p_src_on_translation and "bactrian" not in cfg.cit.sources and cfg.p_src > 0:
-        logger.warning("p_src=%s has no effect: it applies to multilingual instruction data (cit.sources "
-                       "'bactrian'), and cit.sources=%s has none (cit.p_src_on_translation is off)",
-                       cfg.p_src, cfg.cit.sources)
+    """Say so when p_src cannot act: it applies to every sample of a multilingual source (translation,
+    bactrian), and English Alpaca alone has no other language to answer in."""
+    sources = text_sources(cfg)
+    if sources and not {"translation", "bactrian"} & set(sources) and cfg.p_src > 0:
+        logger.warning("p_src=%s has no effect: cit.sources=%s has no multilingual samples "
+                       "(add 'translation' or 'bactrian')", cfg.p_src, sources)
 
 
 def check_data(cfg: TrainConfig, data: TrainData) -> None:

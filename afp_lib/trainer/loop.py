@@ -23,7 +23,6 @@ import torch
 from tqdm.auto import tqdm
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
-from ..cit import translation_samples
 from ..devices import autocast, resolve_device, resolve_precision
 from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
@@ -32,7 +31,7 @@ from . import checkpoint as ckpt
 from . import collate, distributed, tokenized
 from .shared import share_plan, shared_batches, shared_forward
 from .config import OBJECTIVE_LOSSES, TrainConfig, config_dict
-from .data import TrainData, build_train_data, check_data
+from .data import TrainData, build_train_data, check_data, complete
 
 logger = logging.getLogger(__name__)
 LOG_NAME = "train_log.jsonl"
@@ -87,9 +86,7 @@ def prepare(cfg: TrainConfig, tokenizer, data: TrainData | None = None) -> Prepa
     both give the same rows in the same order."""
     if cfg.tokenized == "arrow":
         return _prepare_arrow(cfg, tokenizer, data)
-    data = data if data is not None else build_train_data(cfg)
-    if cfg.uses_cit and not data.cit and data.pairs:  # pairs only: translation-mode CIT from them
-        data.cit = translation_samples(data.pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
+    data = complete(cfg, data if data is not None else build_train_data(cfg))
     check_data(cfg, data)
     p = Prepared(dev=collate.encode_pairs(tokenizer, data.dev_pairs, cfg.seq_len), summary=data.summary(),
                  examples=data.pairs[:2])
@@ -102,8 +99,7 @@ def prepare(cfg: TrainConfig, tokenizer, data: TrainData | None = None) -> Prepa
         p.share = share_plan(cfg, p.pairs, p.cit, data.cit)
         _log_share(p.share)
     if cfg.objective == "clm":
-        texts = data.clm_texts or [p_[k] for p_ in data.pairs for k in ("src", "tgt")]
-        p.clm = collate.clm_blocks(tokenizer, texts, cfg.seq_len)
+        p.clm = collate.clm_blocks(tokenizer, data.clm_texts, cfg.seq_len)
     return p
 
 

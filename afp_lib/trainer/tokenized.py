@@ -13,6 +13,8 @@ side of its pair a translation sample's context is), packed.arrow (members: the 
 give them back in the shapes collate uses, so batches are those of the in-memory path, id for id.
 Rank 0 never holds the run's text: `build_streamed` reads the pairs one language at a time and appends them
 (and their translation CIT samples) to text files as they come (a caller's own TrainData goes through `build`).
+Both make the text through `data` (`translation_cit`, `cit.bactrian_plan`, `data.complete` / `clm_documents`),
+so the rules of docs/cit-data.md are written once.
 A build writes into a temporary folder renamed into place once complete (`done.json` written last): an
 interrupted build is redone, never read."""
 from __future__ import annotations
@@ -40,7 +42,7 @@ from . import collate
 logger = logging.getLogger(__name__)
 
 DONE = "done.json"
-FORMAT = 2  # bump when the files' layout or the encoding changes: old folders are then not reused
+FORMAT = 3  # bump when the files' layout or the encoding changes: old folders are then not reused
 INT_SEQ = datasets.Sequence(datasets.Value("int32"))
 PAIR_FEATURES = datasets.Features({"src": INT_SEQ, "tgt": INT_SEQ})
 CIT_FEATURES = datasets.Features({"ids": INT_SEQ, "n_ctx": datasets.Value("int32"), "side": datasets.Value("int8")})
@@ -280,22 +282,35 @@ def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict
     return _finish(tmp, out, record)
 
 
-def _shuffled_texts(pairs_text: Path, n_pairs: int, seed: int, chunk: int = 10000) -> Iterator[str]:
-    """`build_train_data`'s CLM texts (each pair's src, tgt; shuffled by random.Random(seed)) read from the pairs'
-    text file: the shuffle runs on an int64 array of text numbers (the same draws as on the list of texts).
-    The file is memory-mapped afresh for each chunk, so the pages its random reads touch leave the RSS."""
+def _shuffled_texts(pairs_text: Path, n_pairs: int, cit_text: Path, n_cit: int, seed: int,
+                    chunk: int = 10000) -> Iterator[str]:
+    """`data.clm_documents` read from the text files: text i < 2 n_pairs is side i % 2 of pair i // 2, text
+    2 n_pairs + k is CIT sample k (`cit.sample_text`). The shuffle runs on an int64 array of text numbers
+    (the same draws as on the list of texts). The files are memory-mapped afresh for each chunk, so the
+    pages its random reads touch leave the RSS."""
     import random
     from array import array
-    order = array("q", range(2 * n_pairs))
+
+    from ..cit import sample_text
+    order = array("q", range(2 * n_pairs + n_cit))
     random.Random(seed).shuffle(order)
     order = np.frombuffer(order, dtype=np.int64)
     for start in range(0, len(order), chunk):
         idx = order[start:start + chunk]
+        texts = np.empty(len(idx), dtype=object)
+        side = idx < 2 * n_pairs
         with pa.memory_map(str(pairs_text)) as source:
             table = pa.ipc.open_stream(source).read_all()
-            s, t = table.column("src").take(idx // 2).to_pylist(), table.column("tgt").take(idx // 2).to_pylist()
+            rows = idx[side] // 2
+            s, t = table.column("src").take(rows).to_pylist(), table.column("tgt").take(rows).to_pylist()
+            texts[side] = [b if i % 2 else a for i, a, b in zip(idx[side].tolist(), s, t)]
             del table
-        yield from (b if i % 2 else a for i, a, b in zip(idx.tolist(), s, t))
+        if not side.all():
+            with pa.memory_map(str(cit_text)) as source:
+                table = pa.ipc.open_stream(source).read_all().take(idx[~side] - 2 * n_pairs)
+                texts[~side] = [sample_text(r) for r in table.select(["context", "response"]).to_pylist()]
+                del table
+        yield from texts.tolist()
 
 
 def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
@@ -303,11 +318,12 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
     the text never all in memory: pairs are read language by language (`data.streamed_pairs`), each pair and
     its translation CIT sample appended to text files as it comes, then the files are tokenized as in `build`.
     Policy "bridge" only (pairwise pairs join all languages: `prepare` materialises those)."""
-    from ..cit import alpaca_samples, iter_translation_samples
-    from .data import check_counts, load_split, streamed_bactrian, streamed_pairs, warn_inert_p_src
+    from ..cit import alpaca_samples
+    from .data import (check_counts, load_split, streamed_bactrian, streamed_pairs, text_sources, translation_cit,
+                       warn_inert_p_src)
     out, seq_len = Path(out), cfg.seq_len
     tmp, record = _begin(out, tokenizer, seq_len, None)
-    sources = cfg.cit.sources if cfg.uses_cit else []
+    sources = text_sources(cfg)
     warn_inert_p_src(cfg)
     dev, train = streamed_pairs(cfg)
     pair_keys = ("src", "tgt", "src_lang", "tgt_lang")
@@ -323,7 +339,7 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
             yield p
 
     if "translation" in sources:
-        for sample in iter_translation_samples(kept(train), cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed):
+        for sample in translation_cit(cfg, kept(train)):
             cit.add(sample)
     else:
         for _ in kept(train):
@@ -336,14 +352,16 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
         for sample in streamed_bactrian(cfg).samples():
             cit.add(sample)
     n_cit = cit.close()
-    if cfg.uses_cit and not n_cit and n_pairs:  # pairs only: translation-mode CIT from them (as loop.prepare)
+    clm = cfg.objective == "clm"
+    if (cfg.uses_cit or clm) and not n_cit and n_pairs:  # pairs only: their translation samples (data.complete)
         cit = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
-        for sample in iter_translation_samples(_records(pairs.path), cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed):
+        for sample in translation_cit(cfg, _records(pairs.path)):
             cit.add(sample)
         n_cit = cit.close()
-    n_clm = 2 * n_pairs if cfg.objective == "clm" else 0
-    check_counts(cfg, n_pairs, n_cit, 2 * n_pairs)
-    record["summary"] = f"{n_pairs} pairs, {n_cit} CIT samples, {n_clm} CLM texts, {len(dev)} dev pairs"
+    n_clm = 2 * n_pairs + n_cit if clm else 0  # BPre: the pairs' sentences and the CIT samples' text
+    check_counts(cfg, n_pairs, n_cit, n_clm)
+    record["summary"] = (f"{n_pairs} pairs, {n_cit if cfg.uses_cit else 0} CIT samples, {n_clm} CLM texts, "
+                         f"{len(dev)} dev pairs")
     record["examples"] = examples
     logger.info("training data (streamed): %s", record["summary"])
     rows, enc_pairs = record["rows"], _pairs_encoder(tokenizer, seq_len)
@@ -354,8 +372,8 @@ def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
         rows["cit"] = _tokenize(tmp, "cit", cit.path, _cit_encoder(tokenizer, seq_len), CIT_FEATURES, batch_size)
         if cfg.cit.pack:
             rows["packed"] = _pack(tmp, seq_len)
-    if cfg.objective == "clm":
-        texts = _shuffled_texts(pairs.path, n_pairs, cfg.seed)
+    if clm:
+        texts = _shuffled_texts(pairs.path, n_pairs, cit.path, n_cit, cfg.seed)
         rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, texts, seq_len))
     return _finish(tmp, out, record)
 
@@ -463,18 +481,13 @@ def prepare(cfg, tokenizer, data=None, root: Path | None = None) -> tuple[dict, 
     the training data and tokenizes it only when its folder is missing: streamed from the config
     (`build_streamed`), or from the caller's data or, for policy "pairwise" (its XX-YY pairs join all
     languages), from `build_train_data` in memory; the other ranks never hold the text."""
-    from ..cit import translation_samples
-    from .data import build_train_data, check_data
+    from .data import build_train_data, check_data, complete
     out = Path(root or cache_root()) / f"{cfg.name}-{cache_key(cfg, tokenizer, data)}"
 
     def make():
-        d = data if data is not None else build_train_data(cfg)
-        if cfg.uses_cit and not d.cit and d.pairs:  # pairs only: translation-mode CIT from them (as loop.prepare)
-            d.cit = translation_samples(d.pairs, cfg.translation_p_src, cfg.cit.prompt, seed=cfg.seed)
+        d = complete(cfg, data if data is not None else build_train_data(cfg))
         check_data(cfg, d)
-        clm = None
-        if cfg.objective == "clm":
-            clm = d.clm_texts or (p[k] for p in d.pairs for k in ("src", "tgt"))
+        clm = d.clm_texts if cfg.objective == "clm" else None
         examples = [{"src": p["src"], "tgt": p["tgt"], "src_lang": p.get("src_lang"), "tgt_lang": p.get("tgt_lang")}
                     for p in d.pairs[:2]]
         return build(out, tokenizer, d.pairs if cfg.uses_mcl else None, d.cit if cfg.uses_cit else None,
