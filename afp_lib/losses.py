@@ -12,9 +12,12 @@ the gradient of its own loss); `gather="off"` uses local negatives only.
 so a CIT batch whose prompt tokens are labelled -100 trains on the response only."""
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .families import FAMILIES
 
@@ -107,23 +110,43 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 PLAIN_HEAD = tuple(name for name, f in FAMILIES.items() if f.plain_head)
 
 
-def response_logits_loss(model, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+# Response tokens per LM-head chunk: the head and the cross-entropy run on at most this many tokens at once and
+# each chunk's logits are recomputed in the backward pass (torch.utils.checkpoint), so the (N, V) logits (bf16,
+# their fp32 copy, the log-softmax output kept for backward) never exist for all N tokens: with a 256k vocabulary
+# 1024 tokens cost ~4 GB at their peak instead of ~14-16 bytes x N x V (~21 GB for 6k tokens). A batch of at most
+# this many tokens takes the one-shot path (the same ops as before, so small-profile results are unchanged).
+# Not in TrainConfig: chunking changes only the order of a float sum, and a config field would enter the run key.
+HEAD_CHUNK = 1024
+
+
+def _head_ce_sum(head, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(h).float(), target, reduction="sum")
+
+
+def response_logits_loss(model, hidden: torch.Tensor, labels: torch.Tensor,
+                         chunk: int | None = None) -> tuple[torch.Tensor, int]:
     """(summed CE, number of labelled tokens) from final hidden states (B, T, H): the LM head runs only
-    where a label is predicted, so prompt tokens cost no (B, T, V) logits."""
+    where a label is predicted, so prompt tokens cost no (B, T, V) logits; over more than `chunk` such
+    tokens (default HEAD_CHUNK) it runs chunk by chunk, each chunk's logits recomputed in backward (0 = one shot)."""
     keep = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts label t+1
     h = hidden[:, :-1][keep]  # (N, H)
-    logits = model.get_output_embeddings()(h).float()  # (N, V)
-    return F.cross_entropy(logits, labels[:, 1:][keep], reduction="sum"), int(keep.sum())
+    target = labels[:, 1:][keep]  # (N,)
+    head, n = model.get_output_embeddings(), int(keep.sum())
+    chunk = HEAD_CHUNK if chunk is None else chunk
+    if chunk <= 0 or n <= chunk:
+        return _head_ce_sum(head, h, target), n
+    run = _head_ce_sum if not torch.is_grad_enabled() else partial(checkpoint, _head_ce_sum, use_reentrant=False)
+    return sum(run(head, h[i:i + chunk], target[i:i + chunk]) for i in range(0, n, chunk)), n
 
 
 def cit_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-             across_ranks: bool = False) -> torch.Tensor:
+             across_ranks: bool = False, chunk: int | None = None) -> torch.Tensor:
     """Eq. 3: the causal LM loss of `model` on response tokens only (prompt and padding labelled -100).
     `across_ranks` (training, every rank calls it): normalised by the mean token count over ranks, see
-    `token_mean`."""
+    `token_mean`. `chunk`: LM-head chunk of plain-head families (`response_logits_loss`)."""
     if getattr(model.config, "model_type", None) in PLAIN_HEAD and model.get_output_embeddings() is not None:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        total, n = response_logits_loss(model, hidden, labels)
+        total, n = response_logits_loss(model, hidden, labels, chunk)
         if n == 0:
             raise ValueError("cit_loss got a batch with no labelled token (every response was masked or truncated)")
         return token_mean(total, n, across_ranks)

@@ -126,3 +126,54 @@ def test_cit_loss_equals_full_logits_loss(arch, tiny_models, toy_tokenizer):
     with torch.no_grad():
         want = lm_loss(model(input_ids=ids, attention_mask=mask).logits, labels)
         assert cit_loss(model, ids, mask, labels).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+def test_chunked_lm_head_equals_one_shot_loss_and_gradients(arch, toy_tokenizer, tiny_shape):
+    """The chunked LM head + CE (chunk logits recomputed in backward) gives the one-shot loss and the same
+    gradient on every parameter, the tied/untied head included, for chunks that divide the token count, that
+    do not, of one token and larger than it (fp32, dropout 0)."""
+    from afp_lib.losses import cit_loss
+    from afp_lib.models import build_model
+    model = build_model(arch, tiny_shape, toy_tokenizer, seed=0).train()
+    ids = torch.tensor(toy_tokenizer(["The cat sat on the mat. A dog runs in the park.", "猫坐在垫子上。 Answer in English: The cat",
+                                      "Kedi paspasın üzerine oturdu."], padding=True)["input_ids"])
+    mask = (ids != toy_tokenizer.pad_token_id).long()
+    labels = ids.masked_fill(mask == 0, IGNORE)
+    labels[:, :3] = IGNORE  # a prompt
+    n = int((labels[:, 1:] != IGNORE).sum())
+
+    def loss_and_grads(chunk):
+        model.zero_grad(set_to_none=True)
+        loss = cit_loss(model, ids, mask, labels, chunk=chunk)
+        loss.backward()
+        return loss.item(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    want, want_grads = loss_and_grads(0)
+    assert n > 8 and want_grads
+    for chunk in (1, 4, n // 2, n - 1, 7 if n % 7 else 5, n + 3):
+        got, grads = loss_and_grads(chunk)
+        assert got == pytest.approx(want, rel=1e-6), chunk
+        assert grads.keys() == want_grads.keys()
+        for k, g in grads.items():
+            assert torch.allclose(g, want_grads[k], rtol=1e-5, atol=1e-7), (chunk, k)
+
+
+def test_chunked_lm_head_keeps_one_chunk_of_logits_for_backward(tiny_models, toy_tokenizer):
+    """What autograd keeps for the backward pass: the one-shot head keeps (N, V) fp32 log-probabilities, the
+    chunked head none of that size (only the chunk inputs); counted with saved-tensor hooks."""
+    from afp_lib.losses import response_logits_loss
+    model = tiny_models["xglm"]
+    vocab = model.get_output_embeddings().weight.size(0)
+    hidden = torch.randn(2, 40, model.config.hidden_size, requires_grad=True)
+    labels = torch.randint(0, vocab, (2, 40))
+
+    def largest_saved(chunk):
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+            response_logits_loss(model, hidden, labels, chunk)
+        return max(sizes)
+
+    n = 2 * 39
+    assert largest_saved(0) >= n * vocab
+    assert largest_saved(8) < 8 * vocab + n * model.config.hidden_size

@@ -21,12 +21,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .facts import PAPER_GPUS, Throughput
+from .memory import MemoryModel
 from .resolve import SECTIONS, Plan, PlanRun, resolve_plan, section_variants  # noqa: F401
 
 DS_CONFIG = "configs/deepspeed_zero2_bf16.json"
 PLAN_FILE = "results/paper_plan.json"
 COLUMNS = ("key", "arch", "objective", "layer", "pooling", "p_src", "alpha", "policy", "langs", "steps",
-           "global_batch", "mcl_pairs", "epochs", "gpu_hours", "state_gb_per_gpu", "used_by")
+           "global_batch", "tokens_per_step", "mcl_pairs", "epochs", "gpu_hours", "checkpointing", "mem_gb_per_gpu",
+           "used_by")
 
 
 def _cell(value) -> str:
@@ -41,7 +43,8 @@ def summary(plan: Plan) -> str:
              f"{t['vanilla_models']} vanilla models evaluated",
              f"  {t['optimizer_steps']:,} optimizer steps, ~{t['tokens'] / 1e9:.2f}B tokens processed, "
              f"~{t['gpu_hours']:,} GPU-hours = ~{t['wall_hours']:,} h on {plan.gpus} GPUs",
-             f"  assumption: {plan.throughput.describe()}", "", "sections (variants -> runs, new after sharing):"]
+             f"  assumption: {plan.throughput.describe()}", f"  memory: {plan.memory.describe()}",
+             "", "sections (variants -> runs, new after sharing):"]
     lines += [f"  {name:<14} {s['variants']:>3} -> {s['runs']:>3} runs, {s['new_runs']:>3} new" for name, s in plan.sections.items()]
     rows = [[_cell(getattr(r, c)) for c in COLUMNS] for r in plan.runs]
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
@@ -98,16 +101,25 @@ def write_ds_config(plan: Plan, path: Path) -> dict:
 
 def launch_commands(plan: Plan, launcher: str = "torchrun", plan_file: str = PLAN_FILE) -> str:
     """One launch per run, largest first (the trainer CLI resolves the same config and run-cache key as the
-    notebooks), then the sharded evaluation of the grid: after these the notebooks only read."""
+    notebooks), then the sharded evaluation of the grid: after these the notebooks only read. A run that fails
+    (an OOM, a lost node) is recorded and the next one starts; the script then names the failed runs and stops
+    before the evaluation, which needs every model (a relaunch retrains only those: finished runs are cache hits)."""
     start = {"torchrun": f"torchrun --nproc_per_node {plan.gpus} -m afp_lib train",
              "deepspeed": f"deepspeed --num_gpus {plan.gpus} --no_local_rank --module afp_lib train"}[launcher]
     lines = ["#!/usr/bin/env bash", f"# {len(plan.runs)} runs of the {plan.profile!r} plan, ~{plan.totals['wall_hours']} h "
-             f"on {plan.gpus} GPUs ({plan.throughput.describe()})", "set -euo pipefail"]
+             f"on {plan.gpus} GPUs ({plan.throughput.describe()})", "set -euo pipefail", "failed=()",
+             'fail() { echo "=== run $1 FAILED (exit $2); continuing with the next run" >&2; failed+=("$1"); }']
     for r in sorted(plan.runs, key=lambda r: -r.gpu_hours if r.gpu_hours == r.gpu_hours else 0):
         args = ["--profile", plan.profile, "--base-model", r.hub_id, *r.overrides, f"seed={r.seed}"]
-        lines += [f"# {r.key}: {', '.join(r.used_by)} (~{r.wall_hours} h)", f"{start} {shlex.join(args)}"]
+        ckpt = {True: ", checkpointing on", False: ", checkpointing off", None: ""}[r.checkpointing]
+        lines += [f"# {r.key}: {', '.join(r.used_by)} (~{r.wall_hours} h, ~{r.mem_gb_per_gpu} GB per GPU{ckpt})",
+                  f"{start} {shlex.join(args)} || fail {r.key} $?"]
     size = f"{plan.grid.totals['cells']:,} cells, ~{plan.grid.totals['gpu_hours']} GPU-hours" if plan.grid else "the grid"
-    lines += [f"# evaluation: {size}, sharded over the {plan.gpus} GPUs (largest cells first; a relaunch resumes); "
+    lines += ['if ((${#failed[@]})); then',
+              f'  echo "${{#failed[@]}} of {len(plan.runs)} training runs failed: ${{failed[*]}}; relaunch this script '
+              '(finished runs are cache hits) before the evaluation" >&2',
+              "  exit 1", "fi",
+              f"# evaluation: {size}, sharded over the {plan.gpus} GPUs (largest cells first; a relaunch resumes); "
               "then the notebooks only read runs/eval",
               f"python -m afp_lib paper-plan --profile {plan.profile} --out {plan_file}",
               f"torchrun --nproc_per_node {plan.gpus} -m afp_lib evaluate --plan {plan_file}"]
@@ -121,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpus", type=int, default=PAPER_GPUS, help="data-parallel GPUs (App. A: 8)")
     ap.add_argument("--peak-tflops", type=float, default=Throughput.peak_tflops, help="bf16 peak per GPU")
     ap.add_argument("--mfu", type=float, default=Throughput.mfu, help="assumed model-FLOPs utilisation")
+    ap.add_argument("--gpu-gb", type=float, default=MemoryModel.gpu_gb,
+                    help="GPU memory (GB) that train.gradient_checkpointing=auto is decided for (A100 80GB)")
     ap.add_argument("--out", action="append", default=[], help="write the plan: FILE.json or FILE.csv (repeatable)")
     ap.add_argument("--ds-config", help=f"write the trainer's DeepSpeed config for --gpus GPUs (e.g. {DS_CONFIG})")
     ap.add_argument("--commands", help="write a shell script with one multi-GPU launch per run to this file")
@@ -132,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     tp = Throughput(peak_tflops=args.peak_tflops, mfu=args.mfu)
-    plan = resolve_plan(args.profile, gpus=args.gpus, throughput=tp, grid=not args.no_grid)
+    plan = resolve_plan(args.profile, gpus=args.gpus, throughput=tp, grid=not args.no_grid,
+                        memory=MemoryModel(gpu_gb=args.gpu_gb))
     print(summary(plan))
     for out in map(Path, args.out):
         if out.suffix not in (".json", ".csv"):

@@ -18,6 +18,12 @@ class HubModel:
 # From each checkpoint's config.json on the hub, as the family entries of afp_lib.families record them.
 HUB_MODELS = {c.hub_id: HubModel(f.name, c.params, c.n_layers, c.d_model) for f in FAMILIES.values() for c in f.hub}
 
+# Attention heads and vocabulary (config.json: num_attention_heads / n_head, vocab_size), for the memory estimate.
+HUB_HEADS_VOCAB = {"facebook/xglm-564M": (16, 256008), "facebook/xglm-1.7B": (16, 256008),
+                   "facebook/xglm-7.5B": (32, 256008), "bigscience/bloom-560m": (16, 250880),
+                   "bigscience/bloom-1b7": (16, 250880), "bigscience/bloom-7b1": (32, 250880),
+                   "huggyllama/llama-7b": (32, 32000)}
+
 BACTRIAN_X = "MBZUAI/Bactrian-X"
 OPUS100 = "Helsinki-NLP/opus-100"
 
@@ -42,15 +48,21 @@ class Throughput:
     gpu: str = "A100 80GB"
     peak_tflops: float = 312.0       # dense bf16 peak of an A100
     mfu: float = 0.35                # model-FLOPs utilisation assumed for ZeRO-2 data parallel, seq <= 512
-    # ~20M tokens for the 167k EN-ZH pairs (paper §3.1) -> ~60 tokens per sentence, ~125 per CIT sample
+    # ~20M tokens for the 167k EN-ZH pairs (paper §3.1) -> ~60 tokens per sentence, ~125 per unpacked CIT sample
     tokens_per_sentence: int = 60
     prompt_tokens: int = 5           # "Answer in Chinese:"
+    # A packed CIT row (cit.pack) is computed at its full seq_len: collate.pack_plan fills 512-token rows to
+    # 99.9% (167k samples of 20-500 tokens), and a batch is padded to its longest row.
+    recompute: float = 4 / 3         # activation checkpointing runs each block's forward twice: 8 PT, not 6 PT
 
     def describe(self) -> str:
         return (f"{self.gpu}: {self.peak_tflops:g} TFLOP/s bf16 peak x {self.mfu:.0%} MFU = "
                 f"{self.peak_tflops * self.mfu:g} TFLOP/s per GPU; training FLOPs = 6 x params x tokens "
-                f"(MCL counts only the blocks below its layer); {self.tokens_per_sentence} tokens per sentence "
-                f"(paper §3.1: ~20M tokens / 167k EN-ZH pairs); evaluation not included")
+                f"(MCL counts only the blocks below its layer), x {self.recompute:.3g} with activation checkpointing, "
+                f"+ 2 x vocab x hidden per LM-head token where the head is chunked (its forward is recomputed); "
+                f"packed CIT rows hold seq_len tokens, unpacked ones {2 * self.tokens_per_sentence + self.prompt_tokens}; "
+                f"{self.tokens_per_sentence} tokens per sentence (paper §3.1: ~20M tokens / 167k EN-ZH pairs); "
+                f"evaluation not included")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from ..sections import SECTIONS, section_variants  # noqa: F401  (the plan's run
 from ..paths import mirror_root
 from ..trainer.config import EVAL_SOURCES, TrainConfig
 from ..trainer.runs import run_dir, run_key
-from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS, EvalThroughput,
-                    HubModel, Throughput)
+from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_HEADS_VOCAB, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS,
+                    EvalThroughput, HubModel, Throughput)
+from .memory import MemoryModel, Shape, wants_checkpointing
+from .memory import estimate as estimate_memory
 
 if TYPE_CHECKING:
     from .grid import Grid
@@ -49,9 +51,13 @@ class PlanRun:
     cit_samples: int
     epochs: float            # passes over the pairs that `steps x global_batch` amounts to
     tokens: int              # estimated tokens processed (Throughput assumption)
-    gpu_hours: float
+    tokens_per_step: int     # of one optimizer step, all GPUs (packed CIT rows: seq_len each)
+    gpu_hours: float         # x Throughput.recompute where checkpointing is on
     wall_hours: float        # on `gpus` GPUs
-    state_gb_per_gpu: float  # ZeRO-2 bf16 model states per GPU (weights 2P + grads/master/Adam 14P/gpus)
+    state_gb_per_gpu: float  # ZeRO-2 bf16 model states per GPU (weights 2P + grads/master/Adam 14P/gpus + buckets)
+    checkpointing: bool | None  # train.gradient_checkpointing as the trainer resolves it on the plan's GPU
+    mem_gb_per_gpu: float    # afp_lib.plan.memory estimate with that decision
+    memory: dict             # its parts (GB): states, activations, logits, overhead, total
     used_by: list[str] = field(default_factory=list)   # "section:label" of every notebook model that is this run
     uncovered: list[str] = field(default_factory=list)  # languages without pairs in train.data.sources (a PROBLEM)
     overrides: list[str] = field(default_factory=list)
@@ -73,6 +79,7 @@ class Plan:
     sections: dict[str, dict]            # name -> {"variants": n, "runs": n, "new_runs": n}
     problems: list[str]
     grid: "Grid | None" = None           # the evaluation grid (afp_lib.plan.grid), when resolved
+    memory: MemoryModel = field(default_factory=MemoryModel)   # the assumptions behind mem_gb / checkpointing
 
     @property
     def totals(self) -> dict:
@@ -83,7 +90,8 @@ class Plan:
 
     def to_json(self) -> str:
         return json.dumps({"profile": self.profile, "gpus": self.gpus, "throughput": asdict(self.throughput),
-                           "assumption": self.throughput.describe(), "totals": self.totals,
+                           "assumption": self.throughput.describe(), "memory": asdict(self.memory),
+                           "memory_assumption": self.memory.describe(), "totals": self.totals,
                            "sections": self.sections, "problems": self.problems,
                            "vanilla": self.vanilla, "runs": [r.row() for r in self.runs],
                            **({"eval": self.grid.to_json()} if self.grid is not None else {})},
@@ -119,36 +127,47 @@ def expected_sources(cfg: TrainConfig) -> tuple[dict, list[str]]:
     return out, uncovered
 
 
-def estimate(cfg: TrainConfig, model: HubModel | None, gpus: int, tp: Throughput) -> dict:
-    """Tokens, GPU-hours and ZeRO-2 memory of one run under the stated throughput assumption."""
+def estimate(cfg: TrainConfig, model: HubModel | None, gpus: int, tp: Throughput, hub: str = "",
+             mm: MemoryModel | None = None) -> dict:
+    """Tokens, GPU-hours, memory per GPU and the checkpointing decision of one run under the stated
+    throughput and memory assumptions (`Throughput`, `memory.MemoryModel`)."""
+    from ..losses import HEAD_CHUNK
     gb = cfg.batch_size * cfg.grad_accum * gpus
     lm_batch = (cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size) * cfg.grad_accum * gpus
     mcl_tokens = 2 * tp.tokens_per_sentence * gb if cfg.uses_mcl else 0
-    per_sample = cfg.seq_len if cfg.objective == "clm" else 2 * tp.tokens_per_sentence + tp.prompt_tokens
-    lm_tokens = min(per_sample, cfg.seq_len) * lm_batch if (cfg.uses_cit or cfg.objective == "clm") else 0
-    out = {"tokens": cfg.steps * (mcl_tokens + lm_tokens), "gpu_hours": float("nan"), "wall_hours": float("nan"),
-           "state_gb_per_gpu": float("nan")}
-    if model is not None:
+    packed = cfg.objective == "clm" or (cfg.uses_cit and cfg.cit.pack)
+    per_row = cfg.seq_len if packed else 2 * tp.tokens_per_sentence + tp.prompt_tokens
+    lm_tokens = min(per_row, cfg.seq_len) * lm_batch if (cfg.uses_cit or cfg.objective == "clm") else 0
+    fixed = cfg.gradient_checkpointing if cfg.gradient_checkpointing != "auto" else None
+    out = {"tokens": cfg.steps * (mcl_tokens + lm_tokens), "tokens_per_step": mcl_tokens + lm_tokens,
+           "gpu_hours": float("nan"), "wall_hours": float("nan"), "state_gb_per_gpu": float("nan"),
+           "checkpointing": fixed, "mem_gb_per_gpu": float("nan"), "memory": {}}
+    if model is not None and hub in HUB_HEADS_VOCAB:
+        shape = Shape(model.family, model.params, model.n_layers, model.d_model, *HUB_HEADS_VOCAB[hub])
+        ckpt = wants_checkpointing(shape, cfg, gpus, mm)
+        memory = estimate_memory(shape, cfg, gpus, ckpt, mm)
         depth = min(1.0, cfg.mcl.layer / model.n_layers)    # MCL's early exit runs only the first `layer` blocks
-        flops = 6 * model.params * cfg.steps * (mcl_tokens * depth + lm_tokens)
+        flops = 6 * model.params * cfg.steps * (mcl_tokens * depth + lm_tokens) * (tp.recompute if ckpt else 1)
+        if lm_batch // (gpus * cfg.grad_accum) * per_row > HEAD_CHUNK:   # the chunked head's forward runs twice
+            flops += 2 * shape.vocab * shape.d_model * cfg.steps * lm_tokens
         gpu_h = flops / (tp.peak_tflops * 1e12 * tp.mfu) / 3600
-        out.update(gpu_hours=round(gpu_h, 2), wall_hours=round(gpu_h / gpus, 2),
-                   state_gb_per_gpu=round((2 * model.params + 14 * model.params / gpus) / 1e9, 1))
+        out.update(gpu_hours=round(gpu_h, 2), wall_hours=round(gpu_h / gpus, 2), state_gb_per_gpu=memory["states"],
+                   checkpointing=ckpt, mem_gb_per_gpu=memory["total"], memory=memory)
     return out
 
 
 def resolve_plan(profile: str = "paper", gpus: int = PAPER_GPUS, throughput: Throughput | None = None,
                  sections: tuple[str, ...] = SECTIONS, grid: bool = False,
-                 eval_throughput: EvalThroughput | None = None) -> Plan:
+                 eval_throughput: EvalThroughput | None = None, memory: MemoryModel | None = None) -> Plan:
     """The training runs; with `grid`, also the evaluation grid (item counts read from the data)."""
-    plan = _resolve(profile, gpus, throughput or Throughput(), sections)
+    plan = _resolve(profile, gpus, throughput or Throughput(), sections, memory or MemoryModel())
     if grid:
         from .grid import resolve_grid
         plan.grid = resolve_grid(profile, sections, eval_throughput)
     return plan
 
 
-def _resolve(profile: str, gpus: int, tp: Throughput, sections: tuple[str, ...]) -> Plan:
+def _resolve(profile: str, gpus: int, tp: Throughput, sections: tuple[str, ...], mm: MemoryModel) -> Plan:
     runs: dict[str, PlanRun] = {}
     vanilla: dict[str, list[str]] = {}
     summary, problems = {}, []
@@ -192,6 +211,6 @@ def _resolve(profile: str, gpus: int, tp: Throughput, sections: tuple[str, ...])
                 gpus=gpus, global_batch=gb, seq_len=cfg.seq_len, sources=sources, mcl_pairs=pairs, cit_samples=cit,
                 epochs=round(cfg.steps * gb / pairs, 2) if pairs else float("nan"),
                 used_by=[f"{name}:{v.label}"], uncovered=uncovered, overrides=list(v.train or ()), cfg=cfg,
-                **estimate(cfg, model, gpus, tp))
+                **estimate(cfg, model, gpus, tp, hub, mm))
         summary[name] = {"variants": len(vs), "runs": len(keys), "new_runs": len(runs) - before}
-    return Plan(profile, gpus, tp, list(runs.values()), vanilla, summary, problems)
+    return Plan(profile, gpus, tp, list(runs.values()), vanilla, summary, problems, memory=mm)

@@ -283,7 +283,11 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
     prep = prepare(cfg, tokenizer, data)  # builds the data from cfg when None (under arrow: on rank 0 only)
-    set_gradient_checkpointing(model, cfg.gradient_checkpointing)
+    from ..plan.memory import resolve_checkpointing  # here: afp_lib.plan imports the trainer
+    checkpointing = resolve_checkpointing(cfg, model, device, world)
+    if cfg.gradient_checkpointing == "auto" and main:
+        logger.info("gradient checkpointing: auto -> %s (afp_lib.plan.memory)", "on" if checkpointing else "off")
+    set_gradient_checkpointing(model, checkpointing)
     backend = _make_backend(cfg, model, device)
     model = backend.model
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -73,7 +73,7 @@ def peak_memory_gib(device: torch.device) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from . import distributed
-    from .config import load_train_config
+    from .config import load_train_config, replace
     from ..devices import autocast, resolve_precision
     from ..models import set_gradient_checkpointing
     from .loop import _device, _make_backend, micro_index, step_losses
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.backend == "deepspeed" and device.type == "cuda":
         model = model.to(torch.bfloat16)
     n_params = sum(p.numel() for p in model.parameters())
+    from ..plan.memory import resolve_checkpointing
+    cfg = replace(cfg, gradient_checkpointing=resolve_checkpointing(cfg, model, device, world))  # "auto" resolved
     set_gradient_checkpointing(model, cfg.gradient_checkpointing)  # as the trainer does, before the backend
     if device.type == "cuda":  # the peak counts training only, not the fp32 build and its bf16 cast
         torch.cuda.empty_cache()
