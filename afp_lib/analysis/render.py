@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..eval.tasks import TITLES
+from .intervals import no_skill
 
 NAMES = TITLES  # task -> its `title` in the task YAML ("pawsx" -> "PAWS-X")
 
@@ -53,7 +54,6 @@ def _cell(v, pm, digits: int, show_pm: bool, ci=None, compact: bool = False) -> 
     """'45.5±0.3' (± as the table defines it), then the 95% interval where there is one,
     '45.5±0.3 [41.2, 49.8]', or with `compact` '45.5±4' (± half the interval's width, whole points), marked
     '†' where the interval does not clear both uniform chance and the majority-class rate (intervals.no_skill)."""
-    from .intervals import no_skill
     if pd.isna(v):
         return "–"
     s = f"{v:.{digits}f}"

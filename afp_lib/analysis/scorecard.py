@@ -223,7 +223,7 @@ def _refs(s: dict) -> str:
 def measure_icl(claim, records: pd.DataFrame, n_boot: int = I.N_BOOT) -> list[dict]:
     """One row per architecture: a - b of the mean accuracy over the claim's cells."""
     rec = records[records["metric"] == "acc"]
-    rec = _select(rec, {k: v for k, v in (claim.get("cells") or {}).items()})
+    rec = _select(rec, claim.get("cells") or {})
     rows = []
     for arch in sorted(rec["arch"].unique()) if "arch" in rec else [None]:
         d = rec if arch is None else rec[rec["arch"] == arch]
