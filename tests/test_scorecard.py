@@ -158,3 +158,36 @@ def test_majority_rate_of_a_real_subset():
     rates = I.majority_rates(rec)
     assert rates.iloc[0] == rate and rates.iloc[1] >= 100 / 3    # NaN max_items: every item
     assert I.majority_rates(rec.drop(columns="max_items")).isna().all()
+
+
+def test_generated_findings_agree_with_the_scorecard_on_the_committed_results():
+    """The findings sentences of notebook 01 and the scorecard read the same findings.csv: "as in the paper's
+    Fig. 3c (on …)" exactly where the uniformity claim holds there, "AFP is above vanilla" exactly where the
+    retrieval claim holds (whatever the numbers of a regenerated profile)."""
+    from afp_lib.analysis.findings import describe_findings
+    from afp_lib.paths import results_dir
+    folder = results_dir("mini/bilingual")
+    if not (folder / "findings.csv").is_file():
+        pytest.skip("no committed mini findings")
+    f = pd.read_csv(folder / "findings.csv", index_col=0)
+    text = describe_findings(f)
+    card = S.section_scorecard("bilingual", folder, ids=["F3c-uniform-dev", "F3c-uniform-tatoeba", "MCL-dev",
+                                                         "MCL-tatoeba"])
+    v = dict(zip(card["id"], card["verdict"]))
+    dev_line, tatoeba_line = (next(line for line in text.splitlines() if key in line)
+                              for key in ("In-domain held-out pairs", "**Alignment** (Tatoeba"))
+    assert ("as in the paper's Fig. 3c (on the dev pairs)" in dev_line) == (v["F3c-uniform-dev"] == S.HOLDS)
+    assert ("as in the paper's Fig. 3c (on Tatoeba)" in tatoeba_line) == (v["F3c-uniform-tatoeba"] == S.HOLDS)
+    assert ("AFP is above vanilla" in dev_line) == (v["MCL-dev"] == S.HOLDS)
+    retrieval_line = next(line for line in text.splitlines() if "Bitext retrieval" in line)
+    assert ("AFP is above vanilla" in retrieval_line) == (v["MCL-tatoeba"] == S.HOLDS)
+
+
+def test_findings_say_no_order_when_the_intervals_overlap():
+    from afp_lib.analysis.findings import describe_findings
+    f = pd.DataFrame({"uniform": [-1.20, -1.22], "uniform se": [0.0, 0.05], "n seeds": [1, 2],
+                      "ppl en": [100.0, 104.0], "ppl en se": [0.0, 5.0]}, index=["vanilla", "MCL"])
+    text = describe_findings(f)
+    assert "MCL does not move it (-0.02)" in text and "as in the paper" not in text
+    assert "is not shown on Tatoeba" in text
+    assert "MCL alone does not measurably change it" in text
