@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .analysis.findings import (ORDER, describe_findings, describe_restored, findings_table,  # noqa: F401
-                                five_task_scores, headline, restored_table)
+                                findings_views, five_task_scores, headline, restored_table)
 from .analysis.paper import ablation_match, paper_match, policy_match, semantic_match  # noqa: F401
 from .analysis.probes import (SCRIPTS, dev_probe, greedy_answers, output_language, perplexity, probe,  # noqa: F401
                               representations, restored_perplexity, script_share, stacked_representations, step0)
@@ -43,7 +43,8 @@ def run_dir(v: Variant, profile: str) -> Path | None:
     require_gpu(profile, train_config(v, profile).device)
     t0 = time.time()
     path = get_or_train(train_config(v, profile), base_model(profile, v.arch))
-    logger.info("%s ready in %.0fs: %s", v.name(profile), time.time() - t0, path)
+    seconds = time.time() - t0   # a cache hit (well under a second) is not news in a notebook
+    logger.log(logging.INFO if seconds >= 1 else logging.DEBUG, "%s ready in %.0fs: %s", v.name(profile), seconds, path)
     return path
 
 

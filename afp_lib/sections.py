@@ -19,7 +19,6 @@ with the options
 The block's own `train` overrides come first in every aligned run."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -150,8 +149,8 @@ def setup(name: str, profile: str, evaluate_missing: bool | None = None) -> Setu
     missing, except for `paper`, whose models come from the hub), its params block, its models and its
     output folders."""
     from . import experiment, paths, world
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        force=True)
+    from .analysis.notebook import configure
+    configure()   # logging without absolute paths or cache chatter, no progress bars, figures inline
     experiment.EVALUATE_MISSING = evaluate_missing
     if profile != "paper":
         world.ensure_world(profile)

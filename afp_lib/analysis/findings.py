@@ -44,6 +44,39 @@ def findings_table(probes, ppl, answers):
     return out.reindex([x for x in ORDER if x in out.index] + [x for x in out.index if x not in ORDER])
 
 
+def findings_views(f) -> dict[str, "pd.DataFrame"]:
+    """The findings table as two frames of strings that fit a notebook column (the CSV keeps every column):
+    the representation probes (retrieval with its 95% interval, alignment, uniformity, on the dev pairs and on
+    Tatoeba) and the language-model side (perplexity, answer language), each as mean ± se where no interval."""
+    import math
+
+    import pandas as pd
+
+    def cell(label, col, digits):
+        if col not in f.columns or math.isnan(f.loc[label, col]):
+            return "–"
+        if col + " lo" in f.columns:
+            return f"{f.loc[label, col]:.{digits}f} [{f.loc[label, col + ' lo']:.{digits}f}, {f.loc[label, col + ' hi']:.{digits}f}]"
+        se = f.loc[label, col + " se"] if col + " se" in f.columns else float("nan")
+        return f"{f.loc[label, col]:.{digits}f}" + ("" if math.isnan(se) else f" ± {se:.{digits}f}")
+
+    views = {
+        "representations (lower align/uniform is better)": [
+            ("dev retrieval", "dev retrieval (%)", 1), ("dev align", "dev align", 3), ("dev uniform", "dev uniform", 3),
+            ("retrieval", "Tatoeba retrieval (%)", 1), ("align", "Tatoeba align", 3), ("uniform", "Tatoeba uniform", 3)],
+        "language model and answer language": [
+            ("ppl en", "ppl en", 1), ("ppl zh", "ppl zh", 1), ("answered en->zh (%)", "answered en→zh (%)", 0),
+            ("answers in zh (%)", "in zh (%)", 0), ("answered zh->en (%)", "answered zh→en (%)", 0),
+            ("answers in en (%)", "in en (%)", 0), ("n seeds", "seeds", 0)]}
+    out = {}
+    for name, cols in views.items():
+        cols = [c for c in cols if c[0] in f.columns]
+        if cols:
+            out[name] = pd.DataFrame({head: [cell(lab, col, d) if col != "n seeds" else f"{f.loc[lab, col]:.0f}"
+                                             for lab in f.index] for col, head, d in cols}, index=f.index)
+    return out
+
+
 def describe_findings(f) -> str:
     """Sentences that state the comparisons the paper makes, with our numbers: retrieval as mean [95%
     interval over training seeds and pairs], the rest as mean ± standard error over training seeds. A word
@@ -71,18 +104,36 @@ def describe_findings(f) -> str:
             return "not measured"
         return f"{a} is {compare(iv(a, col), iv(b, col))} {b}"
 
-    def uniformity(col):
-        """Each aligned method's uniformity against the vanilla model's, in words computed from the numbers."""
+    def se_iv(label, col):
+        """mean ± 1.96 standard errors over training seeds (align/uniform have no bootstrap interval)."""
+        m, se = f.loc[label, col], f.loc[label, col + " se"] if col + " se" in f.columns else 0.0
+        return (m, m - 1.96 * se, m + 1.96 * se)
+
+    def uniformity(col, where):
+        """Each aligned method's uniformity against the vanilla model's, in words computed from the numbers:
+        "improves"/"worsens" only where the mean ± 1.96 se intervals exclude each other, and "as in the paper's
+        Fig. 3c" only where AFP's improves on these pairs (`where`)."""
         if not has("vanilla", col):
             return ""
-        moved = [(lab, f.loc[lab, col] - f.loc["vanilla", col]) for lab in ("MCL", "AFP") if has(lab, col)]
+        moved = [(lab, f.loc[lab, col] - f.loc["vanilla", col], compare(se_iv(lab, col), se_iv("vanilla", col),
+                                                                        lower_better=True))
+                 for lab in ("MCL", "AFP") if has(lab, col)]
         if not moved:
             return ""
-        words = ", ".join(f"{lab} {'worsens' if d > 0 else 'improves'} it ({d:+.2f})" for lab, d in moved)
-        worse = [lab for lab, d in moved if d > 0]
-        note = (": the sentences crowd together, the opposite of the paper's Fig. 3c, where AFP lowers both "
-                "alignment and uniformity") if worse else ", as in the paper's Fig. 3c"
-        return f" **Uniformity** (lower is better): vanilla {val('vanilla', col, 2)}; {words}{note}."
+        verb = {"better than": "improves", "worse than": "worsens", "indistinguishable from": "does not move"}
+        words = ", ".join(f"{lab} {verb[c]} it ({d:+.2f})" for lab, d, c in moved)
+        afp = next((c for lab, _, c in moved if lab == "AFP"), None)
+        worse = [lab for lab, _, c in moved if c == "worse than"]
+        note = (f": {' and '.join(worse)} crowd{'s' if len(worse) == 1 else ''} the sentences together on {where}, "
+                "the opposite of the paper's Fig. 3c, where AFP lowers both alignment and uniformity") if worse else \
+            f", as in the paper's Fig. 3c (on {where})" if afp == "better than" else \
+            f"; the paper's Fig. 3c (AFP lowers uniformity) is not shown on {where}"
+        return f" **Uniformity** (lower is better; mean ± se over seeds): vanilla {val('vanilla', col, 2)}; {words}{note}."
+
+    def ppl_word(col):
+        """MCL's perplexity against vanilla's: a verb only where mean ± 1.96 se intervals exclude each other."""
+        c = compare(se_iv("MCL", col), se_iv("vanilla", col))
+        return {"above": "raises", "below": "lowers", "indistinguishable from": "does not measurably change"}[c]
 
     def times_vanilla(col):
         if not (has("AFP", col) and has("vanilla", col)) or f.loc["vanilla", col] <= 0:
@@ -98,21 +149,21 @@ def describe_findings(f) -> str:
         + "".join(f"{above('AFP', lab, 'dev retrieval')}; " for lab in baselines)
         + f"{above('AFP', 'vanilla', 'dev retrieval')}{times_vanilla('dev retrieval')}; alignment AFP "
         f"{val('AFP', 'dev align', 3)}, CIT {val('CIT', 'dev align', 3)}, vanilla {val('vanilla', 'dev align', 3)}."
-        f"{uniformity('dev uniform')}",
+        f"{uniformity('dev uniform', 'the dev pairs')}",
     ]
     lines += [
         f"- **Bitext retrieval EN–ZH, Tatoeba** (out of domain, %, 95% interval): AFP {val('AFP', 'retrieval')}, "
         f"CIT {val('CIT', 'retrieval')}, MCL {val('MCL', 'retrieval')}, vanilla {val('vanilla', 'retrieval')}: "
         f"{above('AFP', 'CIT', 'retrieval')}; {above('AFP', 'vanilla', 'retrieval')}.",
         f"- **Alignment** (Tatoeba, lower is better): AFP {val('AFP', 'align', 3)}, CIT {val('CIT', 'align', 3)}, "
-        f"vanilla {val('vanilla', 'align', 3)}.{uniformity('uniform')}",
+        f"vanilla {val('vanilla', 'align', 3)}.{uniformity('uniform', 'Tatoeba')}",
     ]
     for lang in ("en", "zh"):
         col = f"ppl {lang}"
         if col in f.columns:
             lines.append(f"- **Held-out perplexity ({lang})**: vanilla {val('vanilla', col)}, MCL only {val('MCL', col)}, "
                          f"CIT {val('CIT', col)}, AFP {val('AFP', col)}: MCL alone "
-                         f"{'raises' if f.loc['MCL', col] > f.loc['vanilla', col] else 'does not raise'} it"
+                         f"{ppl_word(col)} it"
                          + (f"; AFP's cost {100 * (f.loc['AFP', col] / f.loc['vanilla', col] - 1):+.0f}%."
                             if has("AFP", col) else ".")
                          if "MCL" in f.index and "vanilla" in f.index else f"- perplexity ({lang}): {val('AFP', col)}")

@@ -15,6 +15,8 @@ Comparisons in the generated findings use `compare`: a word of order ("above", "
 intervals do not overlap, else "indistinguishable from"."""
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,6 +24,46 @@ import numpy as np
 N_BOOT = 1000
 LEVEL = 95.0
 CHANCE = {"xnli": 100 / 3, "pawsx": 50.0, "xcopa": 50.0, "xstorycloze": 50.0, "xwinograd": 50.0}
+
+
+@functools.lru_cache(maxsize=None)
+def majority_rate(task: str, language: str, max_items: int | None) -> float:
+    """The score (%) of always giving the most frequent gold answer of the items a cell scores (the fixed
+    subset of `max_items`, afp_lib.eval.tasks.load_task_data): on a few items the labels are rarely balanced
+    (6 XNLI items with 4 contradictions: 66.7%, twice uniform chance), so a score must clear this too."""
+    from collections import Counter
+
+    from ..eval.tasks import TASKS, load_task_data
+    spec = TASKS[task]
+    quiet = logging.getLogger("afp_lib.eval.tasks")
+    level, _ = quiet.level, quiet.setLevel(logging.ERROR)   # its notes on the split were logged by the evaluation
+    try:
+        test = load_task_data(spec, language, max_items).test
+    finally:
+        quiet.setLevel(level)
+    if not test:
+        raise ValueError(f"majority_rate: {task}/{language} has no test items")
+    golds = Counter(spec.example(d, language, "english").gold for d in test)
+    return 100.0 * max(golds.values()) / len(test)
+
+
+def majority_rates(records) -> "pd.Series":
+    """majority_rate of each accuracy record's cell (NaN where the records do not say which items were scored:
+    no `max_items` column, e.g. hand-made records, or a task without a chance score)."""
+    import pandas as pd
+    if "max_items" not in records or records.empty:
+        return pd.Series(float("nan"), index=records.index)
+    keys = [(t, l, None if pd.isna(m) else int(m))   # max_items empty: every item was scored
+            for t, l, m in zip(records["task"], records["language"], records["max_items"])]
+    rates = {k: majority_rate(*k) if k[0] in CHANCE else float("nan") for k in set(keys)}
+    return pd.Series([rates[k] for k in keys], index=records.index, dtype=float)
+
+
+def no_skill(low: float, chance: float, majority: float = float("nan")) -> bool:
+    """True when an interval's low end does not clear both uniform chance and the majority-class rate (NaN
+    ones are ignored): the score is not distinguishable from guessing, a constant answer, or is below them."""
+    refs = [x for x in (chance, majority) if x == x]
+    return bool(refs) and low <= max(refs)
 
 
 def bernoulli(percent: float, n: int) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The paper's figures, one function each, in one style (`afp_style`). Every function returns a Figure and
-never shows it; `save(fig, stem)` writes PNG + PDF atomically. Agg backend: no display is ever needed.
+never shows it; `save(fig, stem)` writes PNG + PDF atomically, `show(fig)` puts it in a notebook's output.
+Outside IPython the backend is Agg (no display is ever needed); inside a kernel it is left to IPython
+(inline), so interactive and papermill-executed notebooks show their figures.
 
   tsne_before_after  Fig. 1(a, b), 3(a, b): sentence representations coloured by language
   tsne_grid          Fig. 6: several models (vanilla / aligned) side by side
@@ -16,7 +18,10 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+from .notebook import in_ipython, show  # noqa: F401  (show: re-exported for notebooks)
+
+if not in_ipython() and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -27,7 +32,7 @@ from .tsne import tsne_2d  # noqa: E402
 PALETTE = "colorblind"
 LANGUAGE_ORDER = ("en", "zh", "th", "tr", "sw", "de", "es", "fr", "ru", "ar", "hi", "vi", "ja", "ko", "id")
 LABELS = {"layer": "MCL layer", "p_src": r"$p_{src}$", "pooling": "pooling", "alpha": r"CIT weight $\alpha$",
-          "value": "accuracy (%)", "align": r"$\mathcal{L}_{align}$", "uniform": r"$\mathcal{L}_{uniform}$"}
+          "value": "accuracy (%)", "align": r"$L_\mathrm{align}$", "uniform": r"$L_\mathrm{uniform}$"}   # glyphs DejaVu has: no substitution
 
 
 @contextlib.contextmanager
@@ -167,8 +172,8 @@ def sweep(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = "model",
         else:
             sns.barplot(df, x=x, y=y, hue=hue, errorbar=errorbar, capsize=0.15, ax=ax, order=order,
                         err_kws={"linewidth": 1}, **colors)
-            lo = np.nanmin(df[y])
-            ax.set_ylim(max(0, lo - 5), None)
+            bottom = max(0, np.nanmin(df[y]) - 5)
+            ax.set_ylim(bottom, max(ax.get_ylim()[1], bottom + 1))   # all bars 0 (smoke): no empty range
         ax.set_xlabel(LABELS.get(x, x) if xlabel is None else xlabel)
         ax.set_ylabel(LABELS.get(y, y) if ylabel is None else ylabel)
         if title:

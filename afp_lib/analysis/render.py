@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..eval.tasks import TITLES
+from .intervals import no_skill
 
 NAMES = TITLES  # task -> its `title` in the task YAML ("pawsx" -> "PAWS-X")
 
@@ -32,12 +33,15 @@ def pm_frame(df: pd.DataFrame) -> pd.DataFrame | None:
     return frame.reindex(index=df.index, columns=df.columns)
 
 
-def ci_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
-    """(low, high, chance) of each cell as frames shaped like `df` (NaN where none), from df.attrs["ci"]."""
+def ci_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    """(low, high, chance, majority) of each cell as frames shaped like `df` (NaN where none), from
+    df.attrs["ci"]; majority is the majority-class rate of the cell's items (NaN in tables built before it)."""
     ci = df.attrs.get("ci")
     if not ci:
         return None
-    return tuple(pd.DataFrame(ci[k]).reindex(index=df.index, columns=df.columns) for k in ("lo", "hi", "chance"))
+    return tuple(pd.DataFrame(ci[k]).reindex(index=df.index, columns=df.columns) if k in ci else
+                 pd.DataFrame(float("nan"), index=df.index, columns=df.columns)
+                 for k in ("lo", "hi", "chance", "majority"))
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,22 +50,36 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _cell(v, pm, digits: int, show_pm: bool, ci=None) -> str:
+def _cell(v, pm, digits: int, show_pm: bool, ci=None, compact: bool = False) -> str:
     """'45.5±0.3' (± as the table defines it), then the 95% interval where there is one,
-    '45.5±0.3 [41.2, 49.8]', marked '†' where the interval contains the chance score."""
+    '45.5±0.3 [41.2, 49.8]', or with `compact` '45.5±4' (± half the interval's width, whole points), marked
+    '†' where the interval does not clear both uniform chance and the majority-class rate (intervals.no_skill)."""
     if pd.isna(v):
         return "–"
     s = f"{v:.{digits}f}"
-    if show_pm and pm is not None and not pd.isna(pm):
+    has_ci = show_pm and ci is not None and not pd.isna(ci[0])
+    if show_pm and pm is not None and not pd.isna(pm) and not (compact and has_ci):
         s += f"±{pm:.{digits}f}"
-    if show_pm and ci is not None and not pd.isna(ci[0]):
-        lo, hi, chance = ci
-        s += f" [{lo:.{digits}f}, {hi:.{digits}f}]" + ("†" if not pd.isna(chance) and lo <= chance <= hi else "")
+    if has_ci:
+        lo, hi, chance, majority = (tuple(ci) + (float("nan"),) * 4)[:4]
+        s += f"±{(hi - lo) / 2:.0f}" if compact else f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+        s += "†" if no_skill(lo, chance, majority) else ""
     return s
 
 
-def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None) -> pd.DataFrame:
-    """Strings as the paper prints them; columns flattened to header strings, rows to plain columns."""
+def _reference_rows(df: pd.DataFrame, cis) -> dict[str, list[float]] | None:
+    """Per column, the uniform chance and majority-class rate of our cells (the same items for every model of a
+    table, so their mean is that value): rows `chance | uniform` and `chance | majority class`."""
+    if cis is None or not cis[2].notna().any().any():
+        return None
+    return {name: f.mean(axis=0, skipna=True).to_numpy(dtype=float) for name, f in
+            (("uniform", cis[2]), ("majority class", cis[3])) if f.notna().any().any()}
+
+
+def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None,
+              compact: bool = False) -> pd.DataFrame:
+    """Strings as the paper prints them; columns flattened to header strings, rows to plain columns. Tables
+    with intervals of accuracies end with the rows `chance | uniform` and `chance | majority class`."""
     digits = df.attrs.get("digits", 1) if digits is None else digits
     pm = pm_frame(df)
     names = list(df.columns.names)
@@ -72,9 +90,10 @@ def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None)
         groups.setdefault(key, []).append(col)
     vals = df.to_numpy(dtype=float)
     pms = pm.to_numpy(dtype=float) if pm is not None else None
-    cis = ci_frames(df)
-    cis = None if cis is None else [f.to_numpy(dtype=float) for f in cis]
+    frames = ci_frames(df)
+    cis = None if frames is None else [f.to_numpy(dtype=float) for f in frames]
     ci_at = (lambda i, j: None) if cis is None else (lambda i, j: tuple(f[i, j] for f in cis))
+    refs = _reference_rows(df, frames) if show_pm else None
     pos = {c: j for j, c in enumerate(df.columns)}
     out = {}
     for key, cols in groups.items():
@@ -83,26 +102,38 @@ def formatted(df: pd.DataFrame, show_pm: bool = True, digits: int | None = None)
             parts[-1] = parts[-1] + "-" + "/".join(c[-1] for c in cols)
         header = " ".join(parts)
         out[header] = ["/".join(_cell(vals[i, pos[c]], None if pms is None else pms[i, pos[c]], digits, show_pm,
-                                      ci_at(i, pos[c])) for c in cols) for i in range(len(df))]
-    body = pd.DataFrame(out, index=_plain(df).index)
-    return body.reset_index()
+                                      ci_at(i, pos[c]), compact) for c in cols) for i in range(len(df))]
+        for ref in (refs or {}).values():
+            out[header].append("/".join("–" if pd.isna(ref[pos[c]]) else f"{ref[pos[c]]:.{digits}f}" for c in cols))
+    body = pd.DataFrame(out)
+    index = _plain(df).index.to_frame(index=False)
+    if refs:
+        index = index.astype(object)
+        for name in refs:
+            index.loc[len(index)] = ["chance", name] + [""] * (index.shape[1] - 2)
+    return pd.concat([index, body], axis=1)
 
 
 CI_NOTE = ("Ours: mean ± as above, [95% bootstrap interval over training seeds and test items]; † the interval "
-           "contains the chance score.")
+           "does not clear both uniform chance and the majority-class rate of the items (rows `chance`).")
+CI_NOTE_COMPACT = ("Ours: mean±half the width of its 95% bootstrap interval over training seeds and test items "
+                   "(the interval itself is in the CSV); † the interval does not clear both uniform chance and "
+                   "the majority-class rate of the items (rows `chance`).")
 
 
-def _caption(df: pd.DataFrame, show_pm: bool) -> str:
+def _caption(df: pd.DataFrame, show_pm: bool, compact: bool = False) -> str:
     caption = df.attrs.get("caption", "")
     cis = ci_frames(df) if show_pm else None
     if cis is not None and cis[0].notna().any().any():
-        caption = f"{caption} {CI_NOTE}".strip()
+        caption = f"{caption} {CI_NOTE_COMPACT if compact else CI_NOTE}".strip()
     return caption
 
 
-def to_markdown(df: pd.DataFrame, show_pm: bool = True) -> str:
-    caption = _caption(df, show_pm)
-    table = formatted(df, show_pm).to_markdown(index=False, disable_numparse=True)
+def to_markdown(df: pd.DataFrame, show_pm: bool = True, compact: bool = False) -> str:
+    """The table as Markdown; `compact` cells ('43.8±25†') fit a notebook column, the full intervals stay in
+    the CSV and the LaTeX."""
+    caption = _caption(df, show_pm, compact)
+    table = formatted(df, show_pm, compact=compact).to_markdown(index=False, disable_numparse=True)
     return f"{caption}\n\n{table}" if caption else table
 
 
@@ -121,7 +152,7 @@ def to_long(df: pd.DataFrame) -> pd.DataFrame:
         long["pm"] = _plain(pm).stack(levels, future_stack=True)
     cis = ci_frames(df)
     if cis is not None:
-        for name, f in zip(("ci_low", "ci_high", "chance"), cis):
+        for name, f in zip(("ci_low", "ci_high", "chance", "majority"), cis):
             long[name] = _plain(f).stack(levels, future_stack=True)
     return long.dropna(subset=["value"]).reset_index()
 
@@ -134,11 +165,12 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def save(df: pd.DataFrame, stem: str | Path) -> dict[str, Path]:
-    """Write <stem>.csv (tidy), <stem>.md and <stem>.tex; returns the paths by suffix."""
+    """Write <stem>.csv (tidy, every interval), <stem>.md (compact cells) and <stem>.tex (full intervals);
+    returns the paths by suffix."""
     stem = Path(stem)
     paths = {ext: stem.with_name(stem.name + "." + ext) for ext in ("csv", "md", "tex")}
     _atomic_write(paths["csv"], to_long(df).to_csv(index=False))
-    _atomic_write(paths["md"], to_markdown(df) + "\n")
+    _atomic_write(paths["md"], to_markdown(df, compact=True) + "\n")
     _atomic_write(paths["tex"], to_latex(df))
     _atomic_write(stem.parent / "data_revisions.json", _data_revisions())
     return paths

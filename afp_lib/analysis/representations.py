@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..hidden import POOLINGS, check_layer, sentence_embeddings
 from .metrics import alignment, retrieval_accuracy, uniformity
+from .notebook import bar_disable
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def embed(model, tokenizer, sentences: Sequence[str], layer: int = 1, pooling: s
     model.eval()  # no dropout in a measurement
     out = torch.empty(len(ids), model.config.hidden_size)
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=len(order) <= batch_size):
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=bar_disable(len(order) <= batch_size)):
             idx = order[start:start + batch_size]
             width = len(ids[idx[0]])  # longest of the batch: the list is sorted
             input_ids = torch.full((len(idx), width), pad, dtype=torch.long)

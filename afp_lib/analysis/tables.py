@@ -5,7 +5,8 @@ Every builder returns one numeric DataFrame: rows indexed by (block, model[, sho
 cells) and "diff" (ours - paper, for runs matched to a paper row); columns are a MultiIndex in the
 paper's order. `df.attrs` holds `pm` (the ± cells, as a dict: `render.pm_frame(df)` gives the frame; std over seeds, or the spread across languages where
 the paper prints that), `ci` (for our rows: `lo`, `hi`, the 95% bootstrap interval over training seeds and
-test items, and `chance`, the cell's score at chance; afp_lib.analysis.intervals), `caption`, `digits` and
+test items, `chance`, the cell's score at uniform chance, and `majority`, its majority-class rate;
+afp_lib.analysis.intervals), `caption`, `digits` and
 `merge_shots`. Render with to_markdown / to_latex, write
 csv + tex + md with save (afp_lib.analysis.render)."""
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _ours_intervals(rec, build, row_names, col_names, col_order, index):
     wide, _ = _wide(build(reps), row_names, col_names, col_order)
     if wide.empty:
         nan = pd.DataFrame(float("nan"), index=index, columns=wide.columns)
-        return nan, nan, nan
+        return nan, nan, nan, nan
     level = list(wide.index.names).index("model")
     split = [k[level].rsplit(I.REPLICATE_SEP, 1)[0] for k in wide.index]
     keys = pd.MultiIndex.from_tuples([k[:level] + (m,) + k[level + 1:] for k, m in zip(wide.index, split)],
@@ -84,9 +85,12 @@ def _ours_intervals(rec, build, row_names, col_names, col_order, index):
     as_multi = lambda f: f.set_axis(pd.MultiIndex.from_tuples([k if isinstance(k, tuple) else (k,) for k in f.index],
                                                                names=wide.index.names))
     lo, hi = as_multi(g.quantile(q)), as_multi(g.quantile(1 - q))
-    chance, _ = _wide(build(rec.assign(value=rec.task.map(I.CHANCE))), row_names, col_names, col_order)
-    chance.loc[:, [c for c in chance.columns if c[0] == "Var"]] = float("nan")
-    return tuple(f.reindex(index=index, columns=wide.columns) for f in (lo, hi, chance))
+    refs = []
+    for values in (rec.task.map(I.CHANCE), I.majority_rates(rec)):   # uniform chance, the majority-class rate
+        ref, _ = _wide(build(rec.assign(value=values)), row_names, col_names, col_order)
+        ref.loc[:, [c for c in ref.columns if c[0] == "Var"]] = float("nan")
+        refs.append(ref)
+    return tuple(f.reindex(index=index, columns=wide.columns) for f in (lo, hi, *refs))
 
 
 def _table(n, records, metric, build, row_names, col_names, col_order, paper, match, paper_models,
@@ -94,7 +98,7 @@ def _table(n, records, metric, build, row_names, col_names, col_order, paper, ma
     rec = load_records(records)
     rec = rec[rec.metric == metric]
     mean, pm = _wide(build(rec), row_names, col_names, col_order)
-    lo, hi, chance = _ours_intervals(rec, build, row_names, col_names, col_order, mean.index)
+    lo, hi, chance, majority = _ours_intervals(rec, build, row_names, col_names, col_order, mean.index)
     blocks, pms = {"ours": mean}, {"ours": pm}
     if paper:
         # derived columns (e.g. Var) from the paper's own cells, overlaid by what the paper prints
@@ -119,7 +123,7 @@ def _table(n, records, metric, build, row_names, col_names, col_order, paper, ma
     out, pm_all = out.loc[:, keep], pm_all.loc[:, keep]
     # attrs hold plain data only (pandas compares attrs when combining frames): pm as a nested dict
     ci = {name: pd.concat({"ours": f}, names=["block"]).reindex(index=out.index, columns=out.columns).to_dict()
-          for name, f in (("lo", lo), ("hi", hi), ("chance", chance))}
+          for name, f in (("lo", lo), ("hi", hi), ("chance", chance), ("majority", majority))}
     out.attrs.update(pm=pm_all.to_dict(), ci=ci, caption=P.CAPTIONS[n], digits=digits, merge_shots=merge_shots, table=n)
     return out
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
+
+from ..analysis.notebook import bar_disable
 
 from .demos import sample_demos, semantic_demos
 from .prompts import join_demonstrations
@@ -75,7 +77,7 @@ def evaluate(model, tokenizer, tasks, langs=None, shots=(0,), seeds=(0,), max_it
     results = open_results(out_file)
     units = [(t, c, k) for t in tasks for c in plan[t] for k in shots]
     out: list[dict] = []
-    bar = tqdm(units, desc="ICL eval", disable=not progress)
+    bar = tqdm(units, desc="ICL eval", disable=bar_disable(not progress))
     cache: dict = {}
     for name, code, k in bar:
         task = TASKS[name]

@@ -15,7 +15,9 @@ import time
 
 import sacrebleu
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
+
+from ..analysis.notebook import bar_disable
 
 from .prompts import flores
 from .requests import build_prefix, encode
@@ -136,7 +138,7 @@ def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: i
     results, out = open_results(out_file), []
     stop = stop_ids(tokenizer)
     units = [(p, k, s) for p in pairs for k in shots for s in seeds]
-    for (src, tgt), k, seed in tqdm(units, desc="FLORES translate", disable=not progress):
+    for (src, tgt), k, seed in tqdm(units, desc="FLORES translate", disable=bar_disable(not progress)):
         unit = dict(model=model_name, task="flores", language=f"{src}-{tgt}", shots=k, seed=seed, demo_lang=src,
                     demos="random", connectors="english", max_items=max_items, version=task.version)
         done = results.done(unit)

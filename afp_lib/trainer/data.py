@@ -3,12 +3,15 @@
 `TrainData` is plain lists, so notebooks and the world's pretraining can pass their own:
 pairs (src, tgt, src_lang, tgt_lang), CIT samples (context, response), CLM texts, and dev pairs.
 Dev pairs are held out before any pair is built, so no training pair (pairwise ones included) shares
-an English sentence with them. What each objective trains on, and why: docs/cit-data.md."""
+an English sentence with them, and a dev pair sharing either side, normalised, with a training pair is dropped
+(`drop_seen_dev`). What each objective trains on, and why: docs/cit-data.md."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import random
+import re
+import unicodedata
 from array import array
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator
@@ -18,6 +21,7 @@ from ..data import DatasetNotFound, load_parallel, load_split
 from .config import EVAL_SOURCES, TrainConfig
 
 logger = logging.getLogger(__name__)
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass
@@ -94,12 +98,42 @@ def dev_per_lang(n_dev: int, n_langs: int) -> int:
 
 
 def split_dev(by_lang: dict[str, list[tuple[str, str]]], n_dev: int) -> tuple[dict, dict]:
-    """Hold out about n_dev pairs spread over the languages; drop training pairs sharing their English side."""
+    """Hold out about n_dev pairs spread over the languages; drop training pairs sharing their English side,
+    then drop the dev pairs a training pair still shares a side with (drop_seen_dev): the training pairs are
+    those of the English-side rule alone, so a run's training data does not depend on the second step."""
     per_lang = dev_per_lang(n_dev, len(by_lang))
     dev = {lang: rows[:per_lang] for lang, rows in by_lang.items()}
     dev_en = {e for rows in dev.values() for e, _ in rows}
     train = {lang: [r for r in rows[per_lang:] if r[0] not in dev_en] for lang, rows in by_lang.items()}
-    return train, dev
+    return train, drop_seen_dev(dev, lambda lang: train[lang])
+
+
+def side_key(text: str) -> bytes:
+    """A sentence as the dev split compares it: NFKC, without spaces or punctuation, case folded, hashed (8
+    bytes): "Row break." and "row Break" are one sentence."""
+    return hashlib.blake2b(_NON_WORD.sub("", unicodedata.normalize("NFKC", text)).casefold().encode(),
+                           digest_size=8).digest()
+
+
+def drop_seen_dev(dev: dict[str, list[tuple[str, str]]], train_rows) -> dict[str, list[tuple[str, str]]]:
+    """The dev pairs none of whose sides, normalised (side_key), is a side of a training pair: the English side
+    against every language's training pairs, the other side against its own language's. `train_rows(lang)`
+    iterates a language's training (en, xx) rows, so the streamed build can read them again instead of holding
+    them. Without it, dev pairs whose sentence the model was trained on (same text up to spacing or case, or
+    the same translation of another English sentence) inflate the in-domain retrieval probe."""
+    en, xx = set(), {}
+    for lang in dev:
+        xx[lang] = set()
+        for e, x in train_rows(lang):
+            en.add(side_key(e))
+            xx[lang].add(side_key(x))
+    kept = {lang: [(e, x) for e, x in rows if side_key(e) not in en and side_key(x) not in xx[lang]]
+            for lang, rows in dev.items()}
+    dropped = sum(len(rows) for rows in dev.values()) - sum(len(rows) for rows in kept.values())
+    if dropped:
+        logger.info("dev pairs: %d of %d dropped, a side of each is also a training side (normalised)", dropped,
+                    sum(len(rows) for rows in dev.values()))
+    return kept
 
 
 def bactrian_by_lang(langs: list[str]) -> dict[str, list[dict]]:
@@ -177,6 +211,8 @@ def streamed_pairs(cfg: TrainConfig) -> tuple[list[dict], Iterator[dict]]:
     per_lang = dev_per_lang(d.dev_pairs, len(langs))  # as split_dev over pivot_pairs' languages
     dev_by_lang = {lang: lang_pivot_pairs(cfg, lang)[:per_lang] for lang in langs}
     dev_en = {e for rows in dev_by_lang.values() for e, _ in rows}
+    dev_by_lang = drop_seen_dev(dev_by_lang, lambda lang: ((e, x) for e, x in lang_pivot_pairs(cfg, lang)[per_lang:]
+                                                           if e not in dev_en))
 
     def train() -> Iterator[dict]:
         for lang in sorted(langs):  # bridge_pairs' order

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
+from ..analysis.notebook import bar_disable
 from ..devices import autocast, resolve_device, resolve_precision
 from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
@@ -318,7 +319,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
 
     model.train()
     sums, n_sum, t0, tokens, record = {}, 0, time.perf_counter(), 0, {}
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective.upper()} train", disable=not main)
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective.upper()} train", disable=bar_disable(not main))
     for step in range(start, cfg.steps):
         for micro in range(cfg.grad_accum):
             m = micro_index(step, micro, cfg.grad_accum, rank, world)
