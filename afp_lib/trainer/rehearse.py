@@ -27,6 +27,12 @@ import time
 import torch
 
 PEAK_BF16 = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "L40S": 362e12, "A10": 125e12}  # dense TFLOP/s
+def _registered() -> dict:
+    from ..families import FAMILIES
+    return {c.name: c for f in FAMILIES.values() for c in f.hub if c.config}
+
+
+ARCHS = _registered()  # repository name -> HubCheckpoint: the checkpoints whose published config is registered
 # ZeRO-2 bytes per parameter, mixed precision with Adam: bf16 weights (2, replicated on every rank) and, split
 # over the ranks, bf16 gradients (2) and fp32 master weights + Adam moments (12). One rank alone holds all 16.
 SHARDED_BYTES = 14
@@ -85,7 +91,12 @@ def synthetic_rows(n: int, vocab: int, seq_len: int, seed: int = 0):
     return pairs, cit
 
 
-def peak_memory_gib(device: torch.device, base: tuple[int, int] = (0, 0)) -> tuple[float, float]:
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak allocated GiB on a GPU, the process's peak RSS on the CPU (bench/train_step.py)."""
+    return peak_memory(device)[0]
+
+
+def peak_memory(device: torch.device, base: tuple[int, int] = (0, 0)) -> tuple[float, float]:
     """(allocated, reserved) peak since the last reset, less `base` (what was held before the run); on the
     CPU the process's peak RSS twice (no allocator split)."""
     if device.type == "cuda":
@@ -171,7 +182,7 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool) -> dict:
     secs = sum(step_s[timed])
     tok_s = distributed.sum_over_ranks(sum(tokens[timed]) / max(secs, 1e-9))
     flop_s = distributed.sum_over_ranks(sum(flops[timed]) / max(secs, 1e-9))
-    alloc, reserved = peak_memory_gib(device, base)
+    alloc, reserved = peak_memory(device, base)
     out = {"layers": n_layers, "gradient_checkpointing": ckpt, "params": n_params, "embedding_params": n_embed,
            "optimizer": getattr(backend, "optimizer_name", None), "precision": precision, "packed": packed,
            "step_seconds": step_s, "step_s_mean": round(secs / max(1, len(step_s[timed])), 4),
