@@ -115,17 +115,18 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool) -> dict:
     from .shared import shared_batches
 
     rank, world = distributed.rank_world()
-    if device.type == "cuda":
+    base = (0, 0)
+    if device.type == "cuda":  # what an earlier shape of the same process still holds is not this one's
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
         base = (torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device))
-    else:
-        base = (0, 0)
     torch.manual_seed(cfg.seed)
     model = build(args.arch, layers, args.vocab, device if device.type == "cuda" else None, args.width)
     if cfg.backend == "deepspeed" and device.type == "cuda":
         model = model.to(torch.bfloat16)
+    if device.type == "cuda":  # the peak counts training (weights included), not the fp32 build and its cast
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = embedding_params(model)
     set_gradient_checkpointing(model, ckpt)  # as the trainer does, before the backend wraps the model
@@ -189,7 +190,10 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool) -> dict:
            "tokens_per_step": tokens[-1], "tokens_per_s": round(tok_s, 1), "nonembedding_flop_per_s": flop_s,
            "peak_allocated_gib": max(distributed.gather_objects(alloc)),
            "peak_reserved_gib": max(distributed.gather_objects(reserved))}
-    del model, backend, parts, pb, lm
+    engine = getattr(backend, "engine", None)
+    if hasattr(engine, "destroy"):  # DeepSpeed: release its hooks and optimizer before the next shape
+        engine.destroy()
+    del model, backend, engine, parts, pb, lm
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
