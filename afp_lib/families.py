@@ -17,11 +17,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HubCheckpoint:
-    """A published checkpoint, as its config.json on the hub states it (the paper plan cannot read it offline)."""
+    """A published checkpoint, as its config.json on the hub states it (the paper plan cannot read it offline).
+    `config`: the architecture's hyperparameters in that config.json, as (key, value) pairs of the family's
+    transformers config class, depth, width and vocabulary included: enough to build the exact
+    architecture with random weights (`afp_lib.trainer.rehearse`); empty where nothing needs it yet."""
     hub_id: str
     params: float     # parameters
     n_layers: int     # transformer blocks: MCL layers 0..n_layers are valid
     d_model: int
+    config: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The repository name, e.g. "xglm-7.5B" (rehearse's --arch)."""
+        return self.hub_id.split("/")[-1]
 
 
 @dataclass(frozen=True)
@@ -69,21 +78,45 @@ def _gpt2(s, ids):
                       attn_pdrop=s.dropout, **ids)
 
 
+def _xglm_hub(d_model: int, layers: int, heads: int, ffn: int) -> tuple:
+    return (("vocab_size", 256008), ("d_model", d_model), ("num_layers", layers), ("attention_heads", heads),
+            ("ffn_dim", ffn), ("max_position_embeddings", 2048), ("dropout", 0.1), ("attention_dropout", 0.1),
+            ("activation_dropout", 0.0), ("scale_embedding", True))
+
+
+def _bloom_hub(hidden: int, layers: int, heads: int) -> tuple:
+    return (("vocab_size", 250880), ("hidden_size", hidden), ("n_layer", layers), ("n_head", heads),
+            ("hidden_dropout", 0.0), ("attention_dropout", 0.0))
+
+
 # Hub sizes: num_layers / n_layer / num_hidden_layers and the hidden size of each checkpoint's config.json.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("xglm", _xglm, blocks="layers", paper_model="XGLM-564M", paper_model_7b="XGLM-7.5B",
-           hub=(HubCheckpoint("facebook/xglm-564M", 564e6, 24, 1024),
+           hub=(HubCheckpoint("facebook/xglm-564M", 564e6, 24, 1024, _xglm_hub(1024, 24, 16, 4096)),
                 HubCheckpoint("facebook/xglm-1.7B", 1.7e9, 24, 2048),
-                HubCheckpoint("facebook/xglm-7.5B", 7.5e9, 32, 4096))),
+                HubCheckpoint("facebook/xglm-7.5B", 7.5e9, 32, 4096, _xglm_hub(4096, 32, 32, 16384)))),
     Family("bloom", _bloom, blocks="h", paper_model="BLOOM-560M", paper_model_7b="BLOOM-7.1B",
-           hub=(HubCheckpoint("bigscience/bloom-560m", 559e6, 24, 1024),
+           hub=(HubCheckpoint("bigscience/bloom-560m", 559e6, 24, 1024, _bloom_hub(1024, 24, 16)),
                 HubCheckpoint("bigscience/bloom-1b7", 1.72e9, 24, 2048),
-                HubCheckpoint("bigscience/bloom-7b1", 7.07e9, 30, 4096))),
+                HubCheckpoint("bigscience/bloom-7b1", 7.07e9, 30, 4096, _bloom_hub(4096, 30, 32)))),
     Family("llama", _llama, blocks="layers", paper_model="Llama-7B",
-           hub=(HubCheckpoint("huggyllama/llama-7b", 6.74e9, 32, 4096),)),
+           hub=(HubCheckpoint("huggyllama/llama-7b", 6.74e9, 32, 4096, (
+               ("vocab_size", 32000), ("hidden_size", 4096), ("intermediate_size", 11008),
+               ("num_hidden_layers", 32), ("num_attention_heads", 32), ("num_key_value_heads", 32),
+               ("max_position_embeddings", 2048), ("rms_norm_eps", 1e-6), ("tie_word_embeddings", False))),)),
     Family("gpt2", _gpt2, blocks="h"),
     Family("qwen2", _qwen2, blocks="layers"),
 )}
+
+
+def hub_checkpoint(name: str) -> tuple[Family, HubCheckpoint]:
+    """(family, checkpoint) of a registered checkpoint named by hub id or repository name (any case)."""
+    known = {c.name.lower(): (f, c) for f in FAMILIES.values() for c in f.hub}
+    known.update({c.hub_id.lower(): known[c.name.lower()] for f in FAMILIES.values() for c in f.hub})
+    if str(name).lower() not in known:
+        raise ValueError(f"checkpoint {name!r} is not registered in afp_lib/families.py (registered: "
+                         f"{', '.join(c.name for f in FAMILIES.values() for c in f.hub)})")
+    return known[str(name).lower()]
 
 
 def family(name: str) -> Family:

@@ -131,15 +131,65 @@ def test_a_run_records_the_manifest_hash(fake_hub, tmp_path, monkeypatch):
     assert rev["datasets"] == {"MBZUAI/Bactrian-X": RECIPES["bactrian"]["revision"]}
 
 
-def test_missing_language_fails_unless_the_recipe_marks_it_optional(fake_hub, tmp_path):
-    out = tmp_path / "store"
-    fake_hub["opus100"]["absent"] = ["tl"]                              # known absent: not even planned
+def test_a_language_the_pin_lacks_fails_unless_the_recipe_lists_it_absent(fake_hub, tmp_path):
+    """The old `missing: optional` let a pin lacking en-ja..en-zh pass with a warning (the trainer then used
+    Bactrian-X alone); now only the recipe's `absent` languages are skipped, and they are never fetched."""
+    fake_hub["opus100"]["absent"] = ["sw", "tl"]
     items = _items(fake_hub, langs=("zh", "sw", "tl"), names=("opus100",))
-    assert [it.config for it in items] == ["en-zh", "en-sw"]
-    manifest = fetch.fetch(items, out)
-    assert manifest["skipped"] == ["Helsinki-NLP/opus-100/en-sw/train"]      # not in the fake hub: skipped
+    assert [(it.config, it.absent) for it in items] == [("en-zh", False), ("en-sw", True), ("en-tl", True)]
+    assert "en-sw train: absent upstream" in "\n".join(fetch.plan_lines(items))
+    manifest = fetch.fetch(items, tmp_path / "store")
+    assert sorted(manifest["files"]) == ["hub/Helsinki-NLP/opus-100/en-zh/train.parquet"]
+    assert manifest["skipped"] == ["Helsinki-NLP/opus-100/en-sw/train", "Helsinki-NLP/opus-100/en-tl/train"]
+    with pytest.raises(fetch.FetchError, match=r"opus-100@\w+ has no en-ja/train.*configs there: de-en, en-zh"
+                                               r".*under `absent`"):
+        fetch.fetch(_items(fake_hub, langs=("zh", "ja"), names=("opus100",)), tmp_path / "store2")
+    assert not (tmp_path / "store2" / store.MANIFEST).exists()                 # no half store passes as done
     with pytest.raises(fetch.FetchError, match=r"Bactrian-X.*no xx/train.*configs there: de, en, zh"):
-        fetch.fetch(_items(fake_hub, langs=("xx",), names=("bactrian",)), tmp_path / "store2")
+        fetch.fetch(_items(fake_hub, langs=("xx",), names=("bactrian",)), tmp_path / "store3")
+
+
+def test_recipes_with_the_old_missing_field_are_refused(tmp_path):
+    path = tmp_path / "recipes.yaml"
+    recipe = {"id": "a/b", "revision": "main", "files": ["x"], "configs": "langs", "config": "{lang}",
+              "splits": ["train"], "columns": ["c"], "missing": "optional"}
+    path.write_text(json.dumps({"sources": {"ab": recipe}}))
+    with pytest.raises(KeyError, match=r"recipes.yaml: recipe 'ab': field 'missing' is no longer read.*absent"):
+        fetch.load_recipes(path)
+    del recipe["missing"]
+    recipe.update(configs=["default"], absent=["sw"])
+    path.write_text(json.dumps({"sources": {"ab": recipe}}))
+    with pytest.raises(KeyError, match=r"'absent' applies to `configs: langs` recipes only"):
+        fetch.load_recipes(path)
+
+
+def test_store_of_another_revision_is_refused(fake_hub, tmp_path):
+    out = tmp_path / "store"
+    fetch.fetch(_items(fake_hub, langs=("zh",), names=("opus100",)), out)
+    moved = json.loads(json.dumps(fake_hub))
+    moved["opus100"]["revision"] = "f" * 40                                   # the recipe was repinned
+    before = (out / store.MANIFEST).read_bytes()
+    with pytest.raises(fetch.FetchError, match=r"holds Helsinki-NLP/opus-100 at revision "
+                                               + RECIPES["opus100"]["revision"] + r".*pins f{40}.*new --out"):
+        fetch.fetch(_items(moved, langs=("zh",), names=("opus100",)), out)
+    assert (out / store.MANIFEST).read_bytes() == before and not (out / store.INCOMPLETE).exists()
+
+
+def test_branch_pin_that_moved_is_refused(fake_hub, tmp_path, monkeypatch):
+    """`main`/`refs/convert/parquet` pins: the store records the commit they resolved to; a later fetch into
+    the same store that resolves to another commit would mix two snapshots."""
+    out = tmp_path / "store"
+    fetch.fetch(_items(fake_hub, names=("xwinograd",)), out)
+    cache = Path(__import__("os").environ["HF_HUB_CACHE"])
+    repo = cache / "datasets--Muennighoff--xwinograd"
+    ref = repo / "refs" / "refs/convert/parquet"
+    old = ref.read_text()
+    new = "e" * 40
+    (repo / "snapshots" / old).rename(repo / "snapshots" / new)
+    ref.write_text(new)
+    (out / "hub/Muennighoff/xwinograd/en/test.parquet").unlink()               # so the item is fetched again
+    with pytest.raises(fetch.FetchError, match=rf"at commit {old}, the hub now resolves it to {new}"):
+        fetch.fetch(_items(fake_hub, names=("xwinograd",)), out)
 
 
 def test_interrupted_fetch_is_refused_then_resumed(fake_hub, tmp_path, monkeypatch):
@@ -206,7 +256,11 @@ def test_plan_prints_every_file_without_network(tmp_path):
     lines = res.stdout.strip().splitlines()
     assert lines[-1] == f"{len({l.split('@')[0] for l in lines[:-1]})} sources, {len(lines) - 1} files"
     assert any(l.startswith("MBZUAI/Bactrian-X@bc4ec3e6ff1d37615dce32b7dcc611ba10229e88 sw train") for l in lines)
-    assert any(l.startswith("Helsinki-NLP/opus-100@0042b8bf4196fd752dad8172cba5a91d24b28b80 en-zh train") for l in lines)
+    opus = RECIPES["opus100"]["revision"]
+    assert opus == "712601ae8d913651dafe5ba5712b34c2825d1c8c"       # "Add nl-ru data files": after every en-xx
+    for pair in ("en-zh", "en-th", "en-tr", "en-ja", "en-ko", "en-ru", "en-vi"):   # all absent at 0042b8b
+        assert any(l.startswith(f"Helsinki-NLP/opus-100@{opus} {pair} train: rows") for l in lines), pair
+    assert f"Helsinki-NLP/opus-100@{opus} en-sw train: absent upstream (the recipe's `absent`): not fetched" in lines
     assert any(l.startswith("gsarti/flores_101@refs/convert/parquet zho_simpl devtest: rows 1012") for l in lines)
     assert not (tmp_path / "empty").exists()                             # nothing was downloaded or cached
 

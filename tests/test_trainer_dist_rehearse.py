@@ -6,7 +6,7 @@ import torch
 from afp_lib.trainer.rehearse import build, synthetic_rows
 
 
-@pytest.mark.parametrize("arch, millions", [("xglm-564M", 564), ("bloom-560m", 559), ("llama-7B", 6738)])
+@pytest.mark.parametrize("arch, millions", [("xglm-564M", 564), ("bloom-560m", 559), ("llama-7b", 6738)])
 def test_real_shapes(arch, millions):
     with torch.device("meta"):
         model = build(arch)
@@ -45,9 +45,12 @@ def test_rehearse_writes_its_numbers_and_honours_gradient_checkpointing(tmp_path
                           "--json", str(out), "device=cpu", "precision=fp32", "batch_size=2", "seq_len=16",
                           "gradient_checkpointing=true"]) == 0
     r = json.loads(out.read_text())
-    assert seen == [True] and r["gradient_checkpointing"] is True
-    assert (r["arch"], r["layers_cut_to"], r["vocab_cut_to"], r["batch_size_per_rank"], r["seq_len"]) == \
+    (run,) = r["runs"]
+    assert seen == [True] and run["gradient_checkpointing"] is True
+    assert (r["arch"], run["layers"], r["vocab_cut_to"], r["batch_size_per_rank"], r["seq_len"]) == \
         ("xglm-564M", 1, 512, 2, 16)
-    assert r["backend"] == "torch" and r["optimizer"] == "torch AdamW" and r["precision"] == "fp32"
-    assert len(r["step_seconds"]) == 2 and r["tokens_per_s"] > 0 and r["peak_memory_gib_per_rank"][0] > 0
-    assert r["mfu"] is None  # no GPU: no utilisation claimed
+    assert r["backend"] == "torch" and run["optimizer"] == "torch AdamW" and run["precision"] == "fp32"
+    assert run["packed"] is True                                   # the paper profile's CIT path
+    assert len(run["step_seconds"]) == 2 and run["tokens_per_s"] > 0 and run["peak_allocated_gib"] > 0
+    assert run["embedding_params"] == 512 * 1024                   # tied embedding and LM head, counted once
+    assert run["mfu_nonembedding"] is None  # no GPU: no utilisation claimed

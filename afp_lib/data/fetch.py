@@ -47,7 +47,7 @@ class Item:
     columns: tuple[str, ...]
     rename: tuple[tuple[str, str], ...] = ()
     rows: str = "?"
-    optional: bool = False
+    absent: bool = False                            # the recipe lists this language as absent upstream
     dest: str = ""                                  # path in the store (set by `plan`)
     sides: tuple[tuple[str, str], ...] = ()         # parallel recipes: (language, column) of each side
 
@@ -59,9 +59,14 @@ def load_recipes(path: Path = RECIPES) -> dict:
     with open(path, encoding="utf-8") as f:
         recipes = yaml.safe_load(f)["sources"]
     for name, r in recipes.items():
-        for key in ("id", "revision", "files", "configs", "splits", "columns", "missing"):
+        for key in ("id", "revision", "files", "configs", "splits", "columns"):
             if key not in r:
                 raise KeyError(f"{path}: recipe {name!r} lacks {key!r}")
+        if "missing" in r:  # the old `missing: optional` turned a language the pin lacks into a warning
+            raise KeyError(f"{path}: recipe {name!r}: field 'missing' is no longer read; list the languages "
+                           f"known not to exist upstream under `absent: [..]` (anything else missing fails)")
+        if r.get("absent") and r["configs"] != "langs":
+            raise KeyError(f"{path}: recipe {name!r}: field 'absent' applies to `configs: langs` recipes only")
     return recipes
 
 
@@ -106,12 +111,9 @@ def plan(needs: dict[str, list[str] | None], pivot: str = "en", recipes: dict | 
     for name, langs in needs.items():
         r = recipes[name]
         langs = list(langs or [])
+        absent = set(r.get("absent") or [])
         if r["configs"] == "langs":
-            absent = set(r.get("absent") or [])
-            if absent & set(langs) and r["missing"] != "optional":
-                raise FetchError(f"recipe {name!r} in {RECIPES} lacks {sorted(absent & set(langs))} (`absent`) "
-                                 f"and is not `missing: optional`: drop them from --langs")
-            wanted = ([pivot] if r.get("with_pivot") else []) + [x for x in langs if x != pivot and x not in absent]
+            wanted = ([pivot] if r.get("with_pivot") else []) + [x for x in langs if x != pivot]
             configs = [(x, r["config"].format(lang=x, pair="-".join(sorted([pivot, x])))) for x in wanted]
         elif r["configs"] == "pairs":
             unknown = sorted(set(langs) - set(r["pairs"]))
@@ -132,14 +134,14 @@ def plan(needs: dict[str, list[str] | None], pivot: str = "en", recipes: dict | 
                     dest, sides = f"hub/{r['id']}/{config}/{split}.parquet", ()
                 items.append(Item(name, r["id"], str(r["revision"]), config, split, tuple(r["files"]),
                                   tuple(r["columns"]), tuple(sorted((r.get("rename") or {}).items())),
-                                  str((r.get("rows") or {}).get(split, "?")), r["missing"] == "optional",
-                                  dest, sides))
+                                  str((r.get("rows") or {}).get(split, "?")), lang in absent, dest, sides))
     return items
 
 
 def plan_lines(items: list[Item]) -> list[str]:
-    lines = [f"{it.hub_id}@{it.revision} {it.config} {it.split}: rows {it.rows}"
-             f"{' (optional)' if it.optional else ''} <- {' | '.join(it.filled())}" for it in items]
+    lines = [f"{it.hub_id}@{it.revision} {it.config} {it.split}: "
+             + ("absent upstream (the recipe's `absent`): not fetched" if it.absent else
+                f"rows {it.rows} <- {' | '.join(it.filled())}") for it in items]
     lines.append(f"{len({it.source for it in items})} sources, {len(items)} files")
     return lines
 
@@ -230,37 +232,56 @@ def _available(snapshot: Path, item: Item) -> str:
         or "nothing cached"
 
 
+def check_revisions(state: dict, items: list[Item], where: Path) -> None:
+    """A store holds each dataset at one revision: refuse to mix in files of another pin (or to resume a
+    fetch whose recipe has since moved), naming both revisions."""
+    for item in items:
+        have = state.get("sources", {}).get(item.hub_id, {}).get("revision")
+        if have is not None and have != item.revision:
+            raise FetchError(f"{where}: the store holds {item.hub_id} at revision {have}, the recipe "
+                             f"'{item.source}' in {RECIPES} pins {item.revision}: fetch into a new --out (a store "
+                             f"is one snapshot of each dataset; files of two revisions are never mixed)")
+
+
 def fetch(items: list[Item], out: Path, cache_dir: str | None = None, command: str = "") -> dict:
     """Materialise `items` into the store `out`, resuming a previous interrupted fetch; returns the manifest."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    marker = out / store.INCOMPLETE
-    marker.write_text(command + "\n", encoding="utf-8")
     partial_path = out / store.PARTIAL
     if partial_path.is_file():
-        state = _read(partial_path)
+        state, where = _read(partial_path), partial_path
         logger.info("resuming an interrupted fetch into %s (%d files done)", out, len(state["files"]))
     else:
-        state = store.read_manifest(out) or {"format": store.FORMAT, "sources": {}, "files": {}, "skipped": []}
+        state, where = store.read_manifest(out), out / store.MANIFEST
+        state = state or {"format": store.FORMAT, "sources": {}, "files": {}, "skipped": []}
+    check_revisions(state, items, where)  # before the marker: a refused fetch leaves the store readable
+    marker = out / store.INCOMPLETE
+    marker.write_text(command + "\n", encoding="utf-8")
     skipped = set(state.get("skipped", []))
     for n, item in enumerate(items, 1):
         dest = out / item.dest
+        if item.absent:
+            logger.info("[%d/%d] %s/%s: absent upstream (recipe '%s'), not fetched", n, len(items),
+                        item.hub_id, item.config, item.source)
+            skipped.add(f"{item.hub_id}/{item.config}/{item.split}")
+            continue
         done = state["files"].get(item.dest)
         if done and done.get("revision") == item.revision and dest.is_file() \
                 and dest.stat().st_size == done["bytes"] and store.sha256_file(dest) == done["sha256"]:
             logger.info("[%d/%d] %s: already in the store", n, len(items), item.dest)
             continue
         snapshot = _download(item, cache_dir)
+        commit = state["sources"].get(item.hub_id, {}).get("commit")
+        if commit and commit != snapshot.name:  # a branch pin (`main`) that moved since the store was made
+            raise FetchError(f"{where}: the store holds {item.hub_id}@{item.revision} at commit {commit}, the hub "
+                             f"now resolves it to {snapshot.name}: fetch into a new --out, or pin the recipe "
+                             f"'{item.source}' in {RECIPES} to {commit}")
         files = _match(snapshot, item.filled())
         if not files:
             what = f"{item.hub_id}@{item.revision} has no {item.config}/{item.split} (patterns {item.filled()})"
-            if item.optional:
-                logger.warning("[%d/%d] %s: skipped (recipe '%s' marks missing configs optional)",
-                               n, len(items), what, item.source)
-                skipped.add(f"{item.hub_id}/{item.config}/{item.split}")
-                continue
-            raise FetchError(f"{what}; configs there: {_available(snapshot, item)}. Drop the language "
-                             f"(--langs) or mark the recipe `missing: optional` in {RECIPES}")
+            raise FetchError(f"{what}; configs there: {_available(snapshot, item)}. Pin a revision that has it, "
+                             f"drop the language (--langs), or, if it does not exist upstream at all, list it "
+                             f"under `absent` of the recipe '{item.source}' in {RECIPES}")
         rows = convert(item, files, dest)
         if item.rows.isdigit() and int(item.rows) != rows:
             logger.warning("%s: %d rows, the recipe expects %s (the dataset card's count): check the revision",
