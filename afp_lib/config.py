@@ -157,6 +157,20 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+def semantic(obj, operational) -> dict:
+    """The settings of a config dataclass that determine what it computes: `to_dict(obj)` less the
+    `operational` names (how a run is carried out: logging, checkpoint intervals; dotted names reach into
+    sub-configs). A cache hit or a resume must match these; world pretraining and the run cache key on them."""
+    out = to_dict(obj)
+    for name in operational:
+        *parents, leaf = name.split(".")
+        node = out
+        for p in parents:
+            node = node[p]
+        node.pop(leaf)
+    return out
+
+
 Overrides = list[str] | tuple[str, ...] | dict | None   # what every config loader's `overrides` takes
 
 
