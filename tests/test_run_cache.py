@@ -129,8 +129,13 @@ def test_a_run_under_the_former_key_is_adopted(no_training, tmp_path, caplog):
     cfg = TrainConfig(steps=3, batch_size=4)
     old = tmp_path / "align" / f"afp-{runs.legacy_key(cfg, BASE)}"
     _finished(old, cfg)
+    from afp_lib.eval.runner import Cell, read_cell, write_cell
+    cell = dict(task="xcopa", language="zh", shots=0, seed=0, demo_lang="zh", demos="random", connectors="english",
+                max_items=8, version=1)
+    write_cell(Cell(model=str(old / "final"), **cell), [{"metric": "acc", "value": 60.0}])  # its scores
     with caplog.at_level("WARNING", logger="afp_lib.trainer.runs"):
         path = runs.get_or_train(cfg, BASE)
+    assert read_cell(Cell(model=str(path / "final"), **cell)) == [{"metric": "acc", "value": 60.0}]  # moved along
     assert path == runs.run_dir(cfg, BASE) != old and not old.exists() and no_training == []
     assert f"adopted {old}" in caplog.text
     run = json.loads((path / "run.json").read_text())
@@ -138,6 +143,23 @@ def test_a_run_under_the_former_key_is_adopted(no_training, tmp_path, caplog):
     # a speed-only change now finds the same run (the former key would have missed it)
     faster = dataclasses.replace(cfg, log_every=1, gradient_checkpointing=True, save_every=7)
     assert runs.get_or_train(faster, BASE) == path and no_training == []
+
+
+def test_a_former_run_with_other_speed_settings_is_found_by_its_saved_config(no_training, tmp_path):
+    """Asked with another log_every than it was trained with, a former-scheme run has another former key:
+    it is found by its run.json (no `key`, the same base model) and saved train_config.json."""
+    cfg = TrainConfig(steps=3, batch_size=4)
+    trained = dataclasses.replace(cfg, log_every=1, save_every=2)
+    identity = runs.model_identity(BASE)
+    _finished(tmp_path / "align" / "afp-000000000000", dataclasses.replace(trained, seed=1),
+              run={"identity": identity})                                  # another run
+    _finished(tmp_path / "align" / "afp-111111111111", trained, run={"identity": "hub:other"})  # another base
+    old = tmp_path / "align" / f"afp-{runs.legacy_key(trained, BASE)}"
+    _finished(old, trained, run={"identity": identity, "config": config_dict(trained)})
+    assert runs.legacy_key(trained, BASE) != runs.legacy_key(cfg, BASE)
+    path = runs.get_or_train(cfg, BASE)
+    assert no_training == [] and not old.exists() and json.loads((path / "run.json").read_text())["adopted_from"] == old.name
+    assert {f.name for f in (tmp_path / "align").iterdir()} == {"afp-000000000000", "afp-111111111111", path.name}
 
 
 def test_a_folder_under_the_former_key_with_another_config_is_named_and_left_alone(no_training, tmp_path, caplog):

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -72,7 +73,8 @@ def run_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
 
 def legacy_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
     """The key of the first scheme (until this change): the whole config but `tokenized`. Only to find the
-    folders it named (`_adopt_legacy`); a config field added since then makes it match no folder."""
+    folder it named for this run (`_adopt_legacy`); a config field added since makes it name no folder, and
+    the folders of the former scheme are then found by their saved train_config.json alone."""
     config = config_dict(cfg)
     config.pop("tokenized", None)
     payload = {"config": config, "base_model": model_identity(base_model)}
@@ -138,22 +140,37 @@ def _world_problem(path: Path, cfg: TrainConfig, world: int) -> str | None:
             f"batch_size/grad_accum so the config says the global batch, or move {path} away to train anew.")
 
 
+def _saved_config(folder: Path) -> dict:
+    return (_read_json(folder / "final" / "train_config.json") or _read_json(folder / "train_config.json")
+            or _read_json(folder / "run.json").get("config", {}))
+
+
 def _adopt_legacy(cfg: TrainConfig, base_model: str | Path, data, path: Path) -> None:
-    """Rename the folder the first key scheme gave this run (runs/align/<label>-<legacy key>) to `path`, when
-    its saved train_config.json is this config (less `tokenized`, which that key left out too); a folder under
-    the old key that does not match is named in a warning and left alone. Rank 0 only, before the run's lock."""
-    old = path.with_name(f"{_label(cfg)}-{legacy_key(cfg, base_model, data)}")
-    if old == path or not old.is_dir() or path.exists():
+    """Rename a folder of the first key scheme (the whole config) that holds this run to `path`, once: the
+    folder its former key names, or (data built from the config) any folder of this label whose run.json has
+    no `key` (the former scheme), of this base model, whose saved train_config.json has this config's result
+    fields (so one trained with another log_every is found too); finished ones first, then the newest. The
+    folder the former key names but holding another config is named in a warning and left alone. Rank 0
+    only, before the run's lock."""
+    if path.exists():
         return
-    saved = _read_json(old / "final" / "train_config.json") or _read_json(old / "train_config.json") \
-        or _read_json(old / "run.json").get("config", {})
-    want = config_dict(cfg)
-    differ = sorted(k for k in set(saved) | set(want) if k != "tokenized" and saved.get(k) != want.get(k))
-    if differ:
-        what = f"differs in {', '.join(differ)}" if saved else "no readable train_config.json"
-        logger.warning("run cache: %s (named by the former key scheme) does not hold this config (%s); left "
-                       "alone, the run goes to %s", old, what, path)
+    exact = path.with_name(f"{_label(cfg)}-{legacy_key(cfg, base_model, data)}")
+    candidates = [exact] if exact.is_dir() else []
+    if data is None:  # the former run.json does not record a caller's own data: only the exact name then
+        identity = model_identity(base_model)
+        candidates += [f for f in sorted(path.parent.glob(f"{_label(cfg)}-*")) if f.is_dir() and f != exact
+                       and "key" not in (run := _read_json(f / "run.json")) and run.get("identity") == identity]
+    want = semantic(cfg, OPERATIONAL)
+    matches = [f for f in candidates if (saved := _saved_config(f)) and semantic(saved, OPERATIONAL) == want]
+    if not matches:
+        if candidates and candidates[0] == exact:
+            saved = _saved_config(exact)
+            differ = sorted(k for k in set(saved) | set(want) if k not in OPERATIONAL and saved.get(k) != want.get(k))
+            what = f"differs in {', '.join(differ)}" if saved else "no readable train_config.json"
+            logger.warning("run cache: %s (named by the former key scheme) does not hold this config (%s); left "
+                           "alone, the run goes to %s", exact, what, path)
         return
+    old = max(matches, key=lambda f: (is_finished(f), f.stat().st_mtime))
     try:
         with open(old / ".lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,7 +185,19 @@ def _adopt_legacy(cfg: TrainConfig, base_model: str | Path, data, path: Path) ->
     world = recorded_world(path)
     write_json(path / "run.json", {**run, "key": run_key(cfg, base_model, data), "adopted_from": old.name,
                                    **({"world_size": world} if world else {})})
-    logger.warning("run cache: adopted %s (named by the former key, the whole config) as %s", old, path)
+    _move_eval_cells(old / "final", path / "final")
+    logger.warning("run cache: adopted %s (a run of the former key scheme, the whole config) as %s", old, path)
+
+
+def _move_eval_cells(old_final: Path, new_final: Path) -> None:
+    """The evaluation cache keys a model on its folder (eval.runner.model_key, cell_file): an adopted run's
+    cells move with it, so its scores are not computed again."""
+    from ..eval.runner import _digest, model_key
+    root = runs_dir() / "eval"
+    src, dst = (root / _digest(model_key(str(p))) for p in (old_final, new_final))
+    if src.is_dir() and not dst.exists():
+        os.replace(src, dst)
+        logger.info("run cache: moved the evaluation cells of %s to %s", old_final, dst)
 
 
 def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
