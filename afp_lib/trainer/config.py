@@ -136,7 +136,7 @@ class TrainConfig:
 # Settings that change how a run is carried out, not what it computes: left out of the run cache's key
 # (trainer.runs.run_key, through afp_lib.config.semantic as world pretraining's OPERATIONAL), so changing one
 # keeps every finished run a cache hit. Each says why; every other field (nested ones included) is in the key,
-# and tests/test_run_keys.py fails on a field that is in neither this map nor its list of result fields.
+# and tests/test_run_cache.py fails on a field that is in neither this map nor its list of result fields.
 # Not here, since they change the numbers: precision, threads (float summation order), backend and zero_stage
 # (another optimizer / reduction), device, mcl.length_groups (grouping rows changes the weights by ~1e-6,
 # measured), eval_every (the logged eval points are Fig. 3c's trajectory).
