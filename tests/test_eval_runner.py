@@ -127,3 +127,30 @@ def test_semantic_demonstrations_are_nearest_pool_items(small_mirror, tiny_model
                     progress=False)
     assert len(prefixes) == 4 and all("DEMO" in t for p in prefixes for t in p)   # one prefix per item, scored once
     assert {r["seed"] for r in recs} == {0, 1} and recs[0]["demos"] == "semantic"
+
+
+def test_cli_default_output_is_keyed_by_the_model_not_its_folder_name(small_mirror, tiny_models, toy_tokenizer,
+                                                                     tmp_path, monkeypatch):
+    """Every trained model lives in a folder named `final`: without --out, two of them get two files (the
+    second does not read the first one's scores back), and one model asked twice gets its own file again."""
+    import torch
+    from afp_lib.eval import cli
+
+    monkeypatch.setattr(cli, "results_dir", lambda section="": tmp_path / "results" / section)
+    model = tiny_models["xglm"]
+    folders = [tmp_path / run / "final" for run in ("run-a", "run-b")]
+    model.save_pretrained(folders[0])
+    with torch.no_grad():
+        bumped = {k: v + 0.5 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    type(model)(model.config).save_pretrained(folders[1], state_dict=bumped)
+    args = ["--tasks", "xcopa", "--langs", "en", "--shots", "0", "--seeds", "0", "--max-items", "4", "--profile", "smoke"]
+    for folder in folders:
+        toy_tokenizer.save_pretrained(folder)
+        assert cli.main(["--model", str(folder), *args]) == 0
+    files = sorted((tmp_path / "results" / "eval").glob("*.jsonl"))
+    assert len(files) == 2 and all(f.name.startswith("final-") for f in files)
+    assert [len(read_records(f)) for f in files] == [3, 3]
+    assert read_records(files[0]) != read_records(files[1])  # each file holds its own model's scores
+    monkeypatch.setattr(icl, "loglikelihood", lambda *a, **k: pytest.fail("recomputed a finished model"))
+    assert cli.main(["--model", str(folders[0]), *args]) == 0   # the same model: its own file is read back
+    assert sorted((tmp_path / "results" / "eval").glob("*.jsonl")) == files

@@ -105,6 +105,16 @@ def test_two_ranks_train_one_model_equal_to_the_joined_batch(backend, bases, joi
     assert any(not torch.equal(got[k], load_file(str(bases["plain"] / "model.safetensors"))[k]) for k in got)
 
 
+def test_a_two_rank_launch_is_refused_the_one_process_run(bases, joined):
+    """Issue 25 item 10a: the run key leaves the world size out (one-process readers find multi-GPU runs), so
+    a 2-rank launch of a config trained by one process must not report a cache hit with those weights."""
+    stamp = (joined / "final" / "model.safetensors").stat().st_mtime_ns
+    proc = launch(joined.parent.parent, bases["plain"], ["batch_size=8", "steps=2"], check=False)
+    assert proc.returncode != 0 and "run cache hit" not in proc.stderr
+    assert "trained by 1 rank(s), a global batch of 8; this launch has 2 ranks, a global batch of 16" in proc.stderr
+    assert (joined / "final" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]

@@ -56,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="as eval.precision (bf16 = autocast)")
     p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when present, else cpu; $AFP_DEVICE "
                    "overrides), cpu, cuda, cuda:N")
-    p.add_argument("--out", type=Path, help="results JSON-lines file (default results/eval/<name>.jsonl)")
+    p.add_argument("--out", type=Path, help="results JSON-lines file (default results/eval/<name>-<model identity>.jsonl: "
+                   "12 hex digits of the weights' and config's sha256, or of the hub id)")
     return p
 
 
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         over["tasks"] = [t for t in tasks if t != "flores"]
     cfg = load_eval_config(args.profile, overrides=over)
     name = args.name or Path(args.model).name
-    out = args.out or results_dir("eval") / f"{name}.jsonl"
+    from ..trainer.runs import identity_tag  # the model's identity, not its folder's name: every run's is `final`
+    out = args.out or results_dir("eval") / f"{name}-{identity_tag(args.model)}.jsonl"
     from ..config import default_profile
     from ..devices import require_gpu
     require_gpu(args.profile or default_profile(), args.device)  # the paper profile without CUDA stops here

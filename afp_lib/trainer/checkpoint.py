@@ -6,13 +6,15 @@ Layout of a run folder:
     checkpoints/step-0000100/   save_pretrained (safetensors) + tokenizer + train_config.json
                                 + trainer_state.pt (optimizer, scheduler) or deepspeed/, rng-rank<r>.pt
                                 (each rank's RNG), state.json (step, world size, global batch)
-                                + complete.json (every file's size, written last)
+                                + complete.json (every file's size and sha256, written last)
     final/                      save_pretrained + tokenizer + train_config.json + result.json (written last)
 
 Every folder is written under a temporary name and renamed into place, so a run killed at any moment
 leaves either the previous checkpoint or the new one, never half of one. A checkpoint damaged afterwards
-(a disk that filled up, a copy cut short) fails `verify` against its complete.json; resume then warns,
-naming the file, and falls back to the previous complete checkpoint."""
+(a disk that filled up, a copy cut short, bytes overwritten at the same size) fails `verify` against its
+complete.json (sizes, then sha256 of every file); resume then warns, naming the file, and falls back to
+the previous good checkpoint. A checkpoint written before checksums existed is checked by its sizes and
+safetensors headers, with a warning that its bytes cannot be checked (docs/run-cache.md)."""
 from __future__ import annotations
 
 import json
@@ -26,10 +28,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from ..data.store import sha256_file
+
 logger = logging.getLogger(__name__)
 
 STATE = "state.json"
-MANIFEST = "complete.json"  # {"files": {relative path: size in bytes}}, the last file of a checkpoint
+MANIFEST = "complete.json"  # {"files": {path: size in bytes}, "sha256": {path: hex}}, a checkpoint's last file
 RESULT = "result.json"  # the last file written into final/: its presence means the run finished
 TRAINER_STATE = "trainer_state.pt"  # optimizer and scheduler state
 
@@ -101,21 +105,25 @@ def checkpoints(out_dir: Path) -> list[Path]:
 
 
 def write_manifest(folder: Path) -> None:
-    """Record every file's size; written last, so its presence means the folder was written whole."""
-    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(Path(folder).rglob("*"))
-             if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp")}
-    write_json(Path(folder) / MANIFEST, {"files": files})
+    """Record every file's size and sha256 (of the bytes on disk, read back after writing); written last
+    (atomically), so its presence means the folder was written whole."""
+    paths = [p for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp")]
+    names = [str(p.relative_to(folder)) for p in paths]
+    write_json(Path(folder) / MANIFEST, {"files": {n: p.stat().st_size for n, p in zip(names, paths)},
+                                         "sha256": {n: sha256_file(p) for n, p in zip(names, paths)}})
 
 
 def verify(folder: Path) -> str | None:
-    """None when the checkpoint is complete, else what is wrong with which file. A checkpoint written
-    before manifests existed is checked by opening its safetensors headers."""
+    """None when the checkpoint is whole, else what is wrong with which file: sizes first (cheap), then
+    the checksums. A manifest without checksums (older checkpoints) is taken on its sizes and safetensors
+    headers, with a warning; a checkpoint without a manifest on its headers only."""
     folder = Path(folder)
     manifest = folder / MANIFEST
     if manifest.is_file():
         try:
-            files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        except (ValueError, KeyError) as e:
+            record = json.loads(manifest.read_text(encoding="utf-8"))
+            files, sums = record["files"], record.get("sha256")
+        except (ValueError, KeyError, TypeError) as e:
             return f"{manifest}: unreadable ({e})"
         for name, size in files.items():
             path = folder / name
@@ -123,7 +131,13 @@ def verify(folder: Path) -> str | None:
                 return f"{path}: missing"
             if path.stat().st_size != size:
                 return f"{path}: {path.stat().st_size} bytes, {size} when written (truncated?)"
-        return None
+        if sums is not None:
+            for name, digest in sums.items():
+                if sha256_file(folder / name) != digest:
+                    return f"{folder / name}: sha256 differs from {manifest} (the bytes changed after saving)"
+            return None
+        logger.warning("checkpoint %s has no checksums (written before they existed): sizes and safetensors "
+                       "headers checked, its bytes cannot be", folder)
     for path in sorted(folder.glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt"):

@@ -127,6 +127,23 @@ class TrainConfig:
         return self.cit.batch_size or self.batch_size
 
 
+# Settings that change how a run is carried out, not what it computes: left out of the run cache's key
+# (trainer.runs.run_key, through afp_lib.config.semantic as world pretraining's OPERATIONAL), so changing one
+# keeps every finished run a cache hit. Each says why; every other field (nested ones included) is in the key,
+# and tests/test_run_cache.py fails on a field that is in neither this map nor its list of result fields.
+# Not here, since they change the numbers: precision, threads (float summation order), backend and zero_stage
+# (another optimizer / reduction), device, mcl.length_groups (grouping rows changes the weights by ~1e-6,
+# measured), eval_every (the logged eval points are Fig. 3c's trajectory).
+OPERATIONAL = {
+    "name": "a label: it names the run folder (runs.run_dir), nothing reads it while training",
+    "tokenized": "memory lists or memory-mapped Arrow files: the same rows in the same order (test_tokenized)",
+    "gradient_checkpointing": "recomputes each block in backward (the RNG replayed): identical weights, measured",
+    "log_every": "how often the losses are written: a log record is a read-out, the update does not see it",
+    "save_every": "checkpoint interval: a resume gives the uninterrupted weights bit for bit (test_trainer)",
+    "keep_checkpoints": "how many resumable checkpoints stay on disk",
+}
+
+
 def validate(cfg: TrainConfig) -> None:
     """Range checks that types alone cannot express; every message names the value and what is allowed."""
     def bad(key, value, allowed):

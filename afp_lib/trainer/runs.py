@@ -1,6 +1,9 @@
-"""The run cache: a run is named by the hash of its resolved config plus the base model's identity (and
-the data, when a caller passes its own), so asking twice for the same run trains once. Notebooks and
-DVC stages share runs this way: `get_or_train(cfg, base_model)` returns `runs_dir()/align/<name>-<hash>`."""
+"""The run cache: a run is named by the hash of the config fields that change its result (all but
+`config.OPERATIONAL`) plus the base model's identity (and the data, when a caller passes its own), so asking
+twice for the same run trains once. Notebooks and DVC stages share runs this way: `get_or_train(cfg,
+base_model)` returns `runs_dir()/align/<name>-<hash>`. The world size is not in the key (a run launched on
+8 GPUs is read by a one-process notebook), so a launch on another number of ranks than the cached run's is
+refused; folders named by the former key (the whole config) are adopted once. See docs/run-cache.md."""
 from __future__ import annotations
 
 import contextlib
@@ -8,18 +11,21 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..config import semantic
 from ..data.store import data_revisions
 from ..paths import mirror_root, runs_dir
 from . import distributed
 from .checkpoint import RESULT, write_json
-from .config import TrainConfig, config_dict
+from .config import OPERATIONAL, TrainConfig, config_dict
 
 logger = logging.getLogger(__name__)
 FULL_HASH_BYTES = 512 * 2**20  # weights up to this size are hashed in full; larger ones by header + size
+_warned: set[Path] = set()  # runs of another world size already named to this process (one warning each)
 
 
 def _hash_file(path: Path, h) -> None:
@@ -47,22 +53,151 @@ def model_identity(base_model: str | Path) -> str:
     return "dir:" + h.hexdigest()
 
 
-def run_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
-    config = config_dict(cfg)
-    config.pop("tokenized", None)  # where the ids are kept does not change the run: the same batches
-    payload = {"config": config, "base_model": model_identity(base_model)}
-    if data is not None:
-        payload["data"] = asdict(data)
+def identity_tag(model: str | Path) -> str:
+    """12 hex digits of `model_identity`: a file name part that tells two models apart (two runs' `final`)."""
+    return hashlib.sha256(model_identity(model).encode()).hexdigest()[:12]
+
+
+def _digest(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
 
 
+def run_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
+    """The hash of what makes the run's result: the config less its OPERATIONAL fields, the base model's
+    identity, and the caller's data (None: built from the config). Not the world size: see `_world_problem`."""
+    payload = {"config": semantic(cfg, OPERATIONAL), "base_model": model_identity(base_model)}
+    if data is not None:
+        payload["data"] = asdict(data)
+    return _digest(payload)
+
+
+def legacy_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
+    """The key of the first scheme (until this change): the whole config but `tokenized`. Only to find the
+    folder it named for this run (`_adopt_legacy`); a config field added since makes it name no folder, and
+    the folders of the former scheme are then found by their saved train_config.json alone."""
+    config = config_dict(cfg)
+    config.pop("tokenized", None)
+    payload = {"config": config, "base_model": model_identity(base_model)}
+    if data is not None:
+        payload["data"] = asdict(data)
+    return _digest(payload)
+
+
+def _label(cfg: TrainConfig) -> str:
+    return cfg.objective if cfg.name in ("afp", cfg.objective) else f"{cfg.name}-{cfg.objective}"
+
+
 def run_dir(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
-    label = cfg.objective if cfg.name in ("afp", cfg.objective) else f"{cfg.name}-{cfg.objective}"
-    return runs_dir() / "align" / f"{label}-{run_key(cfg, base_model, data)}"
+    return runs_dir() / "align" / f"{_label(cfg)}-{run_key(cfg, base_model, data)}"
 
 
 def is_finished(path: Path) -> bool:
     return (Path(path) / "final" / RESULT).is_file()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def recorded_world(path: Path) -> int | None:
+    """The number of ranks a run folder was trained by: run.json's `world_size` (written since run keys
+    left the world size out), else final/result.json's `ranks` (written by replicated multi-rank runs), else
+    1 for the torch backend (whose multi-rank runs always write `ranks`); None when unknown (an old DeepSpeed run)."""
+    path = Path(path)
+    run = _read_json(path / "run.json")
+    if "world_size" in run:
+        return int(run["world_size"])
+    result = _read_json(path / "final" / RESULT)
+    if "ranks" in result:
+        return int(result["ranks"])
+    backend = (run.get("config") or _read_json(path / "train_config.json")).get("backend", "torch")
+    return 1 if backend == "torch" else None
+
+
+def _world_problem(path: Path, cfg: TrainConfig, world: int) -> str | None:
+    """Why a finished run must not be returned to this launch, or None. A launch on W > 1 ranks trains on a
+    global batch of W x batch_size x grad_accum: another world size is another run, refused (not trained
+    over it). One process reads a run of any world size (the paper's runs are trained on 8 GPUs and read
+    by the notebooks), with a warning naming the run's global batch."""
+    was = recorded_world(path)
+    if was == world:
+        return None
+    per_rank = cfg.batch_size * cfg.grad_accum
+    was_text = f"{was} rank(s), a global batch of {was * per_rank}" if was else "an unrecorded number of ranks"
+    if world == 1:
+        if path not in _warned:
+            _warned.add(path)
+            logger.warning("run %s was trained by %s (batch_size %d x grad_accum %d x ranks); returned to this "
+                           "one-process caller as it is", path, was_text, cfg.batch_size, cfg.grad_accum)
+        return None
+    return (f"run cache: {path} holds this config trained by {was_text}; this launch has {world} ranks, a "
+            f"global batch of {world * per_rank} (batch_size {cfg.batch_size} x grad_accum {cfg.grad_accum} x "
+            f"ranks), which is another run. The key leaves the world size out (one-process readers find "
+            f"multi-GPU runs), so: launch with {was or 'the same number of'} processes to use it, or change "
+            f"batch_size/grad_accum so the config says the global batch, or move {path} away to train anew.")
+
+
+def _saved_config(folder: Path) -> dict:
+    return (_read_json(folder / "final" / "train_config.json") or _read_json(folder / "train_config.json")
+            or _read_json(folder / "run.json").get("config", {}))
+
+
+def _adopt_legacy(cfg: TrainConfig, base_model: str | Path, data, path: Path) -> None:
+    """Rename a folder of the first key scheme (the whole config) that holds this run to `path`, once: the
+    folder its former key names, or (data built from the config) any folder of this label whose run.json has
+    no `key` (the former scheme), of this base model, whose saved train_config.json has this config's result
+    fields (so one trained with another log_every is found too); finished ones first, then the newest. The
+    folder the former key names but holding another config is named in a warning and left alone. Rank 0
+    only, before the run's lock."""
+    if path.exists():
+        return
+    exact = path.with_name(f"{_label(cfg)}-{legacy_key(cfg, base_model, data)}")
+    candidates = [exact] if exact.is_dir() else []
+    if data is None:  # the former run.json does not record a caller's own data: only the exact name then
+        identity = model_identity(base_model)
+        candidates += [f for f in sorted(path.parent.glob(f"{_label(cfg)}-*")) if f.is_dir() and f != exact
+                       and "key" not in (run := _read_json(f / "run.json")) and run.get("identity") == identity]
+    want = semantic(cfg, OPERATIONAL)
+    matches = [f for f in candidates if (saved := _saved_config(f)) and semantic(saved, OPERATIONAL) == want]
+    if not matches:
+        if candidates and candidates[0] == exact:
+            saved = _saved_config(exact)
+            differ = sorted(k for k in set(saved) | set(want) if k not in OPERATIONAL and saved.get(k) != want.get(k))
+            what = f"differs in {', '.join(differ)}" if saved else "no readable train_config.json"
+            logger.warning("run cache: %s (named by the former key scheme) does not hold this config (%s); left "
+                           "alone, the run goes to %s", exact, what, path)
+        return
+    old = max(matches, key=lambda f: (is_finished(f), f.stat().st_mtime))
+    try:
+        with open(old / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            old.rename(path)
+    except BlockingIOError:
+        logger.warning("run cache: %s (former key scheme) is locked by another process; not adopted", old)
+        return
+    except OSError as e:  # adopted meanwhile by another process, or the new folder appeared: use what is there
+        logger.info("run cache: %s not adopted (%s)", old, e)
+        return
+    run = _read_json(path / "run.json")
+    world = recorded_world(path)
+    write_json(path / "run.json", {**run, "key": run_key(cfg, base_model, data), "adopted_from": old.name,
+                                   **({"world_size": world} if world else {})})
+    _move_eval_cells(old / "final", path / "final")
+    logger.warning("run cache: adopted %s (a run of the former key scheme, the whole config) as %s", old, path)
+
+
+def _move_eval_cells(old_final: Path, new_final: Path) -> None:
+    """The evaluation cache keys a model on its folder (eval.runner.model_key, cell_file): an adopted run's
+    cells move with it, so its scores are not computed again."""
+    from ..eval.runner import _digest, model_key
+    root = runs_dir() / "eval"
+    src, dst = (root / _digest(model_key(str(p))) for p in (old_final, new_final))
+    if src.is_dir() and not dst.exists():
+        os.replace(src, dst)
+        logger.info("run cache: moved the evaluation cells of %s to %s", old_final, dst)
 
 
 def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
@@ -70,18 +205,27 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     killed run), loaded from the cache otherwise. The aligned model is in `<run>/final`.
 
     Under torchrun/deepspeed the process group is joined first; rank 0 alone holds the run's lock and
-    decides (cache hit, or train/resume), every rank follows, so two launches of one run train it once."""
+    decides (cache hit, or train/resume), every rank follows, so two launches of one run train it once.
+    A finished run of another world size is refused on W > 1 ranks (`_world_problem`)."""
     from ..models import load_model
     from .loop import _device, train
 
     distributed.init_from_env(_device(cfg))
     path = run_dir(cfg, base_model, data)
+    world = distributed.rank_world()[1]
+    if distributed.is_main():
+        _adopt_legacy(cfg, base_model, data, path)
     with _rank0_lock(path) as decision:
         if decision == "hit":
+            problem = distributed.broadcast(_world_problem(path, cfg, world) if distributed.is_main() else None)
+            if problem:
+                raise RuntimeError(problem)
             logger.info("run cache hit: %s", path)
             return path
         if distributed.is_main():
             write_json(path / "run.json", {"base_model": str(base_model), "identity": model_identity(base_model),
+                                          "key": run_key(cfg, base_model, data), "world_size": world,
+                                          "global_batch": world * cfg.batch_size * cfg.grad_accum,
                                           "config": config_dict(cfg), "data": data_revisions(mirror_root())})
         model, tokenizer = load_model(str(base_model))
         train(cfg, model, tokenizer, path, data=data)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from ..config import semantic as config_semantic
 from ..devices import autocast, resolve_precision
 from ..models import build_model, n_params
 from ..trainer import checkpoint as ckpt
@@ -89,7 +90,7 @@ OPERATIONAL = ("log_every", "checkpoint_every")
 
 def semantic(pc: PretrainConfig) -> dict:
     """The pretraining settings that determine the weights (a resume or a cache hit must match these)."""
-    return {k: v for k, v in asdict(pc).items() if k not in OPERATIONAL}
+    return config_semantic(pc, OPERATIONAL)
 
 
 # --- the run -----------------------------------------------------------------------------------------------
