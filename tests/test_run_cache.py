@@ -1,11 +1,13 @@
 """The run cache's key (trainer.runs): only the fields that change a run's result, every field classified;
 folders named by the former key adopted once; a finished run of another world size refused."""
+import copy
 import dataclasses
 import json
 import typing
 
 import pytest
 
+from afp_lib.config import semantic
 from afp_lib.trainer import runs
 from afp_lib.trainer.config import OPERATIONAL, TrainConfig, config_dict
 
@@ -17,7 +19,7 @@ RESULT_FIELDS = {
     "objective", "alpha", "seed", "steps", "batch_size", "grad_accum", "seq_len", "precision", "threads",
     "backend", "zero_stage", "device", "eval_every",
     "mcl.layer", "mcl.pooling", "mcl.temperature", "mcl.symmetric", "mcl.gather", "mcl.length_groups",
-    "cit.p_src", "cit.p_src_on_translation", "cit.sources", "cit.prompt", "cit.alpaca", "cit.batch_size", "cit.pack",
+    "cit.p_src", "cit.sources", "cit.prompt", "cit.alpaca", "cit.batch_size", "cit.pack",
     "optim.lr", "optim.betas", "optim.eps", "optim.weight_decay", "optim.schedule", "optim.warmup_ratio",
     "optim.min_lr_ratio", "optim.grad_clip",
     "data.langs", "data.pivot", "data.sources", "data.policy", "data.max_pairs_per_lang", "data.bactrian_pairs",
@@ -94,12 +96,15 @@ def test_base_model_and_data_change_the_key():
     assert runs.run_key(cfg, BASE, TrainData(pairs=[pair])) != runs.run_key(cfg, BASE, TrainData(pairs=[pair, pair]))
 
 
-def test_legacy_key_is_the_former_scheme():
-    """The value the former run_key (the whole config but `tokenized`) gave this config at commit bd43115; a
-    TrainConfig field added since changes it, and folders of the former scheme are then no longer found."""
-    assert runs.legacy_key(TrainConfig(steps=3, batch_size=4), BASE) == "3eeb96c5a140"
-    assert runs.legacy_key(TrainConfig(steps=3, batch_size=4, tokenized="arrow"), BASE) == "3eeb96c5a140"
-    assert runs.legacy_key(TrainConfig(steps=3, batch_size=4, log_every=5), BASE) != "3eeb96c5a140"
+def test_a_retired_field_with_todays_meaning_is_the_same_run():
+    """A former config's `cit.p_src_on_translation: true` is today's rule: such a run is found; `false` (translation
+    samples always translated) was another run and is not."""
+    want = semantic(TrainConfig(steps=3), runs.OPERATIONAL)
+    old = copy.deepcopy(want)
+    old["cit"]["p_src_on_translation"] = True
+    assert runs._current_fields(old, want) == want
+    old["cit"]["p_src_on_translation"] = False
+    assert runs._current_fields(old, want) is None
 
 
 def _finished(folder, cfg, result=None, run=None):
@@ -127,8 +132,8 @@ def no_training(tmp_path, monkeypatch):
 
 def test_a_run_under_the_former_key_is_adopted(no_training, tmp_path, caplog):
     cfg = TrainConfig(steps=3, batch_size=4)
-    old = tmp_path / "align" / f"afp-{runs.legacy_key(cfg, BASE)}"
-    _finished(old, cfg)
+    old = tmp_path / "align" / "afp-3eeb96c5a140"  # a name of the former scheme
+    _finished(old, cfg, run={"identity": runs.model_identity(BASE), "config": config_dict(cfg)})
     from afp_lib.eval.runner import Cell, read_cell, write_cell
     cell = dict(task="xcopa", language="zh", shots=0, seed=0, demo_lang="zh", demos="random", connectors="english",
                 max_items=8, version=1)
@@ -154,22 +159,20 @@ def test_a_former_run_with_other_speed_settings_is_found_by_its_saved_config(no_
     _finished(tmp_path / "align" / "afp-000000000000", dataclasses.replace(trained, seed=1),
               run={"identity": identity})                                  # another run
     _finished(tmp_path / "align" / "afp-111111111111", trained, run={"identity": "hub:other"})  # another base
-    old = tmp_path / "align" / f"afp-{runs.legacy_key(trained, BASE)}"
+    old = tmp_path / "align" / "afp-222222222222"
     _finished(old, trained, run={"identity": identity, "config": config_dict(trained)})
-    assert runs.legacy_key(trained, BASE) != runs.legacy_key(cfg, BASE)
     path = runs.get_or_train(cfg, BASE)
     assert no_training == [] and not old.exists() and json.loads((path / "run.json").read_text())["adopted_from"] == old.name
     assert {f.name for f in (tmp_path / "align").iterdir()} == {"afp-000000000000", "afp-111111111111", path.name}
 
 
-def test_a_folder_under_the_former_key_with_another_config_is_named_and_left_alone(no_training, tmp_path, caplog):
+def test_a_former_folder_with_another_config_is_left_alone(no_training, tmp_path):
     cfg = TrainConfig(steps=3, batch_size=4)
-    old = tmp_path / "align" / f"afp-{runs.legacy_key(cfg, BASE)}"
-    _finished(old, dataclasses.replace(cfg, seed=7))  # e.g. a folder copied in by hand
-    with caplog.at_level("WARNING", logger="afp_lib.trainer.runs"):
-        path = runs.get_or_train(cfg, BASE)
+    old = tmp_path / "align" / "afp-3eeb96c5a140"
+    other = dataclasses.replace(cfg, seed=7)
+    _finished(old, other, run={"identity": runs.model_identity(BASE), "config": config_dict(other)})
+    path = runs.get_or_train(cfg, BASE)
     assert old.is_dir() and no_training == [path]
-    assert f"{old} (named by the former key scheme) does not hold this config (differs in seed)" in caplog.text
 
 
 def test_another_world_size_is_refused_on_many_ranks_and_named_to_one_process(tmp_path, caplog):

@@ -7,6 +7,7 @@ refused; folders named by the former key (the whole config) are adopted once. Se
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import json
@@ -66,18 +67,6 @@ def run_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
     """The hash of what makes the run's result: the config less its OPERATIONAL fields, the base model's
     identity, and the caller's data (None: built from the config). Not the world size: see `_world_problem`."""
     payload = {"config": semantic(cfg, OPERATIONAL), "base_model": model_identity(base_model)}
-    if data is not None:
-        payload["data"] = asdict(data)
-    return _digest(payload)
-
-
-def legacy_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
-    """The key of the first scheme (until this change): the whole config but `tokenized`. Only to find the
-    folder it named for this run (`_adopt_legacy`); a config field added since makes it name no folder, and
-    the folders of the former scheme are then found by their saved train_config.json alone."""
-    config = config_dict(cfg)
-    config.pop("tokenized", None)
-    payload = {"config": config, "base_model": model_identity(base_model)}
     if data is not None:
         payload["data"] = asdict(data)
     return _digest(payload)
@@ -145,30 +134,39 @@ def _saved_config(folder: Path) -> dict:
             or _read_json(folder / "run.json").get("config", {}))
 
 
+# fields a former config held and the current one does not, with the value that means today's behaviour:
+# a saved config with that value is the same run (`cit.p_src_on_translation: true` is now the rule everywhere)
+RETIRED = {"cit.p_src_on_translation": True}
+
+
+def _current_fields(saved: dict, want: dict) -> dict | None:
+    """`saved` cut to the fields `want` has, or None when a retired field holds a value that meant another run."""
+    saved = copy.deepcopy(saved)
+    for name, same in RETIRED.items():
+        *parents, leaf = name.split(".")
+        node = saved
+        for p in parents:
+            node = node.get(p, {})
+        if leaf in node and node.pop(leaf) != same:
+            return None
+    return saved
+
+
 def _adopt_legacy(cfg: TrainConfig, base_model: str | Path, data, path: Path) -> None:
-    """Rename a folder of the first key scheme (the whole config) that holds this run to `path`, once: the
-    folder its former key names, or (data built from the config) any folder of this label whose run.json has
-    no `key` (the former scheme), of this base model, whose saved train_config.json has this config's result
-    fields (so one trained with another log_every is found too); finished ones first, then the newest. The
-    folder the former key names but holding another config is named in a warning and left alone. Rank 0
-    only, before the run's lock."""
-    if path.exists():
+    """Rename a run folder of the former key scheme (the whole config was hashed) that holds this run to
+    `path`, once: a folder of this label whose run.json has no `key`, of this base model, whose saved
+    train_config.json has this config's result fields (so one trained with another log_every is found too);
+    finished ones first, then the newest. A caller's own data is not recorded by the former scheme: such runs
+    are trained again. Rank 0 only, before the run's lock."""
+    if path.exists() or data is not None:
         return
-    exact = path.with_name(f"{_label(cfg)}-{legacy_key(cfg, base_model, data)}")
-    candidates = [exact] if exact.is_dir() else []
-    if data is None:  # the former run.json does not record a caller's own data: only the exact name then
-        identity = model_identity(base_model)
-        candidates += [f for f in sorted(path.parent.glob(f"{_label(cfg)}-*")) if f.is_dir() and f != exact
-                       and "key" not in (run := _read_json(f / "run.json")) and run.get("identity") == identity]
+    identity = model_identity(base_model)
     want = semantic(cfg, OPERATIONAL)
-    matches = [f for f in candidates if (saved := _saved_config(f)) and semantic(saved, OPERATIONAL) == want]
+    matches = [f for f in sorted(path.parent.glob(f"{_label(cfg)}-*")) if f.is_dir()
+               and "key" not in (run := _read_json(f / "run.json")) and run.get("identity") == identity
+               and (saved := _saved_config(f))
+               and _current_fields(semantic(saved, OPERATIONAL), want) == want]
     if not matches:
-        if candidates and candidates[0] == exact:
-            saved = _saved_config(exact)
-            differ = sorted(k for k in set(saved) | set(want) if k not in OPERATIONAL and saved.get(k) != want.get(k))
-            what = f"differs in {', '.join(differ)}" if saved else "no readable train_config.json"
-            logger.warning("run cache: %s (named by the former key scheme) does not hold this config (%s); left "
-                           "alone, the run goes to %s", exact, what, path)
         return
     old = max(matches, key=lambda f: (is_finished(f), f.stat().st_mtime))
     try:
