@@ -15,8 +15,10 @@ import os
 import random
 import resource
 import time
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:   # torch is imported inside the functions: `rehearse --help` parses without it
+    import torch
 
 ARCHS = {  # the published configs (config.json of each hub repo), written out
     "xglm-564M": ("xglm", dict(vocab_size=256008, d_model=1024, ffn_dim=4096, num_layers=24, attention_heads=16,
@@ -66,12 +68,29 @@ def synthetic_rows(n: int, vocab: int, seq_len: int, seed: int = 0):
 
 
 def peak_memory_gib(device: torch.device) -> float:
+    import torch
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (the process's peak RSS)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..cli import Parser
+    from ..config import user_input
+
+    ap = Parser(prog="python -m afp_lib rehearse", description=__doc__)
+    ap.add_argument("overrides", nargs="*", help="train config overrides, e.g. batch_size=2 seq_len=128 zero_stage=2")
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="xglm-564M", help="the published architecture to build")
+    ap.add_argument("--steps", type=int, default=4, help="optimizer steps; the first is warm-up and not timed")
+    ap.add_argument("--layers", type=int, default=0, help="cut the depth to this many blocks (0 = the real depth)")
+    ap.add_argument("--profile", default="paper", help="params.yaml train profile")
+    ap.add_argument("--vocab", type=int, default=0,
+                    help="cut the vocabulary to this many ids (0 = the real size; for a quick check of the command)")
+    ap.add_argument("--bucket", type=float, default=0, help="DeepSpeed ZeRO bucket size in elements (0 = DeepSpeed's)")
+    ap.add_argument("--json", help="also write the numbers to this JSON file (rank 0)")
+    args = ap.parse_intermixed_args(argv)  # overrides may come before and after the options
+    import torch
+
     from . import distributed
     from .config import load_train_config
     from ..devices import autocast, resolve_precision
@@ -79,18 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     from .loop import _device, _make_backend, micro_index, step_losses
     from .shared import shared_batches
 
-    ap = argparse.ArgumentParser(prog="python -m afp_lib rehearse", description=__doc__)
-    ap.add_argument("overrides", nargs="*", help="train config overrides, e.g. batch_size=2 seq_len=128 zero_stage=2")
-    ap.add_argument("--arch", choices=sorted(ARCHS), default="xglm-564M")
-    ap.add_argument("--steps", type=int, default=4, help="optimizer steps; the first is warm-up and not timed")
-    ap.add_argument("--layers", type=int, default=0, help="cut the depth to this many blocks (0 = the real depth)")
-    ap.add_argument("--profile", default="paper")
-    ap.add_argument("--vocab", type=int, default=0,
-                    help="cut the vocabulary to this many ids (0 = the real size; for a quick check of the command)")
-    ap.add_argument("--bucket", type=float, default=0, help="DeepSpeed ZeRO bucket size in elements (0 = DeepSpeed's)")
-    ap.add_argument("--json", help="also write the numbers to this JSON file (rank 0)")
-    args = ap.parse_intermixed_args(argv)  # overrides may come before and after the options
-    cfg = load_train_config(args.profile, ["eval_every=0", "save_every=0", *args.overrides])
+    with user_input():
+        cfg = load_train_config(args.profile, ["eval_every=0", "save_every=0", *args.overrides])
     device = _device(cfg)
     distributed.init_from_env(device, required=cfg.backend == "deepspeed")
     rank, world = distributed.rank_world()
