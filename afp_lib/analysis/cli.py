@@ -87,7 +87,7 @@ def _trajectories(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m afp_lib analyse", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, help="the analysis to run")
     p = sub.add_parser("paper", help="print the paper's tables")
     p.add_argument("tables", nargs="*", type=int, help="table numbers (default: all)")
     p.set_defaults(run=_paper)
