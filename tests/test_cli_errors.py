@@ -85,7 +85,7 @@ print(json.dumps({"parsers": len(seen), "heavy": heavy, "undocumented": undocume
 
 
 @pytest.mark.parametrize("argv", [["train"], ["evaluate"], ["world"], ["data", "check"], ["data", "verify"],
-                                  ["paper-plan"], ["repro-check"], ["rehearse"], ["analyse", "tables"],
+                                  ["data", "fetch"], ["paper-plan"], ["repro-check"], ["rehearse"], ["analyse", "tables"],
                                   ["analyse", "represent"]])
 def test_help_imports_no_torch_and_documents_every_option(argv):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

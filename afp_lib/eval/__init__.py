@@ -6,6 +6,10 @@ arguments without importing torch."""
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import EvalConfig
 
 _EXPORTS = {
     "config": ("EvalConfig", "TranslationConfig", "load_eval_config"),

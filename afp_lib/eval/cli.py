@@ -14,7 +14,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..cli import Parser, model_ref, require_model
+from ..cli import Parser, require_model
+from ..cli import model_ref as model_path   # (run_plan has a loop variable `model_ref`)
 from ..paths import results_dir
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
         return f"(default: {fmt(d[key]) if key in d else '?'}; from eval.{profile} in params.yaml)"
 
     p = Parser(prog="python -m afp_lib evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=model_ref, help="save_pretrained folder, or hub id org/name (with HF_HUB_OFFLINE=1: "
+    p.add_argument("--model", type=model_path, help="save_pretrained folder, or hub id org/name (with HF_HUB_OFFLINE=1: "
                    "one in the local hub cache)")
     p.add_argument("--plan", type=Path, help="evaluate the grid of a `paper-plan --out` JSON file, sharded over ranks")
     p.add_argument("--max-cells", type=int, help="--plan: stop each rank after writing this many cells (default: no limit)")

@@ -9,7 +9,6 @@ measured instead of assumed. Nothing is downloaded and nothing is saved (except,
 `scripts/gpu_rehearsal.sh` runs the prepared GPU rehearsals and collects their --json files."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
