@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             check_langs(["flores"], flores_langs)
     if with_flores and len(flores_langs) < 2:
         raise UserError(f"flores translates between the --langs languages; it needs two or more, got "
-                        f"{','.join(flores_langs)} (e.g. --langs en,{flores_langs[0] if flores_langs[0] != 'en' else 'zh'})")
+                        f"{','.join(flores_langs) or 'none'} (e.g. --langs en,zh)")
     import torch
 
     from .icl import evaluate
