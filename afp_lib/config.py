@@ -4,9 +4,10 @@
 `load_section("train", "mini")` overlays base with the profile (the merge rule: `merge_rule`);
 `apply_overrides(d, ["mcl.layer=2"])` applies overrides, the one syntax every config loader takes;
 `from_dict(TrainConfig, d)` turns a dict into a frozen dataclass, checking types and suggesting the closest
-name for unknown keys."""
+name for unknown keys. Those mistakes are `UserError`s: `python -m afp_lib` prints them as one line."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -21,6 +22,36 @@ import yaml
 from .paths import repo_root
 
 PROFILES = ("smoke", "mini", "paper")
+
+
+class UserError(ValueError):
+    """A mistake in what the user gave (a flag, a config key or value, a path, a data file): `python -m afp_lib`
+    prints it as one line `afp <command>: error: ...` and exits 2, without a traceback (AFP_DEBUG=1 shows it)."""
+
+
+class UnknownName(UserError, KeyError):
+    """An unknown section, profile or key; still a KeyError for callers that catch one."""
+
+    def __str__(self) -> str:   # KeyError's str() would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class BadValue(UserError, TypeError):
+    """A config value of the wrong type; still a TypeError for callers that catch one."""
+
+
+@contextlib.contextmanager
+def user_input(what: str = ""):
+    """Inside it, a KeyError/ValueError/TypeError/FileNotFoundError is the user's mistake: it is re-raised as a
+    UserError (the original chained). For the steps that read the command line, params.yaml and the
+    overrides, where every such error comes from what the user gave; the work itself keeps its tracebacks."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else str(e)
+        raise UserError(f"{what}: {msg}" if what else str(msg)) from e
 
 
 def read_params(path: str | Path | None = None) -> dict:
@@ -67,11 +98,11 @@ def load_section(section: str, profile: str | None = None, path: str | Path | No
     params = read_params(path)
     profile = profile or params.get("profile", "mini")
     if section not in params:
-        raise KeyError(_unknown("section", section, [k for k in params if isinstance(params[k], dict)], "params.yaml"))
+        raise UnknownName(_unknown("section", section, [k for k in params if isinstance(params[k], dict)], "params.yaml"))
     block = params[section]
     profiles = [k for k in block if k != "base"]
     if profile not in block and profile not in PROFILES:
-        raise KeyError(_unknown("profile", profile, profiles, f"params.yaml:{section}"))
+        raise UnknownName(_unknown("profile", profile, profiles, f"params.yaml:{section}"))
     base, entry = block.get("base") or {}, block.get(profile) or {}
     if merge_rule(section) == "deep":
         return deep_merge(base, entry)
@@ -92,7 +123,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     origin = get_origin(tp)
     if origin is Literal:
         if value not in get_args(tp):
-            raise ValueError(f"{where}={value!r} is not allowed; use one of {', '.join(map(repr, get_args(tp)))}")
+            raise UserError(f"{where}={value!r} is not allowed; use one of {', '.join(map(repr, get_args(tp)))}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
@@ -106,35 +137,35 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
                 return _check_type(value, a, where)
             except (TypeError, ValueError) as e:
                 errors.append(str(e))
-        raise TypeError(f"{where}={value!r} matches none of {tp}")
+        raise BadValue(f"{where}={value!r} matches none of {tp}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where} must be a list, got {value!r}")
+            raise BadValue(f"{where} must be a list, got {value!r}")
         (inner, *_) = get_args(tp) or (Any,)
         items = [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise TypeError(f"{where} must be a mapping, got {value!r}")
+            raise BadValue(f"{where} must be a mapping, got {value!r}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return value if isinstance(value, tp) else from_dict(tp, value, where)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{where} must be a number, got {value!r} ({type(value).__name__}); "
+            raise BadValue(f"{where} must be a number, got {value!r} ({type(value).__name__}); "
                             "note that YAML reads 1e-5 as a string: write 1.0e-5")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{where} must be an integer, got {value!r}")
+            raise BadValue(f"{where} must be an integer, got {value!r}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise TypeError(f"{where} must be true or false, got {value!r}")
+            raise BadValue(f"{where} must be true or false, got {value!r}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise TypeError(f"{where} must be a string, got {value!r}")
+            raise BadValue(f"{where} must be a string, got {value!r}")
         return value
     return value
 
@@ -148,7 +179,7 @@ def from_dict(cls, data: dict | None, where: str | None = None):
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
-            raise KeyError(_unknown("key", key, fields, where))
+            raise UnknownName(_unknown("key", key, fields, where))
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     return cls(**kwargs)
 
@@ -196,11 +227,14 @@ def with_overrides(cfg: dict, overrides: list[str] | None) -> dict:
     out = copy.deepcopy(cfg)
     for item in overrides or []:
         if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
+            raise UserError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
         node = out
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise UserError(f"override {item!r}: the value is not valid YAML ({' '.join(str(e).split())})") from None
     return out

@@ -5,14 +5,21 @@ It compares the DVC metrics files of the working tree (`results/<profile>/metric
 `results/world/<profile>/diagnostic.json`, just regenerated) with the same files as committed at `--ref`
 (read with `git show`), key by key, within the tolerances of `TOLERANCES`. `--fresh DIR --committed DIR`
 compare two folders of metrics files instead. Exit 0: every committed number reproduced; 1: a number is
-outside its tolerance, or a committed file or key is missing from the fresh run (new keys are listed only).
+outside its tolerance, or a committed file or key is missing from the fresh run (new keys are listed only);
+3: nothing was regenerated (below).
+
+Regenerated or not: on a fresh clone `dvc repro` finds every stage unchanged and writes nothing, and the
+comparison would be of the committed files with themselves ("310 of 310 reproduced"). A working-tree file
+counts as regenerated when its content differs from the committed one, or when it was written more than
+`CHECKOUT_SLACK_S` after params.yaml and dvc.yaml (which a repro never writes, and a checkout writes
+together with the results). Files not regenerated are left out of the comparison and listed; when none was
+regenerated, repro-check says so and exits 3 (`dvc repro --force` reruns the stages).
 
 The mini profile pins fp32 and 2 threads, so on the pinned software stack a repro is expected to be exact;
 the tolerances absorb CPU-kernel differences between machines (one flipped item among the 160 of an ICL
 cell moves it by 0.6 points)."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -124,15 +131,28 @@ def read_committed(paths: list[str], ref: str) -> dict[str, dict]:
     return out
 
 
+CHECKOUT_SLACK_S = 60.0   # a checkout writes params.yaml and results/ within seconds; a repro takes minutes
+CONFIG_FILES = ("params.yaml", "dvc.yaml")
+
+
+def unregenerated(paths: list[str], committed: dict[str, dict], fresh: dict[str, dict], root: Path) -> list[str]:
+    """The compared files no repro has written since the checkout: the committed content, and an mtime no later
+    than CHECKOUT_SLACK_S after the newest of CONFIG_FILES (see the module doc)."""
+    since = max(((root / f).stat().st_mtime for f in CONFIG_FILES if (root / f).is_file()), default=0.0)
+    return [p for p in paths if p in committed and p in fresh and fresh[p] == committed[p]
+            and (root / p).stat().st_mtime <= since + CHECKOUT_SLACK_S]
+
+
 def read_folder(folder: Path) -> dict[str, dict]:
     return {str(p.relative_to(folder)): json.loads(p.read_text(encoding="utf-8"))
             for p in sorted(Path(folder).rglob("*.json"))}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m afp_lib repro-check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="mini")
-    p.add_argument("--ref", default="HEAD", help="git revision holding the committed metrics (default HEAD)")
+    from .cli import Parser
+    p = Parser(prog="python -m afp_lib repro-check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="mini", help="the profile whose metrics files are compared")
+    p.add_argument("--ref", default="HEAD", help="git revision holding the committed metrics")
     p.add_argument("--fresh", type=Path, help="a folder of fresh metrics files (instead of the working tree)")
     p.add_argument("--committed", type=Path, help="a folder of reference metrics files (instead of git --ref)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every key, not only the failures")
@@ -149,6 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     if not committed:
         print(f"no committed metrics to compare with (profile {args.profile!r}, ref {args.ref})", file=sys.stderr)
         return 1
+    if args.fresh is None:
+        stale = unregenerated(paths, committed, fresh, repo_root())
+        if stale and len(stale) == len([p for p in committed if p in fresh]):
+            print(f"repro-check: nothing was regenerated: the {len(stale)} metrics files of profile {args.profile!r} "
+                  f"are as committed at {args.ref} and were not written since the checkout (params.yaml, dvc.yaml); "
+                  "comparing them would compare the committed numbers with themselves. Run `make repro` first "
+                  "(`dvc repro --force` when DVC finds every stage unchanged)", file=sys.stderr)
+            return 3
+        for path in stale:
+            print(f"note {path}: not regenerated since the checkout; left out of the comparison")
+            committed.pop(path)
+            fresh.pop(path)
     diffs, new = compare(committed, fresh)
     failed = [d for d in diffs if not d.ok]
     for d in diffs if args.verbose else failed:

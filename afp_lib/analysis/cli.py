@@ -7,9 +7,10 @@
 Notebooks call the library directly; this only parses arguments and picks output paths."""
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
+
+from ..cli import Parser, model_ref, require_model
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _represent(args) -> int:
              for lang in cfg.languages}
     reports, spaces = [], {}
     for path in filter(None, (args.model, args.model_after)):
-        model, tok = load_model(path, device="auto")  # a GPU when there is one ($AFP_DEVICE overrides)
+        model, tok = load_model(require_model(path), device="auto")  # a GPU when there is one ($AFP_DEVICE overrides)
         reports.append(pair_report(model, tok, pairs, cfg.layer, cfg.pooling, cfg.batch_size,
                                    cfg.max_length).assign(model=path))
         sents, langs = [], []
@@ -85,23 +86,22 @@ def _trajectories(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m afp_lib analyse", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="python -m afp_lib analyse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, help="the analysis to run")
     p = sub.add_parser("paper", help="print the paper's tables")
-    p.add_argument("tables", nargs="*", type=int)
+    p.add_argument("tables", nargs="*", type=int, help="table numbers (default: all)")
     p.set_defaults(run=_paper)
     p = sub.add_parser("tables", help="render eval records in the paper's layouts")
     p.add_argument("records", nargs="+", help=".jsonl/.csv files of eval records")
-    p.add_argument("--out", required=True)
-    p.add_argument("--tables", nargs="*", type=int)
-    p.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "acc_tok"])
-    p.add_argument("--flores-shots", type=int, default=None)
+    p.add_argument("--out", required=True, help="folder for tableN.{csv,md,tex}")
+    p.add_argument("--tables", nargs="*", type=int, help="table numbers (default: all)")
+    p.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "acc_tok"], help="the ICL tables' metric")
+    p.add_argument("--flores-shots", type=int, default=None, help="Table 4's shot count (default: the one in the records; required when they hold several)")
     p.set_defaults(run=_tables)
     p = sub.add_parser("represent", help="alignment/uniformity/retrieval and t-SNE of one or two models")
-    p.add_argument("model")
-    p.add_argument("model_after", nargs="?")
-    p.add_argument("--profile", default=None)
+    p.add_argument("model", type=model_ref, help="save_pretrained folder or hub id (org/name)")
+    p.add_argument("model_after", nargs="?", type=model_ref, help="a second model, e.g. after alignment")
+    p.add_argument("--profile", default=None, help="params.yaml analysis profile (default: params.yaml `profile`)")
     p.add_argument("--out", default=None, help="folder for representations.csv (default results/analysis)")
     p.add_argument("--fig", default=None, help="figure stem (default figures/analysis/tsne)")
     p.set_defaults(run=_represent)

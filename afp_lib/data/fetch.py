@@ -8,7 +8,6 @@ A fetch downloads the matching files with `huggingface_hub.snapshot_download` at
 (afp_lib.data.store). An interrupted fetch leaves a marker that readers refuse; rerunning it resumes."""
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import logging
 import os
@@ -22,7 +21,8 @@ import yaml
 from ..config import load_section
 from ..paths import repo_root
 from . import store
-from .hub import DataError, DatasetNotFound, HubUnavailable, hub_error
+# .hub (DataError, hub_error, ...) imports `datasets` (seconds): imported where used, so `data fetch --help`
+# parses without it
 
 logger = logging.getLogger(__name__)
 RECIPES = Path(__file__).with_name("recipes.yaml")
@@ -149,6 +149,8 @@ def plan_lines(items: list[Item]) -> list[str]:
 def _download(item: Item, cache_dir: str | None) -> Path:
     """The local snapshot folder of the item's repository at its revision, holding the files it needs."""
     from huggingface_hub import snapshot_download
+
+    from .hub import hub_error
     try:
         return Path(snapshot_download(item.hub_id, repo_type="dataset", revision=item.revision,
                                       allow_patterns=item.filled(), cache_dir=cache_dir))
@@ -170,6 +172,8 @@ def convert(item: Item, files: list[Path], dest: Path):
     """Concatenate the hub's Parquet files of one split, check and rename columns, write `dest` atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from .hub import DataError
     tables = []
     want = set(item.columns)
     renames = dict(item.rename)
@@ -204,6 +208,8 @@ def _write_pairs(item: Item, table, files: list[Path], tmp: Path) -> int:
     Which column is English is declared in the recipe; a sanity check refuses an English side with fewer
     ASCII letters than the other (the recipe's sides swapped)."""
     import json
+
+    from .hub import DataError
     (pivot, pcol), (lang, lcol) = item.sides
     p, x = table.column(pcol).to_pylist(), table.column(lcol).to_pylist()
     if _ascii_share(p) < _ascii_share(x):
@@ -307,7 +313,8 @@ def _read(path: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m afp_lib data fetch", description=__doc__.split("\n\n")[0])
+    from ..cli import Parser
+    ap = Parser(prog="python -m afp_lib data fetch", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="paper", help="whose datasets (params.yaml profile; default paper)")
     ap.add_argument("--langs", default=None, help="training languages, comma-separated (default: the profile's)")
     ap.add_argument("--sources", default=None, help="only these recipes, comma-separated (default: all needed)")
@@ -330,6 +337,7 @@ def main(argv: list[str]) -> int:
         print("\n".join(plan_lines(items)))
         return 0
     command = "python -m afp_lib data fetch " + " ".join(shlex.quote(a) for a in argv)
+    from .hub import DataError, DatasetNotFound, HubUnavailable
     try:
         manifest = fetch(items, Path(args.out), args.cache_dir, command)
     except (FetchError, DataError, DatasetNotFound, HubUnavailable) as e:

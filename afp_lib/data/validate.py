@@ -8,6 +8,7 @@ file's two, a field longer than `MAX_CHARS`. Such a row is dropped by the loader
 `file:line: field: what is wrong` and the count; `data check` prints the same lines."""
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass, field
 
@@ -76,8 +77,13 @@ def parallel_problems(translation, pivot: str, lang: str, where: str) -> list[Pr
     """A `translation` dict of an `<pivot>-<lang>` file: exactly those two keys, both non-empty text."""
     if not isinstance(translation, dict):
         return [Problem(where, "translation", f"should be an object, got {type(translation).__name__}")]
-    out = [Problem(where, f"translation.{k}", f"unexpected language key (this file holds {pivot} and {lang})")
-           for k in translation if k not in (pivot, lang)]
+    absent = [k for k in (pivot, lang) if k not in translation]
+    out = []
+    for k in translation:
+        if k not in (pivot, lang):
+            close = difflib.get_close_matches(k, absent, n=1, cutoff=0.5)   # `vn` for `vi`
+            out.append(Problem(where, f"translation.{k}", f"unexpected language key (this file holds {pivot} and "
+                                                          f"{lang}{f'; did you mean {close[0]!r}?' if close else ''})"))
     for k in (pivot, lang):
         v = translation.get(k)
         if v is None:

@@ -14,16 +14,17 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
-
-from ..models import load_model
+from ..cli import Parser, require_model
+from ..cli import model_ref as model_path   # (run_plan has a loop variable `model_ref`)
 from ..paths import results_dir
-from .config import load_eval_config
-from .icl import evaluate
-from .runner import summarize
-from .translation import translate_eval
 
 logger = logging.getLogger(__name__)
+
+
+def load_model(name_or_path: str, device="auto"):
+    """afp_lib.models.load_model, imported when called (torch, transformers): `--help` parses without them."""
+    from ..models import load_model as load
+    return load(name_or_path, device=device)
 
 
 def _ints(s: str) -> list[int]:
@@ -37,28 +38,62 @@ def _names(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+def _profile_defaults() -> tuple[str, dict]:
+    """(profile, its `eval` block) of params.yaml, for the defaults shown in --help (yaml only: no torch)."""
+    from ..config import default_profile, load_section
+    try:
+        profile = default_profile()
+        return profile, load_section("eval", profile)
+    except Exception:   # a broken params.yaml is reported by the command itself, not by --help
+        return "?", {}
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m afp_lib evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="save_pretrained folder (or hub id when online)")
+    profile, d = _profile_defaults()
+
+    def default(key: str, fmt=lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)) -> str:
+        return f"(default: {fmt(d[key]) if key in d else '?'}; from eval.{profile} in params.yaml)"
+
+    p = Parser(prog="python -m afp_lib evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=model_path, help="save_pretrained folder, or hub id org/name (with HF_HUB_OFFLINE=1: "
+                   "one in the local hub cache)")
     p.add_argument("--plan", type=Path, help="evaluate the grid of a `paper-plan --out` JSON file, sharded over ranks")
-    p.add_argument("--max-cells", type=int, help="--plan: stop each rank after writing this many cells")
+    p.add_argument("--max-cells", type=int, help="--plan: stop each rank after writing this many cells (default: no limit)")
     p.add_argument("--name", help="model name in the records (default: the folder name)")
-    p.add_argument("--profile", help="params.yaml eval profile for the defaults (default: params.yaml `profile`)")
-    p.add_argument("--tasks", type=_names, help="comma-separated: xnli,pawsx,xcopa,xstorycloze,xwinograd,flores")
-    p.add_argument("--langs", type=_names, help="comma-separated ISO 639-1 codes, or 'all'")
-    p.add_argument("--shots", type=_ints)
-    p.add_argument("--seeds", type=_ints)
-    p.add_argument("--max-items", type=int, help="items per language (a fixed subset); 0 = all")
-    p.add_argument("--demo-lang", help="language of the demonstrations (cross-lingual ICL), e.g. en")
-    p.add_argument("--demos", choices=["random", "semantic"])
-    p.add_argument("--connectors", choices=["english", "native"])
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="as eval.precision (bf16 = autocast)")
+    p.add_argument("--profile", help=f"params.yaml eval profile for the defaults (default: params.yaml `profile`, {profile})")
+    p.add_argument("--tasks", type=_names, help="comma-separated: xnli,pawsx,xcopa,xstorycloze,xwinograd,flores "
+                   + default("tasks"))
+    p.add_argument("--langs", type=_names, help="comma-separated ISO 639-1 codes, or 'all'; flores needs two or more "
+                   + default("langs", lambda v: "all" if v is None else ",".join(v)))
+    p.add_argument("--shots", type=_ints, help="comma-separated numbers of demonstrations " + default("shots"))
+    p.add_argument("--seeds", type=_ints, help="comma-separated demonstration-sampling seeds " + default("seeds"))
+    p.add_argument("--max-items", type=int, help="items per language (a fixed subset); 0 = all "
+                   + default("max_items", lambda v: "all" if v is None else str(v)))
+    p.add_argument("--demo-lang", help="language of the demonstrations (cross-lingual ICL), e.g. en "
+                   + default("demo_lang", lambda v: "the test language" if v is None else v))
+    p.add_argument("--demos", choices=["random", "semantic"],
+                   help="random demonstrations (the paper) or the nearest ones (Table 6) " + default("demos"))
+    p.add_argument("--connectors", choices=["english", "native"],
+                   help="template connector words in English (the paper) or the test language " + default("connectors"))
+    p.add_argument("--batch-size", type=int, help="candidate sequences per forward " + default("batch_size"))
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                   help="as eval.precision (bf16 = autocast) " + default("precision"))
     p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when present, else cpu; $AFP_DEVICE "
                    "overrides), cpu, cuda, cuda:N")
     p.add_argument("--out", type=Path, help="results JSON-lines file (default results/eval/<name>-<model identity>.jsonl: "
                    "12 hex digits of the weights' and config's sha256, or of the hub id)")
     return p
+
+
+def _with_chance(table):
+    """The summary with the chance score beside each accuracy (a mini model's ICL is at chance: Table 1)."""
+    from ..analysis.intervals import CHANCE
+    from .icl import METRICS
+    if "metric" in table.columns:
+        is_acc = table["metric"].isin(METRICS)
+        table.insert(list(table.columns).index("mean") + 1, "chance",
+                     table["task"].map(CHANCE).where(is_acc))
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_plan(args.plan, args.max_cells, args.device)
     if args.model is None:
         ap.error("give --model PATH (one model) or --plan FILE (a plan's whole grid)")
+    from ..config import UserError, user_input   # after parsing: `--help` imports no torch
+    from .config import load_eval_config
+    from .tasks import TASKS, check_langs
     over = {k: v for k, v in dict(tasks=args.tasks, shots=args.shots, seeds=args.seeds, demo_lang=args.demo_lang,
                                    demos=args.demos, connectors=args.connectors, batch_size=args.batch_size).items()
             if v is not None}
@@ -81,7 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     with_flores = tasks is not None and "flores" in tasks
     if tasks is not None:
         over["tasks"] = [t for t in tasks if t != "flores"]
-    cfg = load_eval_config(args.profile, overrides=over)
+    with user_input():   # unknown task, language or key; a bad value: one line, before the model is loaded
+        for t in tasks or []:
+            TASKS[t]
+        cfg = load_eval_config(args.profile, overrides=over)
+        if cfg.tasks:
+            check_langs(cfg.tasks, cfg.langs)
+        flores_langs = list(dict.fromkeys(cfg.langs or cfg.translation.langs)) if with_flores else []
+        if with_flores:
+            check_langs(["flores"], flores_langs)
+    if with_flores and len(flores_langs) < 2:
+        raise UserError(f"flores translates between the --langs languages; it needs two or more, got "
+                        f"{','.join(flores_langs) or 'none'} (e.g. --langs en,zh)")
+    import torch
+
+    from .icl import evaluate
+    from .runner import summarize
+    from .translation import translate_eval
     name = args.name or Path(args.model).name
     from ..trainer.runs import identity_tag  # the model's identity, not its folder's name: every run's is `final`
     out = args.out or results_dir("eval") / f"{name}-{identity_tag(args.model)}.jsonl"
@@ -90,20 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     require_gpu(args.profile or default_profile(), args.device)  # the paper profile without CUDA stops here
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model, tokenizer = load_model(args.model, device=args.device)
+    model, tokenizer = load_model(require_model(args.model), device=args.device)
     logger.info("evaluate %s: tasks %s, langs %s, shots %s, seeds %s, max_items %s -> %s", name, cfg.tasks,
                 cfg.langs or "all", cfg.shots, cfg.seeds, cfg.max_items, out)
     recs = evaluate(model, tokenizer, model_name=name, out_file=out, **cfg.icl_kwargs()) if cfg.tasks else []
     if with_flores:
-        langs = cfg.langs or cfg.translation.langs
-        pairs = [(a, b) for a in langs for b in langs if a != b]
+        pairs = [(a, b) for a in flores_langs for b in flores_langs if a != b]
         t = cfg.translation
         recs += translate_eval(model, tokenizer, pairs, cfg.shots if args.shots else t.shots, cfg.seeds,
                                cfg.max_items if args.max_items is not None else t.max_items, name, out,
                                t.max_new_tokens, t.batch_size, cfg.bf16)
     table = summarize(recs)
     if not table.empty:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        print(_with_chance(table).to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="-"))
     return 0
 
 
@@ -125,9 +178,12 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
     import json
     import time
 
+    import torch
+
     from ..config import default_profile
     from ..devices import require_gpu
     from ..plan.grid import cells_of_plan
+    from .config import load_eval_config
     from .runner import CellStore, assign, read_cell, work_units
     try:
         data = json.loads(Path(plan_file).read_text(encoding="utf-8"))
@@ -187,6 +243,8 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
 def _score_group(model, tokenizer, cells, store, cfg) -> None:
     """The cells of one (model, task, language, setting), one call per shot count (its seeds together, so a
     seed-free 0-shot score is computed once)."""
+    from .icl import evaluate
+    from .translation import translate_eval
     c0, scoring = cells[0], dict(cells[0].scoring)
     bf16 = bool(scoring.get("bf16", False))
     for k in sorted({c.shots for c in cells}):

@@ -11,7 +11,6 @@ through the run cache, with data sizes and a GPU-hour estimate; `--dry-run` exer
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -20,9 +19,24 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .facts import PAPER_GPUS, Throughput
 from .memory import MemoryModel
-from .resolve import SECTIONS, Plan, PlanRun, resolve_plan, section_variants  # noqa: F401
+
+if TYPE_CHECKING:
+    from .resolve import Plan
+
+_RESOLVE = ("SECTIONS", "Plan", "PlanRun", "resolve_plan", "section_variants")
+
+
+def __getattr__(name: str):
+    """plan.resolve's names on first use (PEP 562): it imports the trainer and the data layer (datasets),
+    which `paper-plan --help` does not need."""
+    if name in _RESOLVE:
+        from . import resolve
+        return getattr(resolve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DS_CONFIG = "configs/deepspeed_zero2_bf16.json"
 PLAN_FILE = "results/paper_plan.json"
@@ -127,9 +141,9 @@ def launch_commands(plan: Plan, launcher: str = "torchrun", plan_file: str = PLA
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m afp_lib paper-plan", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="paper", help="params.yaml profile (default: paper)")
+    from ..cli import Parser
+    ap = Parser(prog="python -m afp_lib paper-plan", description=__doc__)
+    ap.add_argument("--profile", default="paper", help="params.yaml profile")
     ap.add_argument("--gpus", type=int, default=PAPER_GPUS, help="data-parallel GPUs (App. A: 8)")
     ap.add_argument("--peak-tflops", type=float, default=Throughput.peak_tflops, help="bf16 peak per GPU")
     ap.add_argument("--mfu", type=float, default=Throughput.mfu, help="assumed model-FLOPs utilisation")
@@ -144,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", help="dry-run scratch folder (default: a temporary one, removed afterwards)")
     ap.add_argument("--report", help="write the dry run's outcome per configuration as JSON to this file")
     args = ap.parse_args(argv)
+    from ..config import load_section
+    from .resolve import resolve_plan
 
     tp = Throughput(peak_tflops=args.peak_tflops, mfu=args.mfu)
+    load_section("train", args.profile)   # an unknown profile: one line (config.UnknownName), not a traceback
     plan = resolve_plan(args.profile, gpus=args.gpus, throughput=tp, grid=not args.no_grid,
                         memory=MemoryModel(gpu_gb=args.gpu_gb))
     print(summary(plan))

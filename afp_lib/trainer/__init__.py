@@ -2,8 +2,22 @@
 
     cfg = load_train_config(profile="mini", overrides=["objective=afp"])
     res = train(cfg, model, tokenizer, out_dir)          # or: run = get_or_train(cfg, base_model)
-"""
-from .config import CITConfig, DataConfig, MCLConfig, OBJECTIVES, OptimConfig, TrainConfig, load_train_config  # noqa: F401
-from .data import TrainData, build_train_data  # noqa: F401
-from .loop import TrainResult, TrainingDiverged, evaluate_alignment, train  # noqa: F401
-from .runs import get_or_train, is_finished, run_dir  # noqa: F401
+
+The names below are imported on first use (PEP 562), so that `python -m afp_lib train --help` parses its
+arguments without importing torch."""
+import importlib
+
+_EXPORTS = {
+    "config": ("CITConfig", "DataConfig", "MCLConfig", "OBJECTIVES", "OptimConfig", "TrainConfig", "load_train_config"),
+    "data": ("TrainData", "build_train_data"),
+    "loop": ("TrainResult", "TrainingDiverged", "evaluate_alignment", "train"),
+    "runs": ("get_or_train", "is_finished", "run_dir"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

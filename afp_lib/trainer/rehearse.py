@@ -15,7 +15,6 @@ downloaded and nothing is saved (except, with --json, the numbers).
 `scripts/gpu_rehearsal.sh` runs the prepared GPU rehearsals and collects their --json files."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import json
@@ -24,7 +23,10 @@ import random
 import resource
 import time
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # torch is imported inside the functions: `rehearse --help` parses without it
+    import torch
 
 PEAK_BF16 = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "L40S": 362e12, "A10": 125e12}  # dense TFLOP/s
 def _registered() -> dict:
@@ -99,6 +101,7 @@ def peak_memory_gib(device: torch.device) -> float:
 def peak_memory(device: torch.device, base: tuple[int, int] = (0, 0)) -> tuple[float, float]:
     """(allocated, reserved) peak since the last reset, less `base` (what was held before the run); on the
     CPU the process's peak RSS twice (no allocator split)."""
+    import torch
     if device.type == "cuda":
         return (round((torch.cuda.max_memory_allocated(device) - base[0]) / 2**30, 3),
                 round((torch.cuda.max_memory_reserved(device) - base[1]) / 2**30, 3))
@@ -109,6 +112,7 @@ def peak_memory(device: torch.device, base: tuple[int, int] = (0, 0)) -> tuple[f
 def run_shape(args, cfg, device, layers: int, ckpt: bool | None) -> dict:
     """Build the model at `layers` blocks (0 = full), train `args.steps` steps on synthetic rows, measure
     (`ckpt` None: gradient checkpointing as the trainer's "auto" decides)."""
+    import torch
     from . import collate, distributed
     from ..devices import autocast, resolve_precision
     from ..models import set_gradient_checkpointing
@@ -227,12 +231,11 @@ def per_layer(runs: list[dict], full_layers: int, shard: int, world: int = 1, ze
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import distributed
-    from .config import load_train_config
-    from .loop import _device
+    from ..cli import Parser
+    from ..config import user_input
     from ..families import hub_checkpoint
 
-    ap = argparse.ArgumentParser(prog="python -m afp_lib rehearse", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python -m afp_lib rehearse", description=__doc__.split("\n\n")[0])
     ap.add_argument("overrides", nargs="*", help="train config overrides, e.g. batch_size=2 seq_len=128 zero_stage=2")
     ap.add_argument("--arch", default="xglm-564M", help="a checkpoint of afp_lib/families.py (repository name)")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps; the first is warm-up and not timed")
@@ -241,15 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ckpt", choices=["off", "on", "both"], default=None,
                     help="gradient checkpointing (default: train.gradient_checkpointing; --depths: both)")
     ap.add_argument("--shard", type=int, default=8, help="ranks the ZeRO-2 states are sharded over (estimate)")
-    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--profile", default="paper", help="params.yaml train profile")
     ap.add_argument("--vocab", type=int, default=0,
                     help="cut the vocabulary to this many ids (0 = the real size; for a quick check of the command)")
     ap.add_argument("--width", type=int, default=0, help="cut the hidden size (0 = real; CPU checks only)")
     ap.add_argument("--bucket", type=float, default=0, help="DeepSpeed ZeRO bucket size in elements (0 = DeepSpeed's)")
     ap.add_argument("--json", help="also write the numbers to this JSON file (rank 0)")
     args = ap.parse_intermixed_args(argv)  # overrides may come before and after the options
-    _, ckpt_entry = hub_checkpoint(args.arch)
-    cfg = load_train_config(args.profile, ["eval_every=0", "save_every=0", *args.overrides])
+    import torch
+
+    from . import distributed
+    from .config import load_train_config
+    from .loop import _device
+    with user_input():
+        _, ckpt_entry = hub_checkpoint(args.arch)
+        cfg = load_train_config(args.profile, ["eval_every=0", "save_every=0", *args.overrides])
     device = _device(cfg)
     distributed.init_from_env(device, required=cfg.backend == "deepspeed")
     rank, world = distributed.rank_world()

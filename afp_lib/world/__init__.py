@@ -15,10 +15,29 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..paths import runs_dir
-from .config import WorldConfig, load_world_config
+
+if TYPE_CHECKING:
+    from .config import WorldConfig
 
 logger = logging.getLogger(__name__)
+
+
+def __getattr__(name: str):
+    """WorldConfig on first use: world.config imports afp_lib.models (torch), which `python -m afp_lib world
+    --help` does not need (PEP 562)."""
+    if name == "WorldConfig":
+        from . import config
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_world_config(profile: str | None = None, overrides=None) -> WorldConfig:
+    """world.config.load_world_config, imported when called (see __getattr__)."""
+    from .config import load_world_config as load
+    return load(profile, overrides)
 
 BUILT_PROFILES = ("smoke", "mini")
 

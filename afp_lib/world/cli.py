@@ -4,26 +4,27 @@ Each step command rebuilds its step (DVC decides when); `all` builds only what i
 writes the diagnostic. The paper profile uses hub checkpoints: its build steps only leave a note."""
 from __future__ import annotations
 
-import argparse
 import json
 
-from ..config import default_profile
+from ..cli import Parser
+from ..config import default_profile, user_input
 from . import BUILT_PROFILES, ensure_world, world_dir
-from .config import load_world_config
 
 STEPS = ("corpus", "tokenizer", "pretrain", "diagnose", "all")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m afp_lib world", description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=STEPS)
+    parser = Parser(prog="python -m afp_lib world", description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=STEPS, help="the step to run; `all` builds what is missing or stale")
     parser.add_argument("--profile", default=None, help="smoke | mini | paper (default: params.yaml `profile`)")
     parser.add_argument("--arch", default=None, help="pretrain only this architecture (default: world.archs)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a world setting for this run, e.g. --set pretrain.threads=1")
     args = parser.parse_args(argv)
     profile = args.profile or default_profile()
-    cfg = load_world_config(profile, args.overrides)   # `--set pretrain.steps=10`: key.sub=value, as everywhere
+    from .config import load_world_config   # after parsing: it imports torch
+    with user_input():   # an unknown key or a bad value in --set or params.yaml
+        cfg = load_world_config(profile, args.overrides)   # `--set pretrain.steps=10`: key.sub=value, as everywhere
     from . import steps
 
     if profile not in BUILT_PROFILES and args.step != "diagnose":
