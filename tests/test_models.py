@@ -3,8 +3,9 @@ exit and the shared AFP step give the values and gradients of the plain forward 
 import pytest
 import torch
 
-from afp_lib.families import FAMILIES, family
-from afp_lib.hidden import decoder_layers, hidden_at_layer
+from afp_lib.families import FAMILIES, family, plain_head, sliding_window
+from afp_lib.hidden import check_layer, decoder_layers, hidden_at_layer, n_layers
+from afp_lib.losses import cit_loss, lm_loss
 from afp_lib.losses import PLAIN_HEAD
 from afp_lib.models import ARCHS, attention_for, build_model, load_model, set_gradient_checkpointing
 from afp_lib.plan.facts import HUB_MODELS, HubModel
@@ -30,6 +31,7 @@ ARCH_TABLE = {
     "llama": ("sdpa", "LlamaDecoderLayer"),
     "gpt2": ("sdpa", "GPT2Block"),
     "qwen2": ("sdpa", "Qwen2DecoderLayer"),
+    "gemma3_text": ("sdpa", "Gemma3DecoderLayer"),
 }
 
 
@@ -61,6 +63,47 @@ def test_plain_head_flag_is_true_of_the_model(arch, tiny_models, toy_tokenizer):
     assert FAMILIES[arch].plain_head == (arch in PLAIN_HEAD)
     if FAMILIES[arch].plain_head:
         torch.testing.assert_close(head, logits, rtol=1e-5, atol=1e-5)
+
+
+def test_plain_head_comes_from_the_config(tiny_models, toy_tokenizer):
+    """Gemma 3 has a `final_logit_softcapping` field (None for 270M, 30.0 for Gemma 2): with it set, the
+    logits are tanh-capped after the head, so CIT must take the full forward; the loss is then the capped one."""
+    from transformers import AutoModelForCausalLM
+    plain = tiny_models["gemma3_text"]
+    assert plain_head(plain.config) and plain.config.final_logit_softcapping is None
+    config = plain.config.to_dict() | {"final_logit_softcapping": 0.5}
+    capped = AutoModelForCausalLM.from_config(type(plain.config).from_dict(config)).eval()
+    capped.load_state_dict(plain.state_dict())
+    assert not plain_head(capped.config)
+    ids, mask = batch(toy_tokenizer)
+    labels = ids.masked_fill(mask == 0, -100)
+    with torch.no_grad():
+        logits = capped(input_ids=ids, attention_mask=mask).logits
+        assert logits.abs().max() <= 0.5  # capped: not lm_head(h)
+        torch.testing.assert_close(cit_loss(capped, ids, mask, labels), lm_loss(logits, labels))
+        torch.testing.assert_close(cit_loss(plain, ids, mask, labels),
+                                   lm_loss(plain(input_ids=ids, attention_mask=mask).logits, labels))
+    assert not plain_head(type("C", (), {"model_type": "gemma3"})())  # an unregistered family: the full forward
+
+
+def test_layer_count_of_a_multimodal_config():
+    """Gemma 3 4B+ nest the language model's config in `text_config`; the layer count is read there."""
+    from transformers import Gemma3Config
+    config = Gemma3Config(text_config={"num_hidden_layers": 5, "hidden_size": 32, "intermediate_size": 64,
+                                       "num_attention_heads": 2, "head_dim": 16, "num_key_value_heads": 1},
+                          vision_config={"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 64,
+                                         "num_attention_heads": 2})
+    model = type("M", (), {"config": config})()
+    assert n_layers(model) == 5
+    check_layer(model, 5)
+    with pytest.raises(ValueError, match="out of range for a 5-block model"):
+        check_layer(model, 6)
+    assert sliding_window(config) == config.text_config.sliding_window
+
+
+def test_sliding_window_only_where_layers_use_it(tiny_models):
+    assert sliding_window(tiny_models["gemma3_text"].config) == 8
+    assert {sliding_window(tiny_models[a].config) for a in ARCHS if a != "gemma3_text"} == {None}  # qwen2 has the field
 
 
 def test_unregistered_family_is_named():

@@ -8,8 +8,14 @@ translation and the answer-language probe.
   <unk> 0, <s> 1, </s> 2, no pad token; it puts `<s>` in front of every text.
 - BLOOM: byte-level BPE (<unk> 0, <s> 1, </s> 2, <pad> 3) saved with `tokenizer_class: BloomTokenizerFast`
   as on the hub; it adds no special token at all.
+- Gemma 3: `GemmaTokenizer`, BPE with byte fallback over "▁"-joined text, <pad> 0, <eos> 1, <bos> 2, <unk> 3,
+  <mask> 4, <start_of_turn>, <end_of_turn>; it puts `<bos>` in front of every text and pads on the left.
+- SmolLM2: byte-level BPE with the ChatML specials <|endoftext|> 0, <|im_start|> 1 (its BOS), <|im_end|> 2
+  (its EOS and pad), as the GGUF's tokenizer converts (`TokenizersBackend`); it adds no special token.
 Each is saved with a tiny random model of its architecture in the layout the hub publishes (XGLM and
-Llama as fp16 `pytorch_model.bin`, BLOOM as safetensors) and loaded back through `load_model`."""
+Llama as fp16 `pytorch_model.bin`, the others as safetensors, as runs/models/ holds the converted GGUF
+models) and loaded back through `load_model`. Gemma's tiny model has a sliding window of 8 tokens, so every
+prompt here runs past it."""
 from __future__ import annotations
 
 import io
@@ -33,7 +39,8 @@ from afp_lib.trainer.shared import share_plan, shared_batches, shared_forward
 
 spm = pytest.importorskip("sentencepiece")
 
-ARCHS = ("xglm", "llama", "bloom")
+ARCHS = ("xglm", "llama", "bloom", "gemma3", "smollm2")  # tokenizers; their models' family: FAMILY_OF
+FAMILY_OF = {"xglm": "xglm", "llama": "llama", "bloom": "bloom", "gemma3": "gemma3_text", "smollm2": "llama"}
 SHAPE = ModelShape(d_model=32, n_layers=2, n_heads=2, ffn_dim=64, max_positions=256)
 CORPUS = list(dict.fromkeys(TOY_TEXT)) + [
     "Answer in Chinese:", "Answer in English:", "Answer in Turkish:", "Translate into Chinese:",
@@ -87,21 +94,55 @@ def bloom_tokenizer():
                                    unk_token="<unk>", padding_side="left")
 
 
+def gemma_tokenizer():
+    """Gemma's class on a vocabulary trained here: specials in Gemma's order, the 256 byte pieces, then BPE
+    pieces with the "▁" in front of a word, as SentencePiece makes them."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GemmaTokenizer
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(
+        vocab_size=700, special_tokens=specials + [f"<0x{b:02X}>" for b in range(256)], show_progress=False))
+    state = json.loads(tok.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
+    return GemmaTokenizer(vocab=state["vocab"], merges=merges, add_bos_token=True,
+                          extra_special_tokens=["<start_of_turn>", "<end_of_turn>"])
+
+
+def smollm2_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
+
+
+MAKERS = {"xglm": xglm_tokenizer, "llama": llama_tokenizer, "bloom": bloom_tokenizer, "gemma3": gemma_tokenizer,
+          "smollm2": smollm2_tokenizer}
+
+
 @pytest.fixture(scope="session")
 def published(tmp_path_factory):
     """{arch: folder}: tokenizer + tiny random model saved as the hub publishes them, and the built model."""
     root = tmp_path_factory.mktemp("real_tokenizers")
     out = {}
-    for arch, make in (("xglm", xglm_tokenizer), ("llama", llama_tokenizer), ("bloom", bloom_tokenizer)):
-        tok = make()
+    for arch in ARCHS:
+        tok = MAKERS[arch]()
         folder = root / arch
         tok.save_pretrained(folder)
-        model = build_model(arch, SHAPE, tok, seed=0)
-        if arch == "bloom":
+        model = build_model(FAMILY_OF[arch], SHAPE, tok, seed=0)
+        if arch not in ("xglm", "llama"):
             model.save_pretrained(folder)
+        if arch == "bloom":
             cfg = json.loads((folder / "tokenizer_config.json").read_text())
             (folder / "tokenizer_config.json").write_text(json.dumps({**cfg, "tokenizer_class": "BloomTokenizerFast"}))
-        else:  # fp16 pickled weights only, like the XGLM repos' main branch and Llama-7B
+        elif arch in ("xglm", "llama"):  # fp16 pickled weights only, like the XGLM repos' main branch and Llama-7B
             model.config.dtype = torch.float16
             model.config.save_pretrained(folder)
             torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / "pytorch_model.bin")
@@ -115,13 +156,30 @@ def loaded(published):
 
 
 def test_tokenizer_classes_and_special_tokens(loaded):
-    xglm, llama, bloom = (loaded[a][1] for a in ARCHS)
+    xglm, llama, bloom = (loaded[a][1] for a in ("xglm", "llama", "bloom"))
     assert type(xglm).__name__ == "XGLMTokenizer" and type(llama).__name__ == "LlamaTokenizer"
     assert xglm("The cat").input_ids[0] == xglm.eos_token_id == 2           # XGLM: </s> first
     assert llama("The cat").input_ids[0] == llama.bos_token_id == 1         # Llama: <s> first
     assert bloom("The cat").input_ids[0] not in bloom.all_special_ids       # BLOOM: nothing added
     assert llama.pad_token == llama.eos_token                               # none shipped: load_model sets EOS
     assert start_ids(xglm) == [2] and start_ids(llama) == [1] and start_ids(bloom) == [bloom.bos_token_id]
+
+
+def test_gemma_and_smollm2_special_tokens(loaded):
+    """Gemma: `<bos>` first, left padding, its own pad; ChatML turn markers are single tokens. SmolLM2: nothing
+    added, so every prompt starts with its BOS `<|im_start|>` (start_ids); EOS `<|im_end|>` doubles as pad,
+    which padding masks and CIT labels never confuse (labels are padded with -100, not read off the ids)."""
+    gemma, smol = loaded["gemma3"][1], loaded["smollm2"][1]
+    assert type(gemma).__name__ == "GemmaTokenizer" and gemma.padding_side == "left"
+    assert (gemma.pad_token_id, gemma.eos_token_id, gemma.bos_token_id) == (0, 1, 2)
+    assert gemma("The cat").input_ids[0] == 2 and start_ids(gemma) == [2]
+    assert gemma("<start_of_turn>user", add_special_tokens=False).input_ids[0] == gemma.convert_tokens_to_ids("<start_of_turn>")
+    assert (smol.bos_token_id, smol.eos_token_id, smol.pad_token_id) == (1, 2, 2)
+    assert smol("The cat").input_ids[0] not in smol.all_special_ids and start_ids(smol) == [1]
+    (ids, labels), = collate.encode_cit(smol, [{"context": "Answer in English:", "response": "The cat"}], 64)
+    batch = collate.lm_batch([(ids, labels), (ids[:3], [-100] * 3)], [0, 1], smol.pad_token_id)
+    assert batch["labels"][0, -1] == smol.eos_token_id and (batch["labels"][1] == -100).all()
+    assert batch["attention_mask"][1].tolist() == [1] * 3 + [0] * (len(ids) - 3)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -131,7 +189,7 @@ def test_load_model_reads_the_published_weights_as_fp32(arch, published, loaded)
     model, _ = loaded[arch]
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     for name, value in built.state_dict().items():
-        expect = value.half().float() if arch != "bloom" else value
+        expect = value.half().float() if arch in ("xglm", "llama") else value
         torch.testing.assert_close(model.state_dict()[name], expect, rtol=0, atol=0)
 
 
@@ -236,6 +294,8 @@ def test_icl_scorer(arch, shots, loaded):
         expect += tok(d, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert list(prefix) == expect
     reqs = build_requests(encode_examples(tok, EXAMPLES), prefix)
+    if arch == "gemma3":  # prompts longer than the sliding window: the cache holds every position (full_cache)
+        assert max(len(r.prefix) + len(r.tokens) for r in reqs) > 2 * model.config.sliding_window
     got, ref = loglikelihood(model, reqs, batch_size=4), loglikelihood_reference(model, reqs)
     assert max(abs(a - b) for a, b in zip(got, ref)) < 1e-4
 

@@ -72,8 +72,15 @@ def prefix_forward(model, prefix: tuple[int, ...], bf16: bool = False):
     device = next(model.parameters()).device
     ids = torch.tensor([prefix], device=device)
     with autocast(model, bf16):
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_kwarg(model): full_cache()})
     return kv_tensors(returned_cache(out)), torch.log_softmax(out.logits[0, -1].float(), -1)
+
+
+def full_cache() -> DynamicCache:
+    """An empty cache that keeps every position in every layer. The model's own cache would keep only the
+    last `sliding_window` keys of a sliding-window layer (Gemma 3: 5 of 6 layers), which cannot be joined
+    with the rows' keys; with all keys kept, the model's sliding-window mask does the windowing."""
+    return DynamicCache()
 
 
 @torch.no_grad()

@@ -19,10 +19,11 @@ from tqdm import tqdm
 
 from ..analysis.notebook import bar_disable
 
+from ..families import sliding_window
 from .prompts import flores
 from .requests import build_prefix, encode
 from .runner import open_results
-from .scorer import autocast, cache_kwarg, expand_cache, kv_tensors, returned_cache
+from .scorer import autocast, cache_kwarg, expand_cache, full_cache, kv_tensors, returned_cache
 from .tasks import SUBSET_SEED, TASKS, _rows
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,11 @@ def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], st
     takes_positions = "position_ids" in inspect.signature(model.forward).parameters
     with autocast(model, bf16):
         kv = kv_tensors(returned_cache(model(input_ids=torch.tensor([prefix], device=device), use_cache=True,
-                                             logits_to_keep=1)))
+                                             logits_to_keep=1, **{kw: full_cache()})))
     P = len(prefix)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     result: list[list[int]] = [[] for _ in prompts]
-    for s in range(0, len(order), batch_size):
-        chunk = order[s:s + batch_size]
+    for chunk in _chunks(order, [len(p) for p in prompts], batch_size, sliding_window(model.config) is not None):
         B, T = len(chunk), max(len(prompts[i]) for i in chunk)
         ids = torch.zeros((B, T), dtype=torch.long)
         mask = torch.zeros((B, P + T), dtype=torch.long)
@@ -87,6 +87,21 @@ def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], st
             row = gen_t[b]
             result[i] = row[:row.index(-1)] if -1 in row else row
     return result
+
+
+def _chunks(order: list[int], lengths: list[int], batch_size: int, same_length: bool) -> list[list[int]]:
+    """Batches of `order`. `same_length`: only prompts of one length share a batch, for models with
+    sliding-window attention (Gemma 3), whose window counts positions of the cache, the left pads among them:
+    a padded row would see fewer real tokens than it does alone."""
+    if not same_length:
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < batch_size and lengths[out[-1][0]] == lengths[i]:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
 
 
 @torch.no_grad()
