@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from ..cli import Parser, model_ref, require_model
+from ..config import default_profile
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,12 @@ def _trajectories(args) -> int:
     return 0
 
 
+def _scorecard(args) -> int:
+    from . import scorecard
+    logger.info("scorecard -> %s", scorecard.gather(args.profile or default_profile()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m afp_lib analyse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, help="the analysis to run")
@@ -109,5 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("logs", nargs="+", metavar="NAME=PATH")
     p.add_argument("--out", required=True, help="figure stem, e.g. figures/bilingual/fig3c")
     p.set_defaults(run=_trajectories)
+    p = sub.add_parser("scorecard", help="gather every section's scorecard.csv into results/<profile>/scorecard.md")
+    p.add_argument("--profile", default=None, help="params.yaml profile (default: params.yaml `profile`)")
+    p.set_defaults(run=_scorecard)
     args = parser.parse_args(argv)
     return args.run(args)
