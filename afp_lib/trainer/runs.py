@@ -49,7 +49,8 @@ def model_identity(base_model: str | Path) -> str:
 
 def run_key(cfg: TrainConfig, base_model: str | Path, data=None) -> str:
     config = config_dict(cfg)
-    config.pop("tokenized", None)  # where the ids are kept does not change the run: the same batches
+    for key in ("tokenized", "dist_timeout_minutes", "save_wait_minutes"):  # how a run is carried out, not what it computes
+        config.pop(key, None)
     payload = {"config": config, "base_model": model_identity(base_model)}
     if data is not None:
         payload["data"] = asdict(data)
@@ -74,7 +75,7 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     from ..models import load_model
     from .loop import _device, train
 
-    distributed.init_from_env(_device(cfg))
+    distributed.init_from_env(_device(cfg), timeout_minutes=cfg.dist_timeout_minutes)
     path = run_dir(cfg, base_model, data)
     with _rank0_lock(path) as decision:
         if decision == "hit":
