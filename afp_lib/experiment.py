@@ -135,7 +135,7 @@ def evaluate(v: Variant, profile: str, overrides: dict | None = None, translatio
         if translation and t.langs and any(c.task == "flores" for c in missing):
             translate_eval(model, tokenizer, t.pairs, t.shots, t.seeds, t.max_items, ref,
                            CellStore(ref, translation_scoring(cfg)), t.max_new_tokens, t.batch_size, cfg.bf16,
-                           progress=False)
+                           progress=False, batch_tokens=t.batch_tokens)
         logger.info("%s: %d cells evaluated in %.0fs", v.name(profile), len(missing), time.time() - t0)
     records = [(c, read_cell(c)) for c in cells]
     if any(recs is None for _, recs in records):

@@ -17,7 +17,25 @@ itself; otherwise a run would reuse memory an earlier run left behind); `old cac
 
     .venv/bin/python bench/eval_scale.py [--items 24] [--threads 2] [--skip-7b]
 
-Last line: `RATIO prefix_cache_vs_old_peak_memory=<old / new peak at 5-shot, XGLM-564M> ...`."""
+Last line: `RATIO prefix_cache_vs_old_peak_memory=<old / new peak at 5-shot, XGLM-564M> ...`.
+
+FLORES speed-up (`--flores`, docs/gpu-efficiency.md): the paper's FLORES grid of one direction (shots
+0/1/5/10 x 3 seeds, --sentences sentences of 20-70 tokens, demonstrations of 80 tokens) generated the old
+way and the new way, side by side in one run, on the same random-weight model and prompts:
+  old: fp32 weights (bf16 autocast on CUDA, as eval.precision bf16 did), batches of 16 sentences,
+       every row running to the batch's end, 0-shot generated once per seed;
+  new: bf16 weights on CUDA (`runner.eval_dtype`; fp32 on the CPU, as before), batches cut by cached
+       positions (the paper profile's 256 rows / 32768 positions), finished rows dropped, 0-shot once.
+No row stops early (random weights, no stop token): both paths generate --new-tokens for every sentence,
+so dropping finished rows gains nothing here, and its real gain comes on top. Times are wall-clock on CUDA,
+this process's CPU time on the CPU (the cores are shared, so wall-clock there measures the neighbours). Each shot count is timed once
+per path; a grid's time counts each seed's generation (their prefixes have the same length). On the CPU
+the default shape is a smaller XGLM (--shape small: d_model 512, 6 layers, 8 heads, ffn 2048, the real
+256,008 vocabulary) at fp32; `--shape 564m` is XGLM-564M.
+
+    .venv/bin/python bench/eval_scale.py --flores [--shape small|564m] [--sentences 64] [--new-tokens 16]
+
+Last line: `RATIO flores_grid_speedup=<old / new seconds of the grid> per_generation_<k>shot=<old / new> ...`."""
 from __future__ import annotations
 
 import argparse
@@ -115,6 +133,64 @@ def translate(model, vocab: int, shots: int, new_tokens: int, bf16: bool) -> flo
     return time.perf_counter() - t0
 
 
+def xglm_small():
+    from transformers import XGLMConfig, XGLMForCausalLM
+    cfg = XGLMConfig(vocab_size=256008, d_model=512, num_layers=6, attention_heads=8, ffn_dim=2048,
+                     max_position_embeddings=2048)
+    return XGLMForCausalLM(cfg).eval()
+
+
+def flores(args) -> None:
+    """Old vs new FLORES generation, side by side (see the module doc)."""
+    import copy
+
+    from afp_lib.devices import resolve_device
+    from afp_lib.eval.runner import eval_dtype
+    device = resolve_device("auto")
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    old_model = (xglm_564m() if args.shape == "564m" else xglm_small()).to(device)   # fp32 weights
+    new_model = copy.deepcopy(old_model).to(eval_dtype(cuda, device))               # bf16 on CUDA only
+    g = torch.Generator().manual_seed(1)
+    vocab = old_model.config.vocab_size
+    ids = lambda n: torch.randint(4, vocab, (n,), generator=g).tolist()   # noqa: E731
+    prompts = [ids(int(n)) for n in torch.randint(20, 71, (args.sentences,), generator=g)]
+    shots, seeds = (0, 1, 5, 10), 3
+    print(f"FLORES grid of one direction on {device}: {args.sentences} sentences of 20-70 tokens, {args.new_tokens} new "
+          f"tokens each, shots {shots} x {seeds} seeds; XGLM shape {args.shape} "
+          f"({sum(p.numel() for p in old_model.parameters()) / 1e6:.0f}M parameters); "
+          f"{'wall-clock' if cuda else 'CPU-time (process_time)'} seconds")
+
+    clock = time.perf_counter if cuda else time.process_time   # CPU: this process's CPU seconds (shared cores)
+
+    def run(model, prefix, rows=prompts, new_tokens=args.new_tokens, **kw):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = clock()
+        out = greedy_generate(model, prefix, rows, frozenset(), new_tokens, bf16=cuda, **kw)
+        if cuda:
+            torch.cuda.synchronize()
+        return clock() - t0, out
+
+    run(old_model, (2,) + tuple(ids(10)), prompts[:4], 2, batch_size=16)   # warm-up of both paths
+    run(new_model, (2,) + tuple(ids(10)), prompts[:4], 2, batch_size=16)
+    old_total = new_total = 0.0
+    per = {}
+    for k in shots:
+        prefix = (2,) + tuple(ids(80 * k))
+        t_old, out_old = run(old_model, prefix, batch_size=16, drop_finished=False)
+        t_new, out_new = run(new_model, prefix, batch_size=args.batch_size, max_tokens=args.batch_tokens)
+        same = sum(a == b for a, b in zip(out_old, out_new)) / len(prompts)
+        old_total += seeds * t_old
+        new_total += (1 if k == 0 else seeds) * t_new
+        per[k] = t_old / t_new
+        print(f"  {k:2d}-shot: old {t_old:6.1f}s, new {t_new:6.1f}s per generation ({per[k]:.2f}x); "
+              f"{100 * same:.0f}% of the sentences identical")
+    print(f"grid (0-shot once instead of {seeds} times): old {old_total:.0f}s, new {new_total:.0f}s")
+    print(f"RATIO flores_grid_speedup={old_total / new_total:.2f} "
+          + " ".join(f"per_generation_{k}shot={r:.2f}" for k, r in per.items()))
+
+
 def main() -> None:
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
@@ -126,9 +202,22 @@ def main() -> None:
     ap.add_argument("--skip-7b", action="store_true")
     ap.add_argument("--only-memory", action="store_true", help="only the 5-shot XGLM-564M cache comparison")
     ap.add_argument("--only-7b", action="store_true", help="only the Llama-7B shape")
+    ap.add_argument("--flores", action="store_true", help="only the FLORES speed-up, old vs new generation")
+    ap.add_argument("--shape", choices=["small", "564m"], help="--flores: XGLM shape (default: 564m on CUDA, "
+                    "small on the CPU)")
+    ap.add_argument("--sentences", type=int, default=0, help="--flores: sentences (default 1012 on CUDA, 64 on CPU)")
+    ap.add_argument("--new-tokens", type=int, default=0, help="--flores: tokens per sentence (default 128 / 16)")
+    ap.add_argument("--batch-size", type=int, default=256, help="--flores: rows per batch at most (new path)")
+    ap.add_argument("--batch-tokens", type=int, default=32768, help="--flores: cached positions per batch (new path)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.flores:
+        cuda = torch.cuda.is_available()
+        args.shape = args.shape or ("564m" if cuda else "small")
+        args.sentences = args.sentences or (1012 if cuda else 64)
+        args.new_tokens = args.new_tokens or (128 if cuda else 16)
+        return flores(args)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.items} items x 3 rows, max_tokens {args.max_tokens}")
 
     if args.only_7b:

@@ -40,5 +40,5 @@ def run_suite(model, tokenizer, cfg: EvalConfig, model_name: str, out_file, prog
     t = cfg.translation
     if t.langs:
         recs += translate_eval(model, tokenizer, t.pairs, t.shots, t.seeds, t.max_items, model_name, out_file,
-                               t.max_new_tokens, t.batch_size, cfg.bf16, progress)
+                               t.max_new_tokens, t.batch_size, cfg.bf16, progress, t.batch_tokens)
     return recs

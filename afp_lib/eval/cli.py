@@ -21,10 +21,10 @@ from ..paths import results_dir
 logger = logging.getLogger(__name__)
 
 
-def load_model(name_or_path: str, device="auto"):
+def load_model(name_or_path: str, device="auto", dtype=None):
     """afp_lib.models.load_model, imported when called (torch, transformers): `--help` parses without them."""
     from ..models import load_model as load
-    return load(name_or_path, device=device)
+    return load(name_or_path, device=device, **({"dtype": dtype} if dtype is not None else {}))
 
 
 def _ints(s: str) -> list[int]:
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from .icl import evaluate
-    from .runner import summarize
+    from .runner import eval_dtype, summarize
     from .translation import translate_eval
     name = args.name or Path(args.model).name
     from ..trainer.runs import identity_tag  # the model's identity, not its folder's name: every run's is `final`
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     require_gpu(args.profile or default_profile(), args.device)  # the paper profile without CUDA stops here
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model, tokenizer = load_model(require_model(args.model), device=args.device)
+    model, tokenizer = load_model(require_model(args.model), device=args.device, dtype=eval_dtype(cfg.bf16, args.device))
     logger.info("evaluate %s: tasks %s, langs %s, shots %s, seeds %s, max_items %s -> %s", name, cfg.tasks,
                 cfg.langs or "all", cfg.shots, cfg.seeds, cfg.max_items, out)
     recs = evaluate(model, tokenizer, model_name=name, out_file=out, **cfg.icl_kwargs()) if cfg.tasks else []
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         t = cfg.translation
         recs += translate_eval(model, tokenizer, pairs, cfg.shots if args.shots else t.shots, cfg.seeds,
                                cfg.max_items if args.max_items is not None else t.max_items, name, out,
-                               t.max_new_tokens, t.batch_size, cfg.bf16)
+                               t.max_new_tokens, t.batch_size, cfg.bf16, batch_tokens=t.batch_tokens)
     table = summarize(recs)
     if not table.empty:
         print(_with_chance(table).to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="-"))
@@ -184,7 +184,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
     from ..devices import require_gpu
     from ..plan.grid import cells_of_plan
     from .config import load_eval_config
-    from .runner import CellStore, assign, read_cell, work_units
+    from .runner import CellStore, assign, eval_dtype, read_cell, work_units
     try:
         data = json.loads(Path(plan_file).read_text(encoding="utf-8"))
         profile = data["profile"] if isinstance(data, dict) and data.get("profile") else default_profile()
@@ -220,7 +220,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
         for model_ref in dict.fromkeys(group[0] for group, _, _ in mine):   # one model at a time
             model = None   # free the previous model before loading the next one
             try:
-                model, tokenizer = load_model(model_ref, device=device)
+                model, tokenizer = load_model(model_ref, device=device, dtype=eval_dtype(cfg.bf16, device))
                 model.eval()
                 for group, group_cells, _ in (u for u in mine if u[0][0] == model_ref):
                     _score_group(model, tokenizer, group_cells, CellStore(model_ref, dict(group_cells[0].scoring),
@@ -252,7 +252,8 @@ def _score_group(model, tokenizer, cells, store, cfg) -> None:
         if c0.task == "flores":
             src, tgt = c0.language.split("-")
             translate_eval(model, tokenizer, [(src, tgt)], [k], seeds, c0.max_items, c0.model, store,
-                           scoring.get("max_new_tokens", 128), cfg.translation.batch_size, bf16, progress=False)
+                           scoring.get("max_new_tokens", 128), cfg.translation.batch_size, bf16, progress=False,
+                           batch_tokens=cfg.translation.batch_tokens)
         else:
             evaluate(model, tokenizer, [c0.task], [c0.language], shots=[k], seeds=seeds, max_items=c0.max_items,
                      model_name=c0.model, out_file=store, demo_lang=c0.demo_lang if c0.demo_lang != c0.language else None,

@@ -15,7 +15,8 @@ class TranslationConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     max_items: int | None = None     # None = the whole devtest (1012)
     max_new_tokens: int = 128        # FLORES sentences are < 100 tokens for XGLM-sized vocabularies
-    batch_size: int = 16
+    batch_size: int = 16             # sentences per generation batch at most
+    batch_tokens: int | None = None  # and at most this many cached positions (rows x (prefix + prompt + new))
 
     @property
     def pairs(self) -> list[tuple[str, str]]:

@@ -204,6 +204,17 @@ def open_results(out_file) -> "Results | CellStore":
     return out_file if isinstance(out_file, CellStore) else Results(out_file)
 
 
+def eval_dtype(bf16: bool, device="auto"):
+    """The dtype to load a model in for evaluation: bf16 when it is scored in bf16 on CUDA. Autocast over
+    fp32 weights casts every weight on every forward, which dominates greedy decoding (one token per
+    forward); bf16 weights are cast once, at load. On the CPU the weights stay fp32 (today's numbers:
+    the CPU profiles pin fp32, and bf16 autocast there keeps fp32 weights as before)."""
+    import torch
+
+    from ..devices import resolve_device
+    return torch.bfloat16 if bf16 and resolve_device(device).type == "cuda" else torch.float32
+
+
 def icl_scoring(cfg) -> dict:
     scoring = {"bf16": cfg.bf16}
     if cfg.demos == "semantic":

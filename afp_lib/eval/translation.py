@@ -18,12 +18,11 @@ import torch
 from tqdm import tqdm
 
 from ..analysis.notebook import bar_disable
-
 from ..families import sliding_window
 from .prompts import flores
 from .requests import build_prefix, encode
 from .runner import open_results
-from .scorer import autocast, cache_kwarg, expand_cache, full_cache, kv_tensors, returned_cache
+from .scorer import autocast, batches, cache_kwarg, expand_cache, full_cache, kv_tensors, returned_cache
 from .tasks import SUBSET_SEED, TASKS, _rows
 
 logger = logging.getLogger(__name__)
@@ -42,8 +41,15 @@ def stop_ids(tokenizer) -> frozenset[int]:
 
 @torch.no_grad()
 def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], stop: frozenset[int],
-                    max_new_tokens: int = 64, batch_size: int = 16, bf16: bool = False) -> list[list[int]]:
-    """Greedy continuations (stop token excluded) of prefix + each prompt; the prefix is encoded once."""
+                    max_new_tokens: int = 64, batch_size: int = 16, bf16: bool = False, max_tokens: int | None = None,
+                    drop_finished: bool = True) -> list[list[int]]:
+    """Greedy continuations (stop token excluded) of prefix + each prompt; the prefix is encoded once.
+
+    Prompts go longest first into batches of at most `batch_size` rows and, with `max_tokens`, at most that
+    many cached positions (rows x (prefix + longest prompt + max_new_tokens), `scorer.batches`): short
+    0-shot prompts fill far more rows than the old fixed 16. A row that has stopped leaves its batch
+    (`drop_finished`), so the batch shrinks instead of running to the longest answer. Rows never interact,
+    so greedy outputs are those of one prompt at a time (tested); False only times the old path (bench)."""
     device = next(model.parameters()).device
     kw = cache_kwarg(model)
     takes_positions = "position_ids" in inspect.signature(model.forward).parameters
@@ -52,8 +58,12 @@ def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], st
                                              logits_to_keep=1, **{kw: full_cache()})))
     P = len(prefix)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    stop_t = torch.tensor(sorted(stop), device=device, dtype=torch.long)
     result: list[list[int]] = [[] for _ in prompts]
-    for chunk in _chunks(order, [len(p) for p in prompts], batch_size, sliding_window(model.config) is not None):
+    same_length = sliding_window(model.config) is not None
+    chunks = [c for b_rows in batches([len(prompts[i]) for i in order], P + max_new_tokens, batch_size, max_tokens)
+              for c in _same_length_runs([order[j] for j in b_rows], prompts, same_length)]
+    for chunk in chunks:
         B, T = len(chunk), max(len(prompts[i]) for i in chunk)
         ids = torch.zeros((B, T), dtype=torch.long)
         mask = torch.zeros((B, P + T), dtype=torch.long)
@@ -66,9 +76,9 @@ def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], st
             pos[b, T - n:] = torch.arange(P, P + n)
         ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
         cache = expand_cache(kv, B)
+        rows = list(chunk)                                                  # prompt index of each live row
         done = torch.zeros(B, dtype=torch.bool, device=device)
-        stop_t = torch.tensor(sorted(stop), device=device)
-        gen = []
+        gen = {i: [] for i in chunk}
         for _ in range(max_new_tokens):
             extra = {"position_ids": pos} if takes_positions else {}
             with autocast(model, bf16):
@@ -76,32 +86,35 @@ def greedy_generate(model, prefix: tuple[int, ...], prompts: list[list[int]], st
             cache = returned_cache(out)
             nxt = out.logits[:, -1].float().argmax(-1)                     # (B,)
             done |= torch.isin(nxt, stop_t)
-            gen.append(torch.where(done, -1, nxt))
+            for i, t, d in zip(rows, nxt.tolist(), done.tolist()):
+                if not d:
+                    gen[i].append(t)
             if bool(done.all()):
                 break
-            ids = nxt[:, None]
-            mask = torch.cat([mask, mask.new_ones((B, 1))], 1)
-            pos = pos[:, -1:] + 1
-        gen_t = torch.stack(gen, 1).tolist()                                # (B, steps), -1 after a stop
-        for b, i in enumerate(chunk):
-            row = gen_t[b]
-            result[i] = row[:row.index(-1)] if -1 in row else row
+            ids, mask, pos = nxt[:, None], torch.cat([mask, mask.new_ones((len(rows), 1))], 1), pos[:, -1:] + 1
+            if drop_finished and bool(done.any()):
+                live = (~done).nonzero().squeeze(1)
+                cache.batch_select_indices(live)
+                ids, mask, pos, done = ids[live], mask[live], pos[live], done[live]
+                rows = [rows[j] for j in live.tolist()]
+        for i in chunk:
+            result[i] = gen[i]
     return result
 
 
-def _chunks(order: list[int], lengths: list[int], batch_size: int, same_length: bool) -> list[list[int]]:
-    """Batches of `order`. `same_length`: only prompts of one length share a batch, for models with
-    sliding-window attention (Gemma 3), whose window counts positions of the cache, the left pads among them:
-    a padded row would see fewer real tokens than it does alone."""
+def _same_length_runs(chunk: list[int], prompts: list[list[int]], same_length: bool) -> list[list[int]]:
+    """`chunk` (sorted longest first) as it is, or, for models with sliding-window attention (Gemma 3), cut
+    into runs of one prompt length: their window counts positions of the cache, the left pads among them, so a
+    padded row would see fewer real tokens than it does alone."""
     if not same_length:
-        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    out: list[list[int]] = []
-    for i in order:
-        if out and len(out[-1]) < batch_size and lengths[out[-1][0]] == lengths[i]:
-            out[-1].append(i)
+        return [chunk]
+    runs: list[list[int]] = []
+    for i in chunk:
+        if runs and len(prompts[runs[-1][0]]) == len(prompts[i]):
+            runs[-1].append(i)
         else:
-            out.append([i])
-    return out
+            runs.append([i])
+    return runs
 
 
 @torch.no_grad()
@@ -142,8 +155,12 @@ def sentence_bleu_stats(hyps: list[str], refs: list[str], tokenize: str) -> list
 
 def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: int | None = None,
                    model_name: str = "model", out_file=None, max_new_tokens: int = 128, batch_size: int = 16,
-                   bf16: bool = False, progress: bool = True) -> list[dict]:
-    """BLEU and chrF records (task "flores", language "en-zh") for each direction, shot count and seed."""
+                   bf16: bool = False, progress: bool = True, batch_tokens: int | None = None) -> list[dict]:
+    """BLEU and chrF records (task "flores", language "en-zh") for each direction, shot count and seed.
+
+    A 0-shot prompt has no demonstrations, so its output does not depend on the seed: it is generated once
+    (or read from a seed already on file) and recorded for every seed. `batch_size` rows and `batch_tokens`
+    cached positions at most per generation batch (`greedy_generate`)."""
     task = TASKS["flores"]
     pairs = [tuple(p.split("-")) if isinstance(p, str) else tuple(p) for p in pairs]
     for src, tgt in pairs:
@@ -152,34 +169,54 @@ def translate_eval(model, tokenizer, pairs, shots=(0,), seeds=(0,), max_items: i
             raise ValueError(f"translation pair {src}-{tgt} has the same source and target")
     results, out = open_results(out_file), []
     stop = stop_ids(tokenizer)
-    units = [(p, k, s) for p in pairs for k in shots for s in seeds]
-    for (src, tgt), k, seed in tqdm(units, desc="FLORES translate", disable=bar_disable(not progress)):
-        unit = dict(model=model_name, task="flores", language=f"{src}-{tgt}", shots=k, seed=seed, demo_lang=src,
-                    demos="random", connectors="english", max_items=max_items, version=task.version)
-        done = results.done(unit)
-        if done:
-            out += done
-            continue
-        t0 = time.perf_counter()
-        s_name, t_name = task.lang(src).name, task.lang(tgt).name
-        src_test, ref = _sentences(src, task.splits.test), _sentences(tgt, task.splits.test)
-        if max_items is not None and len(src_test) > max_items:
-            keep = sorted(random.Random(SUBSET_SEED).sample(range(len(src_test)), max_items))
-            src_test, ref = [src_test[i] for i in keep], [ref[i] for i in keep]
-        src_dev, tgt_dev = _sentences(src, task.splits.demos), _sentences(tgt, task.splits.demos)
-        picks = random.Random(seed).sample(range(len(src_dev)), k)
-        prefix = build_prefix(tokenizer, [flores(src_dev[i], s_name, t_name, tgt_dev[i]) for i in picks])
-        prompts = encode(tokenizer, [flores(s, s_name, t_name) for s in src_test])
-        gen = greedy_generate(model, prefix, prompts, stop, max_new_tokens, batch_size, bf16)
-        hyps = [tokenizer.decode(g).split("\n")[0].strip() for g in gen]
-        logger.info("flores %s-%s %d-shot: %r -> %r (ref %r)", src, tgt, k, src_test[0][:80], hyps[0][:80], ref[0][:80])
-        tok = bleu_tokenizer(tgt)
-        scores = {"bleu": sacrebleu.corpus_bleu(hyps, [ref], tokenize=tok).score,
-                  "chrf": sacrebleu.corpus_chrf(hyps, [ref]).score}
-        recs = [{**unit, "metric": m, "value": v, "n_items": len(hyps), "split": task.splits.test,
-                 "demo_pool": task.splits.demos if k else None, "bleu_tokenize": tok,
-                 "seconds": round(time.perf_counter() - t0, 3)} for m, v in scores.items()]
-        recs[0]["bleu_stats"] = sentence_bleu_stats(hyps, ref, tok)   # the BLEU record: for its interval
-        results.add(recs)
-        out += recs
+    units = [(p, k) for p in pairs for k in shots]
+    for (src, tgt), k in tqdm(units, desc="FLORES translate", disable=bar_disable(not progress)):
+        unit = lambda seed: dict(model=model_name, task="flores", language=f"{src}-{tgt}", shots=k,  # noqa: E731
+                                 seed=seed, demo_lang=src, demos="random", connectors="english",
+                                 max_items=max_items, version=task.version)
+        todo, seed_free = [], None
+        for seed in seeds:
+            done = results.done(unit(seed))
+            if done:
+                out += done
+                seed_free = done if k == 0 else None   # a 0-shot cell on file serves the other seeds too
+            else:
+                todo.append(seed)
+        for seed in todo:
+            t0 = time.perf_counter()
+            if seed_free is not None:
+                recs = [{**r, "seed": seed, "seconds": round(time.perf_counter() - t0, 3)} for r in seed_free]
+            else:
+                recs = _translate_unit(model, tokenizer, unit(seed), t0, stop, max_new_tokens, batch_size, bf16,
+                                       batch_tokens)
+                seed_free = recs if k == 0 else None
+            results.add(recs)
+            out += recs
     return out
+
+
+def _translate_unit(model, tokenizer, unit: dict, t0: float, stop, max_new_tokens, batch_size, bf16,
+                    batch_tokens) -> list[dict]:
+    """The BLEU and chrF records of one direction, shot count and seed (`unit`)."""
+    task = TASKS["flores"]
+    (src, tgt), k, seed, max_items = unit["language"].split("-"), unit["shots"], unit["seed"], unit["max_items"]
+    s_name, t_name = task.lang(src).name, task.lang(tgt).name
+    src_test, ref = _sentences(src, task.splits.test), _sentences(tgt, task.splits.test)
+    if max_items is not None and len(src_test) > max_items:
+        keep = sorted(random.Random(SUBSET_SEED).sample(range(len(src_test)), max_items))
+        src_test, ref = [src_test[i] for i in keep], [ref[i] for i in keep]
+    src_dev, tgt_dev = _sentences(src, task.splits.demos), _sentences(tgt, task.splits.demos)
+    picks = random.Random(seed).sample(range(len(src_dev)), k)
+    prefix = build_prefix(tokenizer, [flores(src_dev[i], s_name, t_name, tgt_dev[i]) for i in picks])
+    prompts = encode(tokenizer, [flores(s, s_name, t_name) for s in src_test])
+    gen = greedy_generate(model, prefix, prompts, stop, max_new_tokens, batch_size, bf16, batch_tokens)
+    hyps = [tokenizer.decode(g).split("\n")[0].strip() for g in gen]
+    logger.info("flores %s-%s %d-shot: %r -> %r (ref %r)", src, tgt, k, src_test[0][:80], hyps[0][:80], ref[0][:80])
+    tok = bleu_tokenizer(tgt)
+    scores = {"bleu": sacrebleu.corpus_bleu(hyps, [ref], tokenize=tok).score,
+              "chrf": sacrebleu.corpus_chrf(hyps, [ref]).score}
+    recs = [{**unit, "metric": m, "value": v, "n_items": len(hyps), "split": task.splits.test,
+             "demo_pool": task.splits.demos if k else None, "bleu_tokenize": tok,
+             "seconds": round(time.perf_counter() - t0, 3)} for m, v in scores.items()]
+    recs[0]["bleu_stats"] = sentence_bleu_stats(hyps, ref, tok)   # the BLEU record: for its interval
+    return recs

@@ -101,6 +101,10 @@ class TrainConfig:
     eval_every: int = 50        # alignment/uniformity/retrieval on the dev pairs (0 = only at the end)
     save_every: int = 100       # resumable checkpoint interval (0 = only the final model)
     keep_checkpoints: int = 2
+    dist_timeout_minutes: float = 60.0  # process-group timeout of every collective (NCCL's default is 10 min;
+    # a 7B run's collectives wait longer: a straggler's data loading, a resume reading ~100 GB from NFS)
+    save_wait_minutes: float = 240.0  # how long the other ranks wait, polling a flag file and holding no
+    # collective, while rank 0 writes a checkpoint (~15 GB + optimizer state) and deletes old ones (~120 GB)
     mcl: MCLConfig = field(default_factory=MCLConfig)
     cit: CITConfig = field(default_factory=CITConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -141,6 +145,8 @@ OPERATIONAL = {
     "log_every": "how often the losses are written: a log record is a read-out, the update does not see it",
     "save_every": "checkpoint interval: a resume gives the uninterrupted weights bit for bit (test_trainer)",
     "keep_checkpoints": "how many resumable checkpoints stay on disk",
+    "dist_timeout_minutes": "how long a collective may wait before the process group gives up; no number sees it",
+    "save_wait_minutes": "how long the other ranks wait for rank 0's save; they compute nothing meanwhile",
 }
 
 
@@ -166,6 +172,8 @@ def validate(cfg: TrainConfig) -> None:
     for key in ("steps", "batch_size", "grad_accum", "seq_len", "log_every"):
         if getattr(cfg, key) < 1:
             bad(key, getattr(cfg, key), "must be >= 1")
+    if cfg.dist_timeout_minutes <= 0 or cfg.save_wait_minutes <= 0:
+        bad("dist_timeout_minutes/save_wait_minutes", (cfg.dist_timeout_minutes, cfg.save_wait_minutes), "minutes > 0")
     if cfg.threads < 0:
         bad("threads", cfg.threads, "use 0 (torch's default) or a positive thread count")
     if cfg.tokenized not in ("memory", "arrow"):

@@ -7,17 +7,27 @@ helper here is a no-op and costs nothing.
 Gradients are averaged by one all-reduce of a flat buffer after the backward passes of a step (not by
 wrapping the model in DistributedDataParallel): the AFP step calls the model in pieces (an early exit to
 block l, the CIT forward with a hook on block l), which DDP's forward-bound bookkeeping does not follow.
-The result is what DDP computes: every rank holds the mean of the ranks' gradients before clipping."""
+The result is what DDP computes: every rank holds the mean of the ranks' gradients before clipping.
+
+Rank 0 alone writes checkpoints (safetensors of ~15 GB, deleting older ones of ~120 GB, on NFS: minutes).
+The other ranks must not wait for that inside a collective, whose timeout would end the job: `on_main`
+lets them poll a flag file that rank 0 writes when done, with a bound of their own."""
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 import logging
 import os
+import time
+import uuid
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+FLAG = ".rank0-done.json"  # in the run folder: {"token", "error"} of the last `on_main`
 
 
 def launched() -> bool:
@@ -25,9 +35,10 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_from_env(device: torch.device, required: bool = False) -> None:
+def init_from_env(device: torch.device, required: bool = False, timeout_minutes: float = 60.0) -> None:
     """Join the process group named by the launcher's env: gloo on CPU, nccl on CUDA. Nothing happens in a
-    plain process unless `required` (one-process DeepSpeed), where a missing variable is named."""
+    plain process unless `required` (one-process DeepSpeed), where a missing variable is named.
+    `timeout_minutes`: how long any collective may wait (train.dist_timeout_minutes; NCCL's own is 10)."""
     if dist.is_initialized() or not (launched() or required):
         return
     missing = [k for k in LAUNCHER_ENV if k not in os.environ]
@@ -36,7 +47,8 @@ def init_from_env(device: torch.device, required: bool = False) -> None:
                            "process set RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500)")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            timeout=datetime.timedelta(minutes=timeout_minutes))
     if dist.get_rank() > 0:  # one log line per event: rank 0 speaks (the others see the same data)
         logging.getLogger("afp_lib").setLevel(logging.ERROR)
 
@@ -58,6 +70,50 @@ def multi() -> bool:
 def barrier() -> None:
     if multi():
         dist.barrier()
+
+
+def on_main(work, flag_dir: Path, what: str, wait_s: float, poll_s: float = 1.0):
+    """Rank 0 runs `work()` (its result is returned there, None elsewhere) while the other ranks poll
+    `flag_dir/.rank0-done.json` for this call's token, holding no collective: a slow write cannot trip
+    the process group's timeout. They give up after `wait_s` seconds (train.save_wait_minutes), and
+    re-raise at once what rank 0 raised. `flag_dir` must be shared by the ranks, as the run folder is."""
+    if not multi():
+        return work()
+    token = broadcast(uuid.uuid4().hex if is_main() else None)  # instant: every rank is here; never stale
+    flag = Path(flag_dir) / FLAG
+    if is_main():
+        try:
+            out = work()
+        except BaseException as e:
+            _write_flag(flag, token, f"{type(e).__name__}: {e}")
+            raise
+        _write_flag(flag, token, None)
+        return out
+    deadline = time.monotonic() + wait_s
+    while True:
+        seen = _read_flag(flag)
+        if seen.get("token") == token:
+            if seen.get("error"):
+                raise RuntimeError(f"rank 0 failed while {what}: {seen['error']}")
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"rank {rank_world()[0]}: rank 0 did not finish {what} within {wait_s:.0f}s "
+                               f"(no token {token} in {flag}); see rank 0's log, or raise train.save_wait_minutes")
+        time.sleep(min(poll_s, left))
+
+
+def _write_flag(flag: Path, token: str, error: str | None) -> None:
+    tmp = flag.with_name(f"{flag.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"token": token, "error": error}), encoding="utf-8")
+    os.replace(tmp, flag)
+
+
+def _read_flag(flag: Path) -> dict:
+    try:
+        return json.loads(flag.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # not written yet (or, on a lax file system, caught mid-replace)
+        return {}
 
 
 def broadcast(obj, src: int = 0):

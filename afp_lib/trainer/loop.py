@@ -270,7 +270,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     out_dir = Path(out_dir)
     final_dir, log_path = out_dir / "final", out_dir / LOG_NAME
     device = _device(cfg)
-    distributed.init_from_env(device, required=cfg.backend == "deepspeed")
+    distributed.init_from_env(device, required=cfg.backend == "deepspeed", timeout_minutes=cfg.dist_timeout_minutes)
     rank, world = distributed.rank_world()
     main = rank == 0
     if distributed.broadcast((final_dir / ckpt.RESULT).is_file() if main else None):  # finished before: load it
@@ -361,7 +361,7 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
                     f.write(json.dumps(record) + "\n")
             sums, n_sum, t0, tokens = {}, 0, time.perf_counter(), 0
         if cfg.save_every and done % cfg.save_every == 0 and not is_last:
-            save_checkpoint(cfg, out_dir, done, model, tokenizer, backend, main)
+            save_checkpoint(cfg, out_dir, done, model, tokenizer, backend)
         for cb in callbacks:
             cb(done, record)
     bar.close()
@@ -373,33 +373,42 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         result.update(ranks=world, weights_digests=digests)
         logger.info("weights identical on all %d ranks (digest %s)", world, digests[0])
     state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
-    if main:
+
+    def write_final():
         tmp = ckpt.fresh_tmp(final_dir)
         ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
         ckpt.write_json(tmp / ckpt.RESULT, result)
         ckpt.commit(tmp, final_dir)
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # they only served resuming
-    distributed.barrier()
+    distributed.on_main(write_final, out_dir, "writing final/", cfg.save_wait_minutes * 60)  # no collective held
     return TrainResult(out_dir, final_dir, log_path, cfg.steps, resumed, record)
 
 
-def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend, main: bool) -> Path:
+def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend) -> Path:
     """Write checkpoints/step-N atomically: weights + tokenizer + config + optimizer/scheduler + each rank's
     RNG state; state.json (written last) records the world size and global batch the data order assumes."""
     final = out_dir / "checkpoints" / f"step-{step:07d}"
-    tmp = ckpt.fresh_tmp(final) if main else final.with_name(f".tmp-{final.name}")
-    distributed.barrier()
+    tmp = final.with_name(f".tmp-{final.name}")
+    # rank 0's slow parts (removing a stale tmp, writing weights and optimizer state, deleting old checkpoints)
+    # run inside `on_main`: the other ranks poll a flag file meanwhile instead of holding a collective
+    wait_s = cfg.save_wait_minutes * 60
+    distributed.on_main(lambda: ckpt.fresh_tmp(final), out_dir, f"preparing {tmp.name}", wait_s)
     rank, world = distributed.rank_world()
     torch.save(ckpt.rng_state(), _rng_file(tmp, rank))
-    backend.save(tmp)  # collective under DeepSpeed
+    collective_save = backend.name != "torch"  # DeepSpeed: every rank writes its optimizer partition
+    if collective_save:
+        backend.save(tmp)
     state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
-    distributed.barrier()
-    if main:
+    distributed.barrier()  # every rank's files are in tmp (nothing slow runs before it on one rank alone)
+
+    def write():
+        if not collective_save:
+            backend.save(tmp)  # torch: rank 0 writes the optimizer and scheduler state
         ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
         ckpt.write_json(tmp / ckpt.STATE, {"step": step, "world_size": world,
                                            "global_batch": cfg.batch_size * cfg.grad_accum * world})
         ckpt.write_manifest(tmp)  # last: its sizes tell a complete checkpoint from a damaged one
         ckpt.commit(tmp, final)
         ckpt.prune(out_dir, cfg.keep_checkpoints)
-    distributed.barrier()
+    distributed.on_main(write, out_dir, f"writing {final.name}", wait_s)
     return final

@@ -208,7 +208,7 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     from ..models import load_model
     from .loop import _device, train
 
-    distributed.init_from_env(_device(cfg))
+    distributed.init_from_env(_device(cfg), timeout_minutes=cfg.dist_timeout_minutes)
     path = run_dir(cfg, base_model, data)
     world = distributed.rank_world()[1]
     if distributed.is_main():
