@@ -20,7 +20,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 setup: $(STAMP)
 
 # Exact, hash-checked versions (docs/environment-and-tests.md): torch first from its own lock (the CPU build;
-# PyPI's torch==2.13.0 is the multi-GB CUDA one), then everything `make repro` and `make test` need from
+# PyPI's torch==2.13.0 is the multi-GB CUDA one; a torch of the pinned version already in the venv, e.g. a CUDA
+# build from scripts/install_gpu.sh, is kept), then everything `make repro` and `make test` need from
 # requirements.lock (made by `make lock`, torch left out so the CUDA install can reuse it), then the project
 # itself without dependencies. Re-runs when the locks or pyproject.toml change.
 LOCK       := requirements.lock
@@ -28,7 +29,8 @@ TORCH_LOCK := requirements-torch-cpu.lock
 PIP        := $(BIN)/pip install --quiet --disable-pip-version-check --no-compile
 $(STAMP): pyproject.toml $(LOCK) $(TORCH_LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) --no-deps --require-hashes --find-links $(TORCH_LINKS) -r $(TORCH_LOCK)
+	$(BIN)/python -c 'import sys, torch; sys.exit(torch.__version__.split("+")[0] != "$(TORCH_VERSION)")' 2>/dev/null \
+	  || $(PIP) --no-deps --require-hashes --find-links $(TORCH_LINKS) -r $(TORCH_LOCK)
 	$(PIP) --require-hashes -r $(LOCK)
 	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "afp (.venv)" >/dev/null
@@ -43,7 +45,8 @@ $(STAMP): pyproject.toml $(LOCK) $(TORCH_LOCK)
 UV          ?= .venv-lock/bin/uv
 UV_VERSION  := 0.13.9
 TORCH_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/torch/)
-TORCH_CPU   := $(shell sed -n 's/^ *"torch==\([^"]*\)".*/\1/p' pyproject.toml | head -n 1)+cpu
+TORCH_VERSION := $(shell sed -n 's/^ *"torch==\([^"]*\)".*/\1/p' pyproject.toml | head -n 1)
+TORCH_CPU   := $(TORCH_VERSION)+cpu
 UPGRADE     ?=
 LOCK_ARGS    = --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
                --find-links $(TORCH_LINKS) --custom-compile-command "make lock" --quiet
