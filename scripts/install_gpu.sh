@@ -61,10 +61,13 @@ torch_pin=$(sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml | head -n 1)
 url="https://download.pytorch.org/whl/$index"
 echo "install_gpu: driver $driver -> $index ($url), $torch_pin"
 cmd1=("$PY" -m pip install "$torch_pin" --index-url "$url")
-cmd2=("$PY" -m pip install -e ".[dev]")
+cmd2=("$PY" -m pip install --require-hashes -r requirements.lock)   # the locked rest (torch is not in it)
+cmd3=("$PY" -m pip install --no-deps -e .)
 echo "install_gpu: ${cmd1[*]}"
 echo "install_gpu: ${cmd2[*]}"
+echo "install_gpu: ${cmd3[*]}"
 [ "$PRINT" = 1 ] && exit 0
 "${cmd1[@]}"
 "${cmd2[@]}"  # torch is already satisfied: pip keeps the CUDA build (2.x.y+cuNNN satisfies torch==2.x.y)
+"${cmd3[@]}"
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'torch sees no GPU'; print('install_gpu: torch', torch.__version__, 'CUDA', torch.version.cuda, 'on', torch.cuda.get_device_name(0))"

@@ -64,12 +64,41 @@ MOCKED = ("write_json", "save_frame", "findings_table", "describe_findings", "re
           "five_task_scores", "headline")
 
 
+# what analysing empty recorded results (evaluate returns [], other calls MagicMocks) raises: an empty frame's
+# missing column, "no records", a mock where a number or frame was expected
+RESULT_ERRORS = (LookupError, ValueError, TypeError, AttributeError, ZeroDivisionError)
+
+
+def _on_recorded_results(error: Exception, unbound: set[str]) -> bool:
+    """Whether a cell's error comes from the recorded results rather than from the cell's code: a
+    NameError only for a name an earlier such cell did not get to bind, never a SyntaxError or ImportError."""
+    if isinstance(error, NameError):
+        return error.name in unbound
+    return isinstance(error, RESULT_ERRORS) and not isinstance(error, ImportError)
+
+
+def _bound_names(src: str) -> set[str]:
+    """The names a cell's code binds at its top level (assignments, loops, defs, imports)."""
+    import ast
+    names = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
 @pytest.fixture()
 def run_notebook(monkeypatch, tmp_path):
     """run_notebook(section, profile) executes the section notebook's own code cells with every model call
     (`VARIANT_CALLS`) recorded instead of run, and returns (evaluate calls as (variant, overrides,
-    translation), every Variant the notebook asked any call for). Plots, tables and files are mocks; a cell
-    that calls the model functions must run to its end."""
+    translation), every Variant the notebook asked any call for). Plots, tables and files are mocks. A cell
+    that calls the model functions must run to its end; any other cell may stop only on the recorded results
+    (`_on_recorded_results`): a syntax error, a failed import or an undefined name in it fails the test, naming
+    the notebook and the cell."""
     import json
     import logging
     import re
@@ -109,16 +138,18 @@ def run_notebook(monkeypatch, tmp_path):
         mocks = {k: mock.MagicMock(name=k) for k in ("pd", "tables", "plots", "display", "Markdown")}
         mocks["plots"].neighbour_mix.return_value = {}
         must_finish = re.compile(r"\bex\.(%s)\(" % "|".join(VARIANT_CALLS))
-        for cell in nb["cells"]:
+        unbound = set()   # names that a cell stopped by the recorded results did not get to bind
+        for i, cell in enumerate(nb["cells"]):
             src = "".join(cell["source"])
             if cell["cell_type"] != "code":
                 continue
             try:
                 exec(compile(src, f"{name}.ipynb", "exec"), ns)
-                ns["profile"] = profile   # the parameters cell's default is smoke; papermill would inject this
-            except Exception:
-                if must_finish.search(src):
-                    raise
+            except Exception as e:
+                if must_finish.search(src) or not _on_recorded_results(e, unbound):
+                    raise AssertionError(f"{NOTEBOOKS[name]} cell {i} raised {type(e).__name__}: {e}\n{src}") from e
+                unbound |= _bound_names(src) - ns.keys()
+            ns["profile"] = profile   # the parameters cell's default is smoke; papermill would inject this
             ns.update(mocks)   # after the setup cell's imports
         return evaluate_calls, used
 

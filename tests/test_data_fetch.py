@@ -248,6 +248,7 @@ def test_store_reader_checks_parquet_columns(tmp_path):
         hub.read_parquet(path, hub.SCHEMAS["facebook/xnli"])
 
 
+@pytest.mark.slow
 def test_plan_prints_every_file_without_network(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty")}
     res = subprocess.run([sys.executable, "-m", "afp_lib", "data", "fetch", "--profile", "paper", "--plan"],

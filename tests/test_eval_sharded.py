@@ -57,6 +57,8 @@ def test_assignment_is_deterministic_largest_first_and_disjoint(smoke_plan):
     assert all(u[1][0].group == c.group for s in shards for u in s for c in u[1])   # a group stays on one rank
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_two_ranks_write_the_one_rank_records_and_resume(smoke_plan, tmp_path, monkeypatch):
     """One process evaluates the grid; into a second cache, a run stopped after 3 cells (as if killed), then
     a 2-process gloo launch that resumes it: the same records, each cell once, the first 3 not redone."""

@@ -53,6 +53,7 @@ def test_per_layer_difference_and_sharded_estimate():
     assert "shard" not in rehearse.per_layer([run(2), run(4)], 32, 8, zero2=False)
 
 
+@pytest.mark.slow
 def test_sweep_extrapolates_to_the_registry_size(tmp_path):
     """`--depths` on a cut-down Llama in one CPU process: both depths, with and without checkpointing, and
     the parameter count extrapolated to 32 blocks equals the 32-block model's own."""
@@ -92,6 +93,8 @@ def test_wheel_list_pins_every_package():
     assert all(len(l) == 2 and "==" in l[0] for l in lines if l)
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_dry_run_of_the_gpu_script(tmp_path):
     """scripts/gpu_rehearsal.sh --dry-run: the same launcher (torch.distributed.run), arguments and summary
     as on the GPU, on the CPU with cut-down models (one sweep, the torch backend, to keep it short)."""

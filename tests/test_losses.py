@@ -91,6 +91,7 @@ def _local_reference(x, y, rank, b, tau):
     return loss.item(), xs.grad
 
 
+@pytest.mark.multiprocess
 def test_mcl_local_grad_variant_across_two_ranks():
     """The authors' variant (`gather="local_grad"`): each rank's anchors see the other rank's rows as
     negatives; the mean of the rank losses is the whole-batch loss, and each rank's gradient flows through

@@ -113,6 +113,8 @@ def test_committed_deepspeed_config_is_the_trainers(plan):
         128, 2, True)
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_dry_run_trains_every_distinct_configuration(plan, tmp_path):
     """The CLI in its own process (DeepSpeed's communication state is process-global), as CI runs it."""
     pytest.importorskip("deepspeed")

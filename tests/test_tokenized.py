@@ -81,6 +81,7 @@ def _rank(rank: int, out: str, log: str, fail: bool):
         return ("error", type(e).__name__, str(e))
 
 
+@pytest.mark.multiprocess
 def test_rank_zero_builds_while_the_others_wait(tmp_path):
     ctx = mp.get_context("fork")
     for fail in (False, True):
@@ -353,6 +354,8 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_two_ranks_build_once_read_the_same_rows_and_take_disjoint_batches(toy_tokenizer, mirror, tmp_path,
                                                                             monkeypatch):
     import json

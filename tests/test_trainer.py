@@ -320,6 +320,7 @@ def test_cli_dry_run(capsys, tmp_path):
     assert "objective='cit'" in out and "/align/smoke-cit-" in out
 
 
+@pytest.mark.multiprocess
 def test_concurrent_requests_for_one_run_train_it_once(tmp_path, monkeypatch):
     """Two processes asking for the same run: the second waits on the run's lock and gets the cached run."""
     import multiprocessing as mp

@@ -25,6 +25,7 @@ def one_rank(monkeypatch):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_deepspeed_zero2_cpu_trains_checkpoints_and_resumes(one_rank, toy_tokenizer, tiny_shape, tmp_path):
     cfg = tiny_cfg(backend="deepspeed", zero_stage=2, precision="bf16", steps=3, save_every=2, device="cpu",
                    seq_len=64)  # long enough that MCL reads the context sides from the CIT forward

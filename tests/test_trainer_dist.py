@@ -82,6 +82,7 @@ def _max_diff(a: list, b: list) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b))
 
 
+@pytest.mark.multiprocess
 def test_gathered_negatives_give_the_joined_batch_gradient(ranks):
     joined = _mcl_joined()
     assert ranks[0]["grad"]["loss"] == pytest.approx(joined["loss"], abs=1e-6)
@@ -92,6 +93,7 @@ def test_gathered_negatives_give_the_joined_batch_gradient(ranks):
         assert diff < 1e-6 * max(1.0, scale)
 
 
+@pytest.mark.multiprocess
 def test_local_grad_variant_differs_from_the_joined_batch(ranks):
     """The authors' variant (other ranks' rows detached): same loss, a different gradient."""
     joined = _mcl_joined()
@@ -121,6 +123,7 @@ def _afp_step(cfg, model_dir, tok_dir, rank: int, world: int) -> dict:
             "cit_tokens": int((lm["labels"] != -100).sum())}
 
 
+@pytest.mark.multiprocess
 def test_two_rank_afp_step_equals_the_joined_batch_step(ranks, dirs):
     joined = _afp_step(tiny_cfg(batch_size=WORLD * B, seq_len=64), dirs / "model", dirs / "tok", 0, 1)
     afp = [r["afp"] for r in ranks]

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from afp_lib.models import ModelShape, build_model
 from conftest import ROOT, SHARED_MIRROR
 
-pytestmark = pytest.mark.skipif(not SHARED_MIRROR.is_dir(), reason="../shared/afp-data is not beside the checkout")
+pytestmark = [pytest.mark.skipif(not SHARED_MIRROR.is_dir(), reason="../shared/afp-data is not beside the checkout"),
+              pytest.mark.multiprocess, pytest.mark.slow]
 
 
 def _env(runs: Path) -> dict:

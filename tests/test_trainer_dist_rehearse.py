@@ -30,6 +30,7 @@ def test_cut_vocabulary_and_build_device():
     assert n(full) - n(cut) == (256008 - 512) * 1024  # tied embedding and LM head
 
 
+@pytest.mark.slow
 def test_rehearse_writes_its_numbers_and_honours_gradient_checkpointing(tmp_path, monkeypatch):
     """The command the GPU script runs, on a cut-down model in one CPU process: the JSON it leaves holds what
     the README's plan needs, and train.gradient_checkpointing reaches the model as in the trainer."""
