@@ -33,3 +33,48 @@ def test_no_words_of_the_projects_history(doc):
     hits = [f"{doc.name}:{i}: {line.strip()[:80]}" for i, line in
             enumerate(doc.read_text(encoding="utf-8").splitlines(), 1) if HISTORY.search(line)]
     assert not hits, "run letters / issue numbers belong in commit messages, not in the documents:\n" + "\n".join(hits)
+
+
+def _findings():
+    import csv
+    rows = csv.DictReader((ROOT / "results/mini/bilingual/findings.csv").open(encoding="utf-8"))
+    return {r[""]: {k: float(v) if v not in ("", "nan") else None for k, v in r.items() if k} for r in rows}
+
+
+def test_the_mini_findings_table_matches_the_committed_results():
+    """Every number of docs/results-mini.md's findings table, as printed, from findings.csv (same rounding)."""
+    f = _findings()
+    text = (ROOT / "docs/results-mini.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().split(" ")[0]: line for line in text.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().split(" ")[0] in f}
+    assert set(rows) == set(f), f"rows {sorted(rows)} against findings.csv's {sorted(f)}"
+    for method, line in rows.items():
+        x = f[method]
+        want = [x["dev retrieval"], x["dev retrieval lo"], x["dev retrieval hi"], x["dev align"], x["dev uniform"],
+                x["retrieval"], x["retrieval lo"], x["retrieval hi"], x["uniform"], x["ppl en"], x["ppl zh"],
+                x["answered en->zh (%)"]]
+        cells = line.split("|")[2:-1]
+        shown = [float(t) for cell in cells for t in re.findall(r"-?\d+(?:\.\d+)?", cell.split("±")[0]
+                 if "[" not in cell else cell)]
+        for value, printed in zip(want, shown):
+            digits = len(str(printed).split(".")[1]) if "." in str(printed) and printed != int(printed) else 0
+            assert abs(value - printed) <= 0.5 * 10 ** -max(digits, 0) + 1e-9 or round(value, 3) == printed, (
+                method, value, printed)
+
+
+def test_the_mini_findings_paragraph_says_what_the_intervals_say():
+    f = _findings()
+    above = lambda a, b, col: f[a][f"{col} lo"] > f[b][f"{col} hi"]  # noqa: E731  (disjoint 95% intervals)
+    for other in ("BPre", "CIT", "vanilla"):
+        assert above("AFP", other, "dev retrieval")
+    assert f["AFP"]["dev align"] < f["vanilla"]["dev align"] and f["AFP"]["dev uniform"] < f["vanilla"]["dev uniform"]
+    for other in ("CIT", "vanilla"):
+        assert above("AFP", other, "retrieval")
+    assert f["AFP"]["uniform"] - 1.96 * f["AFP"]["uniform se"] > f["vanilla"]["uniform"]  # Tatoeba: worse
+    assert above("MCL", "AFP", "dev retrieval")
+    assert round(f["MCL"]["ppl zh"] / f["vanilla"]["ppl zh"]) == 18
+    assert f["AFP"]["ppl en"] > 1.25 * f["vanilla"]["ppl en"]
+    for m in ("CIT", "AFP", "BPre"):
+        assert f[m]["answered en->zh (%)"] == 100
+    for m in ("vanilla", "MCL"):
+        assert f[m]["answered en->zh (%)"] <= 1
