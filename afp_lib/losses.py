@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .families import FAMILIES, plain_head
+from .families import plain_head
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
 
@@ -104,10 +104,6 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise ValueError("lm_loss got a batch with no labelled token (every response was masked or truncated)")
     return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
                            ignore_index=IGNORE)
-
-
-# Causal LMs whose logits are exactly lm_head(last_hidden_state): the head can run on response positions only.
-PLAIN_HEAD = tuple(name for name, f in FAMILIES.items() if f.plain_head)
 
 
 # Response tokens per LM-head chunk: the head and the cross-entropy run on at most this many tokens at once and

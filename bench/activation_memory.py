@@ -21,19 +21,26 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from afp_lib.models import ModelShape, build_config  # noqa: E402
+from afp_lib.families import hub_checkpoint  # noqa: E402
+from afp_lib.models import ModelShape, attention_for, build_config  # noqa: E402
 
 SCALE = 16
 SEQS, ROWS = (256, 512), 2
-# hub config.json: hidden, heads, ffn, dropouts (attention implementation as the trainer loads it)
-MODELS = {
-    "facebook/xglm-7.5B": dict(arch="xglm", d=4096, heads=32, ffn=16384, attn="eager",
-                               dropout={"dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.0}),
-    "bigscience/bloom-7b1": dict(arch="bloom", d=4096, heads=32, ffn=16384, attn="eager",
-                                 dropout={"hidden_dropout": 0.0, "attention_dropout": 0.0}),
-    "huggyllama/llama-7b": dict(arch="llama", d=4096, heads=32, ffn=11008, attn="sdpa",
-                                dropout={"attention_dropout": 0.0}),
-}
+
+
+def spec(hub_id: str) -> dict:
+    """Hidden size, heads, ffn width and dropouts of the checkpoint's published config (afp_lib/families.py),
+    and the attention the trainer loads it with."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    fam, ckpt = hub_checkpoint(hub_id)
+    c = CONFIG_MAPPING[fam.name](**dict(ckpt.config))
+    ffn = getattr(c, "ffn_dim", None) or getattr(c, "intermediate_size", None) or 4 * c.hidden_size  # BLOOM: 4 x hidden
+    dropout = {k: getattr(c, k) for k in ("dropout", "attention_dropout", "activation_dropout", "hidden_dropout")
+               if hasattr(c, k)}
+    return dict(arch=fam.name, d=c.hidden_size, heads=c.num_attention_heads, ffn=ffn, attn=attention_for(c), dropout=dropout)
+
+
+MODELS = {hub: spec(hub) for hub in ("facebook/xglm-7.5B", "bigscience/bloom-7b1", "huggyllama/llama-7b")}
 
 
 def saved_bytes(model, ids) -> int:

@@ -1,6 +1,6 @@
 """Benchmark (not a test): evaluation speed and memory at paper scale, on whatever device this runs on.
 
-Shapes (random weights, transformers config classes, nothing downloaded):
+Shapes (random weights, the published configs registered in afp_lib/families.py, nothing downloaded):
   - XGLM-564M: d_model 1024, 24 layers, 16 heads, ffn 4096, vocabulary 256,008; fp32 (bf16 with --bf16).
   - Llama-7B: hidden 4096, 32 heads, ffn 11008, vocabulary 32,000, in bf16, built with 1 and 2 layers only
     (a 7B model does not fit beside five other engineers' jobs); time and memory are extrapolated to 32
@@ -91,20 +91,25 @@ def requests(vocab: int, items: int, shots: int, seed: int = 0) -> list[Request]
     return out
 
 
+def published(name: str, **cut):
+    """The published architecture of the registered checkpoint `name` (HubCheckpoint.config in
+    afp_lib/families.py) with random weights, in eval mode; `cut` replaces config fields (depth, width)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from afp_lib.families import hub_checkpoint
+    fam, ckpt = hub_checkpoint(name)
+    return AutoModelForCausalLM.from_config(CONFIG_MAPPING[fam.name](**dict(ckpt.config) | cut)).eval()
+
+
 def xglm_564m():
-    from transformers import XGLMConfig, XGLMForCausalLM
-    cfg = XGLMConfig(vocab_size=256008, d_model=1024, num_layers=24, attention_heads=16, ffn_dim=4096,
-                     max_position_embeddings=2048)
-    return XGLMForCausalLM(cfg).eval()
+    return published("xglm-564M")
 
 
 def llama_7b(layers: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-    cfg = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_attention_heads=32,
-                      num_key_value_heads=32, num_hidden_layers=layers, max_position_embeddings=2048)
     torch.set_default_dtype(torch.bfloat16)
     try:
-        return LlamaForCausalLM(cfg).eval()
+        return published("llama-7b", num_hidden_layers=layers)
     finally:
         torch.set_default_dtype(torch.float32)
 
@@ -134,10 +139,7 @@ def translate(model, vocab: int, shots: int, new_tokens: int, bf16: bool) -> flo
 
 
 def xglm_small():
-    from transformers import XGLMConfig, XGLMForCausalLM
-    cfg = XGLMConfig(vocab_size=256008, d_model=512, num_layers=6, attention_heads=8, ffn_dim=2048,
-                     max_position_embeddings=2048)
-    return XGLMForCausalLM(cfg).eval()
+    return published("xglm-564M", d_model=512, num_layers=6, attention_heads=8, ffn_dim=2048)
 
 
 def flores(args) -> None:

@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from afp_lib.families import FAMILIES
+
 torch.set_num_threads(1)  # 2-core machines; tests are tiny and deterministic
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MIRROR = ROOT.parent / "shared" / "afp-data"
+# the families the paper aligns (a registered family with a paper row): tests of the paper's code paths run on these
+PAPER_ARCHS = tuple(name for name, f in FAMILIES.items() if f.paper_model)
 
 TOY_TEXT = [
     "The cat sat on the mat.", "A dog runs in the park.", "We need at least ten countries to join us.",

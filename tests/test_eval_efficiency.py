@@ -15,6 +15,7 @@ from afp_lib.eval.requests import build_prefix, encode
 from afp_lib.eval.runner import CellStore, eval_dtype, read_cell
 from afp_lib.eval.scorer import batches
 from afp_lib.eval.translation import greedy_generate, greedy_reference
+from conftest import PAPER_ARCHS
 from test_eval_runner import small_mirror  # noqa: F401  (fixture)
 
 TEXTS = ["English: The cat sat. = Chinese:", "English: A dog runs in the park, we need ten more = Chinese:", "Kedi:",
@@ -44,7 +45,7 @@ def _stop_token(free: list[list[int]]) -> frozenset[int]:
     pytest.fail(f"no token of {free} stops the rows at different steps")
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_token_batched_generation_equals_one_prompt_at_a_time(tiny_models, toy_tokenizer, arch):
     tok, model = toy_tokenizer, _lively(tiny_models[arch])
     prompts = encode(tok, TEXTS)

@@ -7,6 +7,7 @@ from afp_lib.eval.prompts import Example, join_demonstrations
 from afp_lib.eval.requests import build_prefix, build_requests, encode, encode_examples, start_ids
 from afp_lib.eval.scorer import loglikelihood, loglikelihood_reference
 from afp_lib.eval.translation import greedy_generate, greedy_reference
+from conftest import PAPER_ARCHS
 
 EXAMPLES = [
     Example(tuple(f"We need at least ten countries, right? {w}, The cat sat on the mat." for w in ("Yes", "Also", "No")), 0),
@@ -17,7 +18,7 @@ EXAMPLES = [
 DEMOS = ["We need at least ten countries to join us., right? Yes, A dog runs in the park.", "猫坐在垫子上。 Mbwa anakimbia."]
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 @pytest.mark.parametrize("demos", [[], DEMOS], ids=["0-shot", "2-shot"])
 def test_cached_scorer_equals_brute_force(tiny_models, toy_tokenizer, arch, demos):
     model = tiny_models[arch]
@@ -58,7 +59,7 @@ def test_token_prefix_equals_tokenizing_the_joined_text(toy_tokenizer):
     assert build_prefix(tok, DEMOS).count(tok.eos_token_id) == len(DEMOS)
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_greedy_generation_with_cached_prefix_equals_brute_force(tiny_models, toy_tokenizer, arch):
     tok, model = toy_tokenizer, tiny_models[arch]
     torch.manual_seed(0)
@@ -71,7 +72,7 @@ def test_greedy_generation_with_cached_prefix_equals_brute_force(tiny_models, to
         assert got == [greedy_reference(model, list(prefix) + p, stop, 6) for p in prompts]
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_token_bounded_batches_and_prefix_reuse_equal_unbatched_scoring(tiny_models, toy_tokenizer, arch):
     """Batches cut by attended tokens (1 to 4 rows here) and one prefix cache shared by every row give the
     log-likelihoods of brute-force unbatched scoring, within 1e-5 in fp32."""

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from afp_lib.losses import IGNORE, gather_rows, lm_loss, mcl_loss
+from afp_lib.families import FAMILIES
+from conftest import PAPER_ARCHS
 
 
 def _ce(logits, label):  # -log softmax(logits)[label], by hand
@@ -114,7 +116,7 @@ def test_mcl_local_grad_variant_across_two_ranks():
         assert torch.allclose(torch.tensor(grad), ref_grad, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama", "gpt2", "qwen2"])
+@pytest.mark.parametrize("arch", list(FAMILIES))
 def test_cit_loss_equals_full_logits_loss(arch, tiny_models, toy_tokenizer):
     """The response-only LM head gives the loss of the model's own full logits."""
     from afp_lib.losses import cit_loss
@@ -129,7 +131,7 @@ def test_cit_loss_equals_full_logits_loss(arch, tiny_models, toy_tokenizer):
         assert cit_loss(model, ids, mask, labels).item() == pytest.approx(want.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_chunked_lm_head_equals_one_shot_loss_and_gradients(arch, toy_tokenizer, tiny_shape):
     """The chunked LM head + CE (chunk logits recomputed in backward) gives the one-shot loss and the same
     gradient on every parameter, the tied/untied head included, for chunks that divide the token count, that

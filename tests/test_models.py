@@ -3,15 +3,15 @@ exit and the shared AFP step give the values and gradients of the plain forward 
 import pytest
 import torch
 
-from afp_lib.families import FAMILIES, family, plain_head, sliding_window
+from afp_lib.families import FAMILIES, family, plain_head, sliding_window, text_config
 from afp_lib.hidden import check_layer, decoder_layers, hidden_at_layer, n_layers
 from afp_lib.losses import cit_loss, lm_loss
-from afp_lib.losses import PLAIN_HEAD
 from afp_lib.models import ARCHS, attention_for, build_model, load_model, set_gradient_checkpointing
 from afp_lib.plan.facts import HUB_MODELS, HubModel
 from afp_lib.trainer import collate
 from afp_lib.trainer.loop import step_losses
 from afp_lib.trainer.shared import share_plan, shared_batches
+from conftest import PAPER_ARCHS
 from test_trainer import tiny_cfg
 from test_trainer_shared import ROWS, encoded
 
@@ -43,7 +43,7 @@ def test_every_family_has_a_row_of_the_architecture_table():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_family_entry_builds_its_model(arch, tiny_models, tiny_shape):
     """The entry's config has the asked shape, its `blocks` are the model's blocks, and the family name is
-    the config's model_type (decoder_layers and PLAIN_HEAD look families up by it)."""
+    the config's model_type (decoder_layers and plain_head look families up by it)."""
     attention, block = ARCH_TABLE[arch]
     model = tiny_models[arch]
     assert model.config.model_type == arch and attention_for(model.config) == attention
@@ -52,32 +52,37 @@ def test_family_entry_builds_its_model(arch, tiny_models, tiny_shape):
     assert model.config.hidden_size == tiny_shape.d_model
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_plain_head_is_what_the_model_computes(arch, tiny_models, toy_tokenizer):
-    """CIT runs the head on response positions only for the families in losses.PLAIN_HEAD, which is right
-    only where logits == lm_head(last hidden state); a family with anything after the head (a soft cap, a
-    scale) must be left out of it."""
-    model = tiny_models[arch]
+def _capped(model, cap: float):
+    """`model` with the same weights and a final logit soft-capping of `cap` (a Gemma 2 config field)."""
+    from transformers import AutoModelForCausalLM
+    capped = AutoModelForCausalLM.from_config(type(model.config).from_dict(
+        model.config.to_dict() | {"final_logit_softcapping": cap})).eval()
+    capped.load_state_dict(model.state_dict())
+    return capped
+
+
+@pytest.mark.parametrize("arch, cap", [(a, None) for a in ARCHS] + [("gemma3_text", 0.5)])
+def test_plain_head_says_whether_logits_are_the_head_of_the_last_hidden_state(arch, cap, tiny_models, toy_tokenizer):
+    """plain_head(config) holds exactly when logits == lm_head(last hidden state), which CIT relies on to run
+    the head on response positions only; a soft-capped config's logits are something else."""
+    model = tiny_models[arch] if cap is None else _capped(tiny_models[arch], cap)
     ids, mask = batch(toy_tokenizer)
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=mask).logits
         head = model.get_output_embeddings()(model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state)
     real = mask.bool()
     assert logits[real].abs().max() > 1e-3   # a head that outputs ~0 would match anything
-    plain = torch.allclose(head[real], logits[real], rtol=1e-5, atol=1e-6)
-    assert plain == (arch in PLAIN_HEAD), (f"{arch}: logits {'==' if plain else '!='} lm_head(last hidden), but "
-                                           f"plain_head={FAMILIES[arch].plain_head} in afp_lib/families.py")
+    plain = torch.allclose(head[real], logits[real], rtol=1e-5, atol=1e-5)
+    assert plain_head(model.config) == plain, (f"{arch} (soft cap {cap}): logits {'==' if plain else '!='} "
+                                               "lm_head(last hidden), but plain_head says otherwise")
 
 
 def test_plain_head_comes_from_the_config(tiny_models, toy_tokenizer):
     """Gemma 3 has a `final_logit_softcapping` field (None for 270M, 30.0 for Gemma 2): with it set, the
     logits are tanh-capped after the head, so CIT must take the full forward; the loss is then the capped one."""
-    from transformers import AutoModelForCausalLM
     plain = tiny_models["gemma3_text"]
     assert plain_head(plain.config) and plain.config.final_logit_softcapping is None
-    config = plain.config.to_dict() | {"final_logit_softcapping": 0.5}
-    capped = AutoModelForCausalLM.from_config(type(plain.config).from_dict(config)).eval()
-    capped.load_state_dict(plain.state_dict())
+    capped = _capped(plain, 0.5)
     assert not plain_head(capped.config)
     ids, mask = batch(toy_tokenizer)
     labels = ids.masked_fill(mask == 0, -100)
@@ -117,8 +122,18 @@ def test_unregistered_family_is_named():
 
 def test_hub_models_come_from_the_families():
     assert HUB_MODELS["facebook/xglm-564M"] == HubModel("xglm", 564e6, 24, 1024)
-    assert {m.family for m in HUB_MODELS.values()} == {"xglm", "bloom", "llama"}
-    assert len(HUB_MODELS) == sum(len(f.hub) for f in FAMILIES.values()) == 7
+    assert {m.family for m in HUB_MODELS.values()} == {f.name for f in FAMILIES.values() if f.hub}
+    assert len(HUB_MODELS) == sum(len(f.hub) for f in FAMILIES.values())  # no hub id registered twice
+
+
+def test_published_configs_agree_with_the_checkpoint_sizes():
+    """A checkpoint's published config (what rehearse and the benches build) has its registered depth and width."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    configs = [(f, c) for f in FAMILIES.values() for c in f.hub if c.config]
+    assert configs
+    for f, c in configs:
+        config = text_config(CONFIG_MAPPING[f.name](**dict(c.config)))
+        assert (config.num_hidden_layers, config.hidden_size) == (c.n_layers, c.d_model), c.hub_id
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
@@ -160,7 +175,7 @@ def _pair(arch, toy_tokenizer, tiny_shape):
     return plain, ckpt
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_checkpointing_recomputes_blocks(arch, toy_tokenizer, tiny_shape):
     """Switched on, the inside of block 0 runs twice per training step (forward, then again in backward)."""
     calls = {}
@@ -175,7 +190,7 @@ def test_checkpointing_recomputes_blocks(arch, toy_tokenizer, tiny_shape):
     assert calls == {"plain": 1, "ckpt": 2}
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_early_exit_with_checkpointing_equals_full_forward(arch, toy_tokenizer, tiny_shape):
     plain, ckpt = _pair(arch, toy_tokenizer, tiny_shape)
     ids, mask = batch(toy_tokenizer)

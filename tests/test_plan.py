@@ -41,7 +41,7 @@ def test_every_run_once_with_its_cache_key(plan):
 
 def test_sections_resolve_to_the_papers_runs(plan):
     table1 = [r for r in plan.runs if any(u == "bilingual:AFP" for u in r.used_by)]
-    assert {r.hub_id for r in table1} == PAPER_MODELS and len(table1) == 7
+    assert {r.hub_id for r in table1} == PAPER_MODELS and len(table1) == len(PAPER_MODELS)
     assert set(plan.vanilla) == PAPER_MODELS
     baselines = {r.objective for r in runs_of(plan, "bilingual") if r.hub_id == "facebook/xglm-564M"}
     assert baselines == {"afp", "clm", "bit", "cit", "mcl"}

@@ -11,6 +11,7 @@ import torch
 from afp_lib.analysis.findings import describe_restored, restored_table
 from afp_lib.analysis.probes import model_parts, restore_part
 from afp_lib.hidden import decoder_layers
+from conftest import PAPER_ARCHS
 
 
 def _perturbed(model, seed=0):
@@ -28,7 +29,7 @@ def _same(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_restore_part_puts_back_exactly_one_part_and_leaves_the_model_alone(tiny_models, arch):
     vanilla = tiny_models[arch]
     aligned = _perturbed(vanilla)

@@ -93,3 +93,21 @@ def test_variant_names():
     v = Variant("AFP", "xglm", ("objective=afp",), 1)
     assert (v.display("mini"), v.name("mini"), Variant("vanilla", "bloom").name("mini")) == (
         "xglm-mini+AFP", "xglm-mini+AFP#s1", "bloom-mini")
+
+
+def test_dvc_stages_follow_the_declarations():
+    """dvc.yaml cannot interpolate a list into `deps`: its per-arch world-model deps, its section stages and the
+    scorecard's inputs must be the archs of the smoke and mini worlds (pretrained by `foreach: ${world.base.archs}`)
+    and afp_lib.sections.NOTEBOOKS."""
+    import yaml
+
+    from afp_lib.world import load_world_config
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    archs = yaml.safe_load((ROOT / "params.yaml").read_text())["world"]["base"]["archs"]
+    assert stages["world_pretrain"]["foreach"] == "${world.base.archs}"
+    assert all(load_world_config(p).archs == archs for p in ("smoke", "mini"))  # the pretrained worlds keep base's
+    models = [f"runs/world/${{profile}}/{a}" for a in archs]
+    for deps in (stages["world_diagnose"]["deps"], stages["section"]["do"]["deps"]):
+        assert [d for d in deps if d.startswith("runs/world/") and not d.endswith(("corpus", "tokenizer"))] == models
+    assert {k: v["notebook"] + ".ipynb" for k, v in stages["section"]["foreach"].items()} == NOTEBOOKS
+    assert [d for d in stages["scorecard"]["deps"] if d.startswith("results/")] == [f"results/${{profile}}/{s}" for s in SECTIONS]

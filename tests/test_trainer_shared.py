@@ -13,6 +13,7 @@ from afp_lib.hidden import pool
 from afp_lib.trainer.config import OBJECTIVE_LOSSES
 from afp_lib.trainer.loop import afp_step, prepare, shared_afp_step, step_losses
 from afp_lib.trainer.shared import NONE, share_plan, shared_batches, shared_forward
+from conftest import PAPER_ARCHS
 from test_trainer import PAIRS, tiny_cfg
 
 ROWS = [4, 0, 7, 2, 8, 5]  # a micro-batch of pair indices; sentences of different lengths, so both batches pad
@@ -23,7 +24,7 @@ def encoded(tokenizer, p_src=0.5, seq_len=64, seed=3):
     return collate.encode_pairs(tokenizer, PAIRS, seq_len), collate.encode_cit(tokenizer, samples, seq_len), samples
 
 
-@pytest.mark.parametrize("arch", ["xglm", "bloom", "llama"])
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
 @pytest.mark.parametrize("pooling", ["mean", "max", "last"])
 def test_cit_prefix_vectors_equal_standalone_embeddings(arch, pooling, tiny_models, toy_tokenizer):
     model, pad = tiny_models[arch], toy_tokenizer.pad_token_id

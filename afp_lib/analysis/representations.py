@@ -28,8 +28,10 @@ def embed(model, tokenizer, sentences: Sequence[str], layer: int = 1, pooling: s
     if pooling not in POOLINGS:
         raise ValueError(f"pooling={pooling!r} is not supported; use one of {', '.join(POOLINGS)}")
     check_layer(model, layer)
+    from ..families import text_config
+    width = text_config(model.config).hidden_size  # a multimodal config keeps it in text_config
     if not sentences:
-        return torch.empty(0, model.config.hidden_size)
+        return torch.empty(0, width)
     ids = tokenizer(list(sentences), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     if any(len(x) == 0 for x in ids):
         raise ValueError(f"sentence {next(i for i, x in enumerate(ids) if not x)} encodes to no tokens")
@@ -41,7 +43,7 @@ def embed(model, tokenizer, sentences: Sequence[str], layer: int = 1, pooling: s
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()  # no dropout in a measurement
-    out = torch.empty(len(ids), model.config.hidden_size)
+    out = torch.empty(len(ids), width)
     try:
         for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=bar_disable(len(order) <= batch_size)):
             idx = order[start:start + batch_size]

@@ -43,8 +43,9 @@ class Shape:
 
 
 def shape_of(model) -> Shape:
-    """The Shape of a loaded transformers model (its config's standard attribute names)."""
-    c = model.config
+    """The Shape of a loaded transformers model (its language model config's standard attribute names)."""
+    from ..families import text_config
+    c = text_config(model.config)
     return Shape(c.model_type, float(sum(p.numel() for p in model.parameters())), c.num_hidden_layers,
                  c.hidden_size, c.num_attention_heads, c.vocab_size)
 

@@ -115,6 +115,7 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool | None) -> dict:
     import torch
     from . import collate, distributed
     from ..devices import autocast, resolve_precision
+    from ..families import text_config
     from ..models import set_gradient_checkpointing
     from .loop import _make_backend, micro_index, step_losses
     from .shared import shared_batches
@@ -148,7 +149,7 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool | None) -> dict:
     model = backend.model
     model.train()
     precision = resolve_precision(cfg.precision, device, "train.precision")
-    vocab, n_layers = model.config.vocab_size, model.config.num_hidden_layers
+    vocab, n_layers = text_config(model.config).vocab_size, text_config(model.config).num_hidden_layers
     packed = cfg.cit.pack
     rows = cfg.batch_size * cfg.grad_accum * world * args.steps
     lm_rows = cfg.cit_batch_size * cfg.grad_accum * world * args.steps
