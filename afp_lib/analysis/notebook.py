@@ -13,26 +13,20 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..config import OFF
+
 # afp_lib loggers whose INFO lines repeat for every cached run (WARNING and up still show), and libraries
 # whose notes are not the notebook's (ERROR and up still show): font substitution, DeepSpeed's accelerator,
 # the tokenizer's "longer than the maximum length" (the evaluation truncates from the left on purpose)
 QUIET = ("afp_lib.trainer.runs", "afp_lib.trainer.data")
 LIBRARIES = ("openTSNE", "matplotlib", "PIL", "numba", "datasets", "huggingface_hub", "fsspec", "urllib3",
              "transformers", "DeepSpeed", "deepspeed", "torch")
-OFF = ("", "0", "false", "no")
 
 
 def in_ipython() -> bool:
     """True inside an IPython shell or kernel (papermill and nbclient start one)."""
     ip = sys.modules.get("IPython")
     return ip is not None and getattr(ip, "get_ipython", lambda: None)() is not None
-
-
-def bar_disable(disable: bool = False) -> bool | None:
-    """tqdm's `disable=` for afp_lib's progress bars: True where the caller asks or TQDM_DISABLE is set, else
-    None, tqdm's "only on a terminal": a notebook's output stream is not one, so notebooks show no bar, while
-    an explicit False would override TQDM_DISABLE (tqdm reads it as a default only)."""
-    return True if disable or os.environ.get("TQDM_DISABLE", "").strip().lower() not in OFF else None
 
 
 class RelativePaths(logging.Formatter):

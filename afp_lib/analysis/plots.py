@@ -97,10 +97,10 @@ def tsne_grid(panels: Mapping[str, object], langs: Sequence[str], *, ncols: int 
 
 
 def neighbour_mix(x, langs, k: int = 10) -> dict[str, float]:
-    """afp_lib.analysis.metrics.other_language_neighbours of (N, H) vectors (a tensor or an array)."""
+    """afp_lib.metrics.other_language_neighbours of (N, H) vectors (a tensor or an array)."""
     import torch
 
-    from .metrics import other_language_neighbours
+    from ..metrics import other_language_neighbours
     return other_language_neighbours(torch.as_tensor(np.asarray(x, dtype=np.float32)), langs, k)
 
 

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import yaml
 
-from ..config import load_section
+from ..config import Parser, load_section
 from ..paths import repo_root
 from . import store
+
+# Bactrian-X: 52 languages (paper Table 21 without the evaluation-only ones), ~67k rows each (paper §3.1).
+BACTRIAN_X_LANGS = tuple("af ar az bn cs de en es et fa fi fr gl gu he hi hr id it ja ka kk km ko lt lv mk ml mn mr "
+                         "my ne nl pl ps pt ro ru si sl sv sw ta te th tl tr uk ur vi xh zh".split())
 # .hub (DataError, hub_error, ...) imports `datasets` (seconds): imported where used, so `data fetch --help`
 # parses without it
 
@@ -78,7 +82,6 @@ def task_configs(task: str) -> list[str]:
 
 def profile_needs(profile: str) -> tuple[dict[str, list[str] | None], str]:
     """({recipe name: its languages (None: every config the recipe lists)}, pivot) of a profile."""
-    from ..plan.facts import BACTRIAN_X_LANGS
     train = load_section("train", profile)
     data, cit = train.get("data", {}), train.get("cit", {})
     pivot = data.get("pivot", "en")
@@ -313,7 +316,6 @@ def _read(path: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from ..cli import Parser
     ap = Parser(prog="python -m afp_lib data fetch", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="paper", help="whose datasets (params.yaml profile; default paper)")
     ap.add_argument("--langs", default=None, help="training languages, comma-separated (default: the profile's)")

@@ -5,7 +5,6 @@ A record: {model, task, language, shots, seed, metric, value, n_items, ...settin
 percent (0-100, like the paper) or BLEU/chrF."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -13,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..data import read_jsonl
+from ..paths import digest as _digest
+from ..paths import model_key, runs_dir
 
 # Fields that identify one unit of work; everything else in a record is its outcome or provenance.
 KEY_FIELDS = ("model", "task", "language", "shots", "seed", "demo_lang", "demos", "connectors", "max_items",
@@ -103,10 +104,6 @@ def summarize(records: list[dict]):
 CELL_FIELDS = ("task", "language", "shots", "seed", "demo_lang", "demos", "connectors", "max_items", "version")
 
 
-def _digest(obj, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-
 @dataclass(frozen=True)
 class Cell:
     """One (model, task, language, shots, seed, setting) of the grid; `scoring` holds the settings that
@@ -145,19 +142,8 @@ class Cell:
         return cls(**{**d, "scoring": tuple(sorted((d.get("scoring") or {}).items()))})
 
 
-def model_key(model: str) -> str:
-    """A model's identity in the cache: its folder relative to the runs folder (so a moved checkout keeps
-    its cache), else the folder or hub id as given."""
-    from ..paths import runs_dir
-    try:
-        return "runs:" + Path(model).resolve().relative_to(runs_dir().resolve()).as_posix()
-    except ValueError:
-        return model
-
-
 def cell_file(cell: Cell, root: Path | None = None) -> Path:
     """runs/eval/<model digest>/<task>/<language>/<shots>shot-s<seed>-<setting digest>.jsonl"""
-    from ..paths import runs_dir
     return Path(root or runs_dir() / "eval") / _digest(model_key(cell.model)) / f"{cell.key()}.jsonl"
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from ..config import Parser
+from ..trainer.memory import MemoryModel
 from .facts import PAPER_GPUS, Throughput
-from .memory import MemoryModel
 
 if TYPE_CHECKING:
     from .resolve import Plan
@@ -141,7 +142,6 @@ def launch_commands(plan: Plan, launcher: str = "torchrun", plan_file: str = PLA
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import Parser
     ap = Parser(prog="python -m afp_lib paper-plan", description=__doc__)
     ap.add_argument("--profile", default="paper", help="params.yaml profile")
     ap.add_argument("--gpus", type=int, default=PAPER_GPUS, help="data-parallel GPUs (App. A: 8)")

@@ -22,17 +22,18 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
-from ..analysis.notebook import bar_disable
+from ..config import bar_disable
 from ..devices import autocast, resolve_device, resolve_precision
 from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
+from ..metrics import alignment, retrieval_accuracy, uniformity
 from ..models import set_gradient_checkpointing
 from . import checkpoint as ckpt
 from . import collate, distributed, tokenized
 from .shared import share_plan, shared_batches, shared_forward
 from .config import OBJECTIVE_LOSSES, TrainConfig, config_dict
 from .data import TrainData, build_train_data, check_data, complete
+from .memory import resolve_checkpointing
 
 logger = logging.getLogger(__name__)
 LOG_NAME = "train_log.jsonl"
@@ -284,10 +285,9 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
     prep = prepare(cfg, tokenizer, data)  # builds the data from cfg when None (under arrow: on rank 0 only)
-    from ..plan.memory import resolve_checkpointing  # here: afp_lib.plan imports the trainer
     checkpointing = resolve_checkpointing(cfg, model, device, world)
     if cfg.gradient_checkpointing == "auto" and main:
-        logger.info("gradient checkpointing: auto -> %s (afp_lib.plan.memory)", "on" if checkpointing else "off")
+        logger.info("gradient checkpointing: auto -> %s (afp_lib.trainer.memory)", "on" if checkpointing else "off")
     set_gradient_checkpointing(model, checkpointing)
     backend = _make_backend(cfg, model, device)
     model = backend.model

@@ -25,6 +25,8 @@ import time
 
 from typing import TYPE_CHECKING
 
+from .memory import resolve_checkpointing
+
 if TYPE_CHECKING:   # torch is imported inside the functions: `rehearse --help` parses without it
     import torch
 
@@ -135,7 +137,6 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool | None) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = embedding_params(model)
     if ckpt is None:  # train.gradient_checkpointing "auto": the trainer's own decision for this model and device
-        from ..plan.memory import resolve_checkpointing
         ckpt = resolve_checkpointing(cfg, model, device, world)
     set_gradient_checkpointing(model, ckpt)  # as the trainer does, before the backend wraps the model
     if cfg.backend == "deepspeed":  # DeepSpeed's default ZeRO buckets (5e8 elements each) suit 80 GB GPUs only
@@ -231,8 +232,7 @@ def per_layer(runs: list[dict], full_layers: int, shard: int, world: int = 1, ze
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import Parser
-    from ..config import user_input
+    from ..config import Parser, user_input
     from ..families import hub_checkpoint
 
     ap = Parser(prog="python -m afp_lib rehearse", description=__doc__.split("\n\n")[0])

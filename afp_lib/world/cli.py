@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from ..cli import Parser
+from ..config import Parser
 from ..config import default_profile, user_input
 from . import BUILT_PROFILES, ensure_world, world_dir
 
