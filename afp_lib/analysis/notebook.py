@@ -1,7 +1,7 @@
 """What a section notebook prints, and nothing else: figures inline (and saved), log lines without absolute
 paths or cache chatter, no progress bars, no library warnings, the config as a few lines of YAML.
 
-`configure()` is called once by `afp_lib.sections.setup` (the first cell of every notebook); `show(fig)`
+`configure()` is called once by `afp_lib.experiment.setup` (the first cell of every notebook); `show(fig)`
 displays a figure as a PNG output under any kernel (papermill, nbclient, Jupyter) and closes it, so the
 inline backend does not draw it a second time; outside IPython it only closes it."""
 from __future__ import annotations
@@ -12,8 +12,6 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-from ..config import OFF
 
 # afp_lib loggers whose INFO lines repeat for every cached run (WARNING and up still show), and libraries
 # whose notes are not the notebook's (ERROR and up still show): font substitution, DeepSpeed's accelerator,

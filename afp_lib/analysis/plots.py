@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib
 
+from .. import atomic
 from .notebook import in_ipython, show  # noqa: F401  (show: re-exported for notebooks)
 
 if not in_ipython() and not os.environ.get("MPLBACKEND"):
@@ -247,9 +248,8 @@ def save(fig, stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> dict
     paths = {}
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")
         paths[fmt] = path
     add_to_figure_index(stem.parent, stem.name, list(formats))
     return paths

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
+from .. import atomic, paths
 from ..paths import NOTEBOOKS, SECTIONS
 from . import intervals as I
 
@@ -372,18 +372,16 @@ RULE = ("Verdict rule (docs/scorecard.md): **holds** if the 95% interval of the 
 
 def save(card: pd.DataFrame, folder: str | Path, section: str) -> str:
     """Write <folder>/scorecard.csv and .md; returns the Markdown (rule, then table) for the notebook."""
-    from .render import _atomic_write
     folder = Path(folder)
     text = f"{RULE}\n\n{to_markdown(card, section)}"
-    _atomic_write(folder / "scorecard.csv", card.to_csv(index=False))
-    _atomic_write(folder / "scorecard.md", f"# Scorecard: {section}\n\n{text}\n")
+    atomic.write_text(folder / "scorecard.csv", card.to_csv(index=False))
+    atomic.write_text(folder / "scorecard.md", f"# Scorecard: {section}\n\n{text}\n")
     return text
 
 
 def gather(profile: str) -> Path:
     """results/<profile>/scorecard.md: every section's scorecard.csv present, in the notebooks' order, with a
     count of verdicts; written by each notebook after its own (the last one run completes it)."""
-    from .render import _atomic_write
     root = paths.results_dir(profile)
     cards = [pd.read_csv(root / s / "scorecard.csv", keep_default_na=False).assign(section=s)
              for s in NOTEBOOKS if (root / s / "scorecard.csv").is_file()]
@@ -400,5 +398,5 @@ def gather(profile: str) -> Path:
         if missing:
             lines += [f"Not run yet in this profile: {', '.join(missing)}.", ""]
     path = root / "scorecard.md"
-    _atomic_write(path, "\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
     return path

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import atomic
 from ..config import Parser, load_section
 from ..paths import repo_root
 from . import store
@@ -190,14 +191,12 @@ def convert(item: Item, files: list[Path], dest: Path):
                             f"missing {sorted(want - have)})")
         tables.append(t.select(list(item.columns)))
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    if item.sides:
-        rows = _write_pairs(item, table, files, tmp)
-    else:
-        pq.write_table(table, tmp)
-        rows = table.num_rows
-    os.replace(tmp, dest)
+    with atomic.replacing(dest) as tmp:
+        if item.sides:
+            rows = _write_pairs(item, table, files, tmp)
+        else:
+            pq.write_table(table, tmp)
+            rows = table.num_rows
     return rows
 
 

@@ -6,11 +6,10 @@ percent (0-100, like the paper) or BLEU/chrF."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import atomic
 from ..data import read_jsonl
 from ..paths import digest as _digest
 from ..paths import model_key, runs_dir
@@ -41,25 +40,13 @@ def append_records(path: str | Path | None, records: list[dict]) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    _replace_with(path, old + _lines(records))
+    atomic.write_text(path, old + _lines(records))
 
 
 def _lines(records: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
-def _replace_with(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, fsync, then `os.replace`: all or nothing."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Results:
@@ -157,7 +144,7 @@ def write_cell(cell: Cell, records: list[dict], root: Path | None = None) -> Non
     written, and a cell written twice holds its records once."""
     path = cell_file(cell, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_with(path, _lines(records))
+    atomic.write_text(path, _lines(records))
 
 
 class CellStore:

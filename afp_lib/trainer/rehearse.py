@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import random
 import resource
 import time
 
 from typing import TYPE_CHECKING
 
+from .. import atomic
 from .memory import resolve_checkpointing
 
 if TYPE_CHECKING:   # torch is imported inside the functions: `rehearse --help` parses without it
@@ -311,10 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                                             f"{p['peak_reserved_gib_full_sharded']:.1f} GiB with ZeRO-2 over {p['shard']}"
                                             if "shard" in p else ""), flush=True)
     if rank == 0 and args.json:
-        tmp = f"{args.json}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-        os.replace(tmp, args.json)
+        atomic.write_text(args.json, json.dumps(summary, indent=1))
     distributed.barrier()
     return 0
 

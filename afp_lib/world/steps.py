@@ -7,10 +7,10 @@ import logging
 import time
 from pathlib import Path
 
+from ..atomic import write_text
 from ..paths import figures_dir, results_dir, runs_dir
 from .layout import base_model, fingerprints, world_dir
 from .config import WorldConfig
-from .corpus import write_text
 
 logger = logging.getLogger(__name__)
 
