@@ -62,33 +62,6 @@ def take_local_rank(argv: list[str]) -> list[str]:
     return out
 
 
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's default in its help, docstrings kept as written. A default of None (the value comes from
-    params.yaml; the help says which) and a flag's False are not shown."""
-
-    def _get_help_string(self, action):
-        if action.default is None or (action.nargs == 0 and action.default is False):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def short_prog(prog: str) -> str:
-    """"python -m afp_lib train" -> "afp train": the name in one-line errors."""
-    return re.sub(r"^python -m afp_lib\b", "afp", prog)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with every default shown, whose errors are one line `afp <command>: error: ...` and exit 2
-    (argparse's own print the whole usage first)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):
-        self.exit(2, f"{short_prog(self.prog)}: error: {' '.join(message.split())} (see --help)\n")
-
-
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 

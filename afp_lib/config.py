@@ -7,11 +7,14 @@
 name for unknown keys. Those mistakes are `UserError`s: `python -m afp_lib` prints them as one line."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import dataclasses
 import functools
 import difflib
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +23,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from .paths import repo_root
+
+OFF = ("", "0", "false", "no")  # an environment flag read as unset
 
 PROFILES = ("smoke", "mini", "paper")
 
@@ -238,3 +243,37 @@ def with_overrides(cfg: dict, overrides: list[str] | None) -> dict:
         except yaml.YAMLError as e:
             raise UserError(f"override {item!r}: the value is not valid YAML ({' '.join(str(e).split())})") from None
     return out
+
+
+def bar_disable(disable: bool = False) -> bool | None:
+    """tqdm's `disable=` for afp_lib's progress bars: True where the caller asks or TQDM_DISABLE is set, else
+    None, tqdm's "only on a terminal": a notebook's output stream is not one, so notebooks show no bar, while
+    an explicit False would override TQDM_DISABLE (tqdm reads it as a default only)."""
+    return True if disable or os.environ.get("TQDM_DISABLE", "").strip().lower() not in OFF else None
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help, docstrings kept as written. A default of None (the value comes from
+    params.yaml; the help says which) and a flag's False are not shown."""
+
+    def _get_help_string(self, action):
+        if action.default is None or (action.nargs == 0 and action.default is False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def short_prog(prog: str) -> str:
+    """"python -m afp_lib train" -> "afp train": the name in one-line errors."""
+    return re.sub(r"^python -m afp_lib\b", "afp", prog)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with every default shown, whose errors are one line `afp <command>: error: ...` and exit 2
+    (argparse's own print the whole usage first)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{short_prog(self.prog)}: error: {' '.join(message.split())} (see --help)\n")

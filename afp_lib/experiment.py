@@ -10,75 +10,24 @@ the probes of a model (`analysis.probes`), the findings tables and headline metr
 the file writers (`analysis.render`) and the paper-name maps (`analysis.paper`, beside the paper's tables)."""
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from pathlib import Path
 
+from . import paths, world
 from .analysis.findings import (ORDER, describe_findings, describe_restored, findings_table,  # noqa: F401
                                 findings_views, five_task_scores, headline, restored_table)
+from .analysis.notebook import configure
 from .analysis.paper import ablation_match, paper_match, policy_match, semantic_match  # noqa: F401
 from .analysis.probes import (SCRIPTS, dev_probe, greedy_answers, output_language, perplexity, probe,  # noqa: F401
                               representations, restored_perplexity, script_share, stacked_representations, step0)
-from .analysis.render import save_frame, write_json  # noqa: F401
-from .paths import runs_dir
-from .sections import (Variant, section, section_langs, section_runs, section_variants, setup,  # noqa: F401
+from .analysis.render import save_frame, start_figure_index, write_json  # noqa: F401
+from .analysis.variants import (_load_path, load, model_path, model_ref, run_dir, train_config,  # noqa: F401
+                                train_log)
+from .paths import NOTEBOOKS, runs_dir
+from .sections import (Setup, Variant, section, section_langs, section_runs, section_variants,  # noqa: F401
                        trainable_languages, variants)
 
 logger = logging.getLogger(__name__)
-
-
-def train_config(v: Variant, profile: str):
-    from .trainer import load_train_config
-    return load_train_config(profile, list(v.train or ()) + [f"seed={v.seed}"])
-
-
-def run_dir(v: Variant, profile: str) -> Path | None:
-    """The alignment run folder (train_log.jsonl, final/), training it first if needed; None if vanilla."""
-    if v.vanilla:
-        return None
-    from .devices import require_gpu
-    from .trainer import get_or_train
-    from .world import base_model
-    require_gpu(profile, train_config(v, profile).device)
-    t0 = time.time()
-    path = get_or_train(train_config(v, profile), base_model(profile, v.arch))
-    seconds = time.time() - t0   # a cache hit (well under a second) is not news in a notebook
-    logger.log(logging.INFO if seconds >= 1 else logging.DEBUG, "%s ready in %.0fs: %s", v.name(profile), seconds, path)
-    return path
-
-
-def model_path(v: Variant, profile: str) -> str:
-    """A folder (or hub id) that `afp_lib.models.load_model` loads."""
-    from .world import base_model
-    return base_model(profile, v.arch) if v.vanilla else str(run_dir(v, profile) / "final")
-
-
-def load(v: Variant, profile: str):
-    """(model, tokenizer) of `v` in eval mode on the device `afp_lib.devices.resolve_device` picks (a GPU when
-    there is one; $AFP_DEVICE overrides); the last few are kept, since a notebook asks for the same model for
-    several probes in a row."""
-    from .devices import require_gpu, resolve_device
-    require_gpu(profile)
-    return _load_path(model_path(v, profile), str(resolve_device()))
-
-
-@functools.lru_cache(maxsize=2)
-def _load_path(path: str, device: str = "cpu"):
-    from .models import load_model
-    model, tokenizer = load_model(path, device=device)
-    return model.eval(), tokenizer
-
-
-def model_ref(v: Variant, profile: str) -> str:
-    """What `model_path` returns, without training: the folder the run cache puts the model in."""
-    from .trainer.runs import run_dir as run_folder
-    from .world import base_model, world_dir
-    try:
-        base = base_model(profile, v.arch)
-    except FileNotFoundError:   # the smoke/mini world is not built yet: the folder it will be (plans, tests)
-        base = str(world_dir(profile) / v.arch)
-    return base if v.vanilla else str(run_folder(train_config(v, profile), base) / "final")
 
 
 def eval_cells(v: Variant, profile: str, overrides: dict | None = None, translation: bool = True) -> list:
@@ -94,6 +43,21 @@ def eval_cells(v: Variant, profile: str, overrides: dict | None = None, translat
 EVALUATE_MISSING: bool | None = None
 FILL_COMMAND = ("python -m afp_lib paper-plan --out results/paper_plan.json && "
                 "torchrun --nproc_per_node 8 -m afp_lib evaluate --plan results/paper_plan.json")
+
+
+def setup(name: str, profile: str, evaluate_missing: bool | None = None) -> Setup:
+    """What every section notebook does first: logging, the evaluation policy, the profile's world (built if
+    missing, except for `paper`, whose models come from the hub), its params block, its models and its
+    output folders."""
+    global EVALUATE_MISSING
+    configure()   # logging without absolute paths or cache chatter, no progress bars, figures inline
+    EVALUATE_MISSING = evaluate_missing
+    if profile != "paper":
+        world.ensure_world(profile)
+    out, figs = paths.results_dir(f"{profile}/{name}"), paths.figures_dir(f"{profile}/{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    start_figure_index(figs, f"Figures of notebooks/{NOTEBOOKS[name]}, profile {profile}")
+    return Setup(section(name, profile), section_runs(name, profile), out, figs)
 
 
 class MissingEvaluation(RuntimeError):
@@ -144,9 +108,3 @@ def evaluate(v: Variant, profile: str, overrides: dict | None = None, translatio
     records = [r for _, recs in records for r in recs]
     return [{**r, "model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
              "train_seed": v.seed, **v.meta} for r in records]
-
-
-def train_log(v: Variant, profile: str) -> list[dict]:
-    """The JSON-lines training log of an aligned variant (Fig. 3c)."""
-    from .analysis.plots import read_train_log
-    return read_train_log(run_dir(v, profile) / "train_log.jsonl")

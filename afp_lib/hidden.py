@@ -6,10 +6,18 @@ The result equals `model(..., output_hidden_states=True).hidden_states[l]` for e
 architecture). One generic mechanism, no per-model subclass: it only needs the model's block list."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import nn
+from tqdm import tqdm
+
+from .config import bar_disable
+from .families import text_config
+
+logger = logging.getLogger(__name__)
 
 Pooling = Literal["mean", "max", "last"]
 POOLINGS = ("mean", "max", "last")
@@ -30,7 +38,6 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 def n_layers(model: nn.Module) -> int:
     """The number of transformer blocks, from the language model's config (a multimodal config keeps it
     in `text_config`; its top level may have no `num_hidden_layers`, or another tower's)."""
-    from .families import text_config
     return text_config(model.config).num_hidden_layers
 
 
@@ -107,3 +114,40 @@ def sentence_embeddings(model, input_ids, attention_mask, layer: int = 1, poolin
             parts.append(pool(hidden_at_layer(model, input_ids[rows, :width], mask, layer), mask, pooling))
         return torch.cat(parts)[torch.argsort(order)]  # back to the input order
     return pool(hidden_at_layer(model, input_ids, attention_mask, layer), attention_mask, pooling)
+
+
+@torch.no_grad()
+def embed(model, tokenizer, sentences: Sequence[str], layer: int = 1, pooling: str = "mean",
+          batch_size: int = 32, max_length: int = 256, desc: str = "embed") -> torch.Tensor:
+    """(N, H) float32 CPU sentence vectors: `pooling` over the hidden states after block `layer`."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r} is not supported; use one of {', '.join(POOLINGS)}")
+    check_layer(model, layer)
+    if not sentences:
+        return torch.empty(0, text_config(model.config).hidden_size)  # a multimodal config keeps it there
+    ids = tokenizer(list(sentences), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+    if any(len(x) == 0 for x in ids):
+        raise ValueError(f"sentence {next(i for i, x in enumerate(ids) if not x)} encodes to no tokens")
+    n_cut = sum(len(x) == max_length for x in ids)
+    if n_cut:
+        logger.warning("%d of %d sentences truncated to %d tokens", n_cut, len(ids), max_length)
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # masked out: any id works
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()  # no dropout in a measurement
+    out = torch.empty(len(ids), text_config(model.config).hidden_size)
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=bar_disable(len(order) <= batch_size)):
+            idx = order[start:start + batch_size]
+            width = len(ids[idx[0]])  # longest of the batch: the list is sorted
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):  # right padding; pool() is padding-side safe
+                input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
+                mask[row, :len(ids[i])] = 1
+            h = sentence_embeddings(model, input_ids.to(device), mask.to(device), layer, pooling)  # (B, H)
+            out[idx] = h.float().cpu()
+    finally:
+        model.train(was_training)
+    return out

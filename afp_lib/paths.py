@@ -2,10 +2,17 @@
 papermill, nbval and DVC start kernels and commands in different folders."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
 MIRROR_ENV = "AFP_DATA_MIRROR"  # names an offline mirror laid out like ../shared/afp-data
+# section (results/<profile>/<section>/) -> its notebook (notebooks/), in the paper's order; one line per section
+NOTEBOOKS = {"bilingual": "01_bilingual.ipynb", "mcl_layer": "02_mcl_layer.ipynb", "p_src": "03_p_src.ipynb",
+             "multilingual": "04_multilingual.ipynb", "all_languages": "05_all_languages.ipynb",
+             "ablation": "06_ablation.ipynb", "appendix": "07_appendix.ipynb"}
+SECTIONS = tuple(NOTEBOOKS)
 
 
 def repo_root() -> Path:
@@ -46,3 +53,17 @@ def results_dir(section: str = "") -> Path:
 
 def figures_dir(section: str = "") -> Path:
     return repo_root() / "figures" / section
+
+
+def digest(obj, n: int = 16) -> str:
+    """A short stable hash of a JSON-able value (cache keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def model_key(model: str) -> str:
+    """A model's identity in the cache: its folder relative to the runs folder (so a moved checkout keeps
+    its cache), else the folder or hub id as given."""
+    try:
+        return "runs:" + Path(model).resolve().relative_to(runs_dir().resolve()).as_posix()
+    except ValueError:
+        return model

@@ -21,12 +21,11 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import building_dir
 from .paths import repo_root
 
 logger = logging.getLogger(__name__)
@@ -124,8 +123,7 @@ def convert(name: str, out: Path | None = None, params: dict | None = None) -> P
     out = Path(out) if out else model_dir(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with building_dir(out, f"-{os.getpid()}") as tmp:
         gguf = locate_gguf(src, tmp)
         digest, size = sha256_file(gguf), gguf.stat().st_size
         if src.sha256 and digest != src.sha256:
@@ -148,16 +146,6 @@ def convert(name: str, out: Path | None = None, params: dict | None = None) -> P
                       model_type=model.config.model_type, parameters=sum(p.numel() for p in model.parameters()),
                       dtype="float32")  # no timing: the folder is the same bytes on every machine (dvc.lock)
         (tmp / "source.json").write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        for path in (tmp, *tmp.iterdir()):  # mkdtemp's 0700 -> what a plain mkdir would give
-            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("%s: wrote %s in %.0f s", name, out, time.time() - t0)
     return out
 

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import Parser
 from .paths import repo_root
 
 # (regex on the flattened key, absolute tolerance, relative tolerance): the first match wins.
@@ -149,7 +150,6 @@ def read_folder(folder: Path) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import Parser
     p = Parser(prog="python -m afp_lib repro-check", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="mini", help="the profile whose metrics files are compared")
     p.add_argument("--ref", default="HEAD", help="git revision holding the committed metrics")

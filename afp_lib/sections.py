@@ -24,12 +24,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import load_section
+from .paths import NOTEBOOKS, SECTIONS  # noqa: F401  (re-exported: the sections and their notebooks)
 
-# section -> its notebook (notebooks/), in the paper's order; one line per section
-NOTEBOOKS = {"bilingual": "01_bilingual.ipynb", "mcl_layer": "02_mcl_layer.ipynb", "p_src": "03_p_src.ipynb",
-             "multilingual": "04_multilingual.ipynb", "all_languages": "05_all_languages.ipynb",
-             "ablation": "06_ablation.ipynb", "appendix": "07_appendix.ipynb"}
-SECTIONS = tuple(NOTEBOOKS)
 GROUP_KEYS = {"methods", "sweep", "set", "seeds", "first", "langs", "vanilla", "label", "archs_for"}
 
 
@@ -142,20 +138,3 @@ class Setup(NamedTuple):
     runs: dict[str, list[Variant]]     # its models by group (section_runs)
     out: Path                          # results/<profile>/<section>/
     figs: Path                         # figures/<profile>/<section>/
-
-
-def setup(name: str, profile: str, evaluate_missing: bool | None = None) -> Setup:
-    """What every section notebook does first: logging, the evaluation policy, the profile's world (built if
-    missing, except for `paper`, whose models come from the hub), its params block, its models and its
-    output folders."""
-    from . import experiment, paths, world
-    from .analysis.notebook import configure
-    configure()   # logging without absolute paths or cache chatter, no progress bars, figures inline
-    experiment.EVALUATE_MISSING = evaluate_missing
-    if profile != "paper":
-        world.ensure_world(profile)
-    out, figs = paths.results_dir(f"{profile}/{name}"), paths.figures_dir(f"{profile}/{name}")
-    out.mkdir(parents=True, exist_ok=True)
-    from .analysis.render import start_figure_index
-    start_figure_index(figs, f"Figures of notebooks/{NOTEBOOKS[name]}, profile {profile}")
-    return Setup(section(name, profile), section_runs(name, profile), out, figs)

@@ -1,5 +1,5 @@
 """embed / pair_report on tiny random models: batching and order restoration change nothing, metrics match
-afp_lib.analysis.metrics on the same vectors, identical sentence sets retrieve perfectly."""
+afp_lib.metrics on the same vectors, identical sentence sets retrieve perfectly."""
 import pytest
 import torch
 

@@ -68,7 +68,8 @@ def test_train_cli_stops_before_loading_anything(monkeypatch):
 @no_cuda
 def test_notebook_helpers_stop_before_loading(monkeypatch):
     from afp_lib import experiment
-    monkeypatch.setattr(experiment, "_load_path", lambda *a: pytest.fail("must stop before loading"))
+    from afp_lib.analysis import variants
+    monkeypatch.setattr(variants, "_load_path", lambda *a: pytest.fail("must stop before loading"))
     with pytest.raises(SystemExit, match="needs GPUs"):
         experiment.load(experiment.Variant("vanilla", "xglm"), "paper")
 

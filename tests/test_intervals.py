@@ -7,7 +7,7 @@ import torch
 
 from afp_lib.analysis import intervals as I
 from afp_lib.analysis import tables
-from afp_lib.analysis.metrics import other_language_neighbours, retrieval_accuracy, retrieval_hits
+from afp_lib.metrics import other_language_neighbours, retrieval_accuracy, retrieval_hits
 
 
 def test_bernoulli_keeps_the_count_and_refuses_impossible_counts():

@@ -1,4 +1,4 @@
-"""Memory per GPU, the checkpointing decision and the GPU-hours of the paper plan (afp_lib.plan.memory and
+"""Memory per GPU, the checkpointing decision and the GPU-hours of the paper plan (afp_lib.trainer.memory and
 resolve.estimate), the CPU-measured activation constants, and train_all.sh going on past a failed run."""
 import dataclasses
 import importlib.util
@@ -12,7 +12,7 @@ import torch
 import afp_lib.losses as losses
 from afp_lib.plan import launch_commands, resolve_plan
 from afp_lib.plan.facts import HUB_HEADS_VOCAB, HUB_MODELS, Throughput
-from afp_lib.plan.memory import ACT_BYTES, MemoryModel, Shape, estimate, resolve_checkpointing, shape_of
+from afp_lib.trainer.memory import ACT_BYTES, MemoryModel, Shape, estimate, resolve_checkpointing, shape_of
 from afp_lib.plan.resolve import estimate as run_estimate
 from afp_lib.trainer.config import load_train_config, replace
 

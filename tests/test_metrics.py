@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from afp_lib.analysis.metrics import alignment, retrieval_accuracy, uniformity
+from afp_lib.metrics import alignment, retrieval_accuracy, uniformity
 
 
 def test_alignment_of_identical_pairs_is_zero_and_of_opposites_is_four():

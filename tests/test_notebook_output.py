@@ -12,6 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from afp_lib.analysis import findings as F
 from afp_lib.analysis import notebook as N
 from afp_lib.analysis import plots, tables
+from afp_lib.config import bar_disable
 from afp_lib.paths import repo_root
 
 
@@ -22,7 +23,7 @@ def test_bar_disable(monkeypatch, env, disable, expected):
         monkeypatch.delenv("TQDM_DISABLE", raising=False)
     else:
         monkeypatch.setenv("TQDM_DISABLE", env)
-    assert N.bar_disable(disable) is expected
+    assert bar_disable(disable) is expected
 
 
 def test_log_lines_name_no_absolute_path(monkeypatch, tmp_path):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..cli import Parser, model_ref, require_model
+from ..cli import model_ref, require_model
+from ..config import Parser
 from ..config import default_profile
 
 logger = logging.getLogger(__name__)

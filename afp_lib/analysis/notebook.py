@@ -1,7 +1,7 @@
 """What a section notebook prints, and nothing else: figures inline (and saved), log lines without absolute
 paths or cache chatter, no progress bars, no library warnings, the config as a few lines of YAML.
 
-`configure()` is called once by `afp_lib.sections.setup` (the first cell of every notebook); `show(fig)`
+`configure()` is called once by `afp_lib.experiment.setup` (the first cell of every notebook); `show(fig)`
 displays a figure as a PNG output under any kernel (papermill, nbclient, Jupyter) and closes it, so the
 inline backend does not draw it a second time; outside IPython it only closes it."""
 from __future__ import annotations
@@ -19,20 +19,12 @@ from pathlib import Path
 QUIET = ("afp_lib.trainer.runs", "afp_lib.trainer.data")
 LIBRARIES = ("openTSNE", "matplotlib", "PIL", "numba", "datasets", "huggingface_hub", "fsspec", "urllib3",
              "transformers", "DeepSpeed", "deepspeed", "torch")
-OFF = ("", "0", "false", "no")
 
 
 def in_ipython() -> bool:
     """True inside an IPython shell or kernel (papermill and nbclient start one)."""
     ip = sys.modules.get("IPython")
     return ip is not None and getattr(ip, "get_ipython", lambda: None)() is not None
-
-
-def bar_disable(disable: bool = False) -> bool | None:
-    """tqdm's `disable=` for afp_lib's progress bars: True where the caller asks or TQDM_DISABLE is set, else
-    None, tqdm's "only on a terminal": a notebook's output stream is not one, so notebooks show no bar, while
-    an explicit False would override TQDM_DISABLE (tqdm reads it as a default only)."""
-    return True if disable or os.environ.get("TQDM_DISABLE", "").strip().lower() not in OFF else None
 
 
 class RelativePaths(logging.Formatter):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib
 
+from .. import atomic
 from .notebook import in_ipython, show  # noqa: F401  (show: re-exported for notebooks)
 
 if not in_ipython() and not os.environ.get("MPLBACKEND"):
@@ -97,10 +98,10 @@ def tsne_grid(panels: Mapping[str, object], langs: Sequence[str], *, ncols: int 
 
 
 def neighbour_mix(x, langs, k: int = 10) -> dict[str, float]:
-    """afp_lib.analysis.metrics.other_language_neighbours of (N, H) vectors (a tensor or an array)."""
+    """afp_lib.metrics.other_language_neighbours of (N, H) vectors (a tensor or an array)."""
     import torch
 
-    from .metrics import other_language_neighbours
+    from ..metrics import other_language_neighbours
     return other_language_neighbours(torch.as_tensor(np.asarray(x, dtype=np.float32)), langs, k)
 
 
@@ -247,9 +248,8 @@ def save(fig, stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> dict
     paths = {}
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")
         paths[fmt] = path
     add_to_figure_index(stem.parent, stem.name, list(formats))
     return paths

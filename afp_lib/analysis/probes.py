@@ -1,15 +1,10 @@
 """Probes of one section model (`Variant`): sentence representations of held-out bitext, alignment,
 uniformity and retrieval (Tatoeba and the trainer's dev pairs), held-out perplexity, and the language a
 model answers in. Each returns plain rows (dicts) that the findings tables (`analysis.findings`) summarise;
-models come from the notebook-facing cache (`afp_lib.experiment.load`)."""
+models come from `analysis.variants.load` (re-exported as `afp_lib.experiment.load`)."""
 from __future__ import annotations
 
-
-
-def _cache():
-    """The notebook-facing model cache, `afp_lib.experiment` (imported when called: it re-exports this module)."""
-    from .. import experiment
-    return experiment
+from .variants import load, train_config, train_log
 
 
 def representations(v: Variant, profile: str, langs: list[str] | None = None, pivot: str = "en",
@@ -19,7 +14,7 @@ def representations(v: Variant, profile: str, langs: list[str] | None = None, pi
     from .config import analysis_config
     from .representations import embed, sample_pairs
     cfg = analysis_config(profile, overrides=None if layer is None else {"layer": layer})
-    model, tokenizer = _cache().load(v, profile)
+    model, tokenizer = load(v, profile)
     out = {}
     for lang in langs or cfg.languages:
         src, tgt = sample_pairs(lang, source=cfg.source, pivot=pivot, n=n or cfg.n_pairs, seed=cfg.tsne.seed)
@@ -45,7 +40,7 @@ def stacked_representations(v: Variant, profile: str, langs: list[str]):
 
 def probe(v: Variant, profile: str, langs: list[str] | None = None, layer: int | None = None) -> list[dict]:
     """Alignment probes of `v`: alignment, uniformity and bitext retrieval (%) per language pair."""
-    from .metrics import alignment, retrieval_hits, uniformity
+    from ..metrics import alignment, retrieval_hits, uniformity
     import torch
     rows = []
     base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
@@ -69,10 +64,10 @@ def dev_probe(v: Variant, profile: str, reference: Variant) -> dict:
     from ..trainer import build_train_data
     base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
             "train_seed": v.seed if not v.vanilla else reference.seed}
-    cfg = _cache().train_config(reference if v.vanilla else v, profile)
+    cfg = train_config(reference if v.vanilla else v, profile)
     dev = build_train_data(cfg).dev_pairs
     if not v.vanilla:
-        last = [r for r in _cache().train_log(v, profile) if "retrieval" in r][-1]
+        last = [r for r in train_log(v, profile) if "retrieval" in r][-1]
         return {**base, "dev retrieval": 100 * last["retrieval"], "dev align": last["align"], "dev uniform": last["uniform"],
                 "dev retrieval items": bernoulli(100 * last["retrieval"], 2 * len(dev))}
     m = _dev_metrics(v, profile, cfg, dev)
@@ -83,9 +78,9 @@ def dev_probe(v: Variant, profile: str, reference: Variant) -> dict:
 def _dev_metrics(v: Variant, profile: str, cfg, dev: list[dict]) -> dict:
     """Alignment, uniformity and per-query retrieval hits of `v` on dev pairs, at cfg's MCL layer and pooling."""
     import torch
-    from .metrics import alignment, retrieval_hits, uniformity
+    from ..metrics import alignment, retrieval_hits, uniformity
     from .representations import embed
-    model, tokenizer = _cache().load(v, profile)
+    model, tokenizer = load(v, profile)
     kw = dict(layer=cfg.mcl.layer, pooling=cfg.mcl.pooling, max_length=cfg.seq_len)
     src = embed(model, tokenizer, [p["src"] for p in dev], **kw)
     tgt = embed(model, tokenizer, [p["tgt"] for p in dev], **kw)
@@ -97,7 +92,7 @@ def step0(v: Variant, profile: str, run: Variant) -> dict:
     """Fig. 3c's common origin: the vanilla model `v` on the dev pairs of aligned `run`, as a training-log
     point at step 0 (retrieval as a rate, like the trainer logs it)."""
     from ..trainer import build_train_data
-    cfg = _cache().train_config(run, profile)
+    cfg = train_config(run, profile)
     m = _dev_metrics(v, profile, cfg, build_train_data(cfg).dev_pairs)
     return {"step": 0, "align": m["align"], "uniform": m["uniform"], "retrieval": float(m["hits"].mean())}
 
@@ -112,7 +107,7 @@ def _heldout(profile: str, langs: list[str]) -> dict[str, list[str]]:
 def perplexity(v: Variant, profile: str, langs: list[str]) -> list[dict]:
     """Held-out perplexity and bits per byte of the world's held-out monolingual text (what MCL alone harms)."""
     from ..world.diagnose import heldout_perplexity
-    model, tokenizer = _cache().load(v, profile)
+    model, tokenizer = load(v, profile)
     return [{"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
              "train_seed": v.seed, "language": lang, **heldout_perplexity(model, tokenizer, lines)}
             for lang, lines in _heldout(profile, langs).items()]
@@ -149,8 +144,8 @@ def restored_perplexity(v: Variant, vanilla: Variant, profile: str, langs: list[
     to in-context learning by the bottom layer it aligns changing what the top layers predict from: if so,
     restoring the aligned block brings the perplexity back towards the vanilla model's, and the others do not."""
     from ..world.diagnose import heldout_perplexity
-    model, tokenizer = _cache().load(v, profile)
-    base, _ = _cache().load(vanilla, profile)
+    model, tokenizer = load(v, profile)
+    base, _ = load(vanilla, profile)
     heldout = _heldout(profile, langs)
     rows = []
     for part in ["(none)", *model_parts(model)]:
@@ -181,7 +176,7 @@ def output_language(v: Variant, profile: str, src: str = "en", tgt: str = "zh", 
     (NaN when none answered), so a model that says nothing is not scored as answering in another language."""
     from .representations import sample_pairs
     from ..cit import answer_prompt
-    model, tokenizer = _cache().load(v, profile)
+    model, tokenizer = load(v, profile)
     other = tgt if src == "en" else src  # tatoeba pairs are en-xx
     en_side, xx_side = sample_pairs(other, source="tatoeba", n=n, seed=1)
     prompts = [f"{sent} {answer_prompt(tgt)}" for sent in (en_side if src == "en" else xx_side)]

@@ -1,14 +1,14 @@
 """Render the numeric tables of afp_lib.analysis.tables: formatted cells ("45.5±0.3", "45.5/41.2" where the
 paper merges 0/5-shot), markdown for notebooks, LaTeX for the paper-style PDF, tidy CSV for machines.
-Files are written atomically (tmp file, then os.replace), so an interrupted run never leaves half a table."""
+Files are written atomically (afp_lib.atomic), so an interrupted run never leaves half a table."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from .. import atomic
 from ..eval.tasks import TITLES
 from .intervals import no_skill
 
@@ -157,22 +157,15 @@ def to_long(df: pd.DataFrame) -> pd.DataFrame:
     return long.dropna(subset=["value"]).reset_index()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save(df: pd.DataFrame, stem: str | Path) -> dict[str, Path]:
     """Write <stem>.csv (tidy, every interval), <stem>.md (compact cells) and <stem>.tex (full intervals);
     returns the paths by suffix."""
     stem = Path(stem)
     paths = {ext: stem.with_name(stem.name + "." + ext) for ext in ("csv", "md", "tex")}
-    _atomic_write(paths["csv"], to_long(df).to_csv(index=False))
-    _atomic_write(paths["md"], to_markdown(df, compact=True) + "\n")
-    _atomic_write(paths["tex"], to_latex(df))
-    _atomic_write(stem.parent / "data_revisions.json", _data_revisions())
+    atomic.write_text(paths["csv"], to_long(df).to_csv(index=False))
+    atomic.write_text(paths["md"], to_markdown(df, compact=True) + "\n")
+    atomic.write_text(paths["tex"], to_latex(df))
+    atomic.write_text(stem.parent / "data_revisions.json", _data_revisions())
     return paths
 
 
@@ -187,19 +180,13 @@ def _data_revisions() -> str:
 
 def save_frame(df, stem: Path) -> None:
     """A plain (single-level) DataFrame as `stem.csv` and `stem.md`, written atomically."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".csv", df.to_csv()), (".md", df.to_markdown(floatfmt=".3f") + "\n")):
-        tmp = stem.with_suffix(suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(stem.with_suffix(suffix))
+        atomic.write_text(stem.with_suffix(suffix), text)
 
 
 def write_json(path: Path, data) -> None:
     """Atomic JSON write (metrics files that DVC reads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n")
 
 
 FIGURE_INDEX = "index.md"
@@ -210,7 +197,7 @@ def start_figure_index(folder: Path, title: str) -> None:
     """A fresh `index.md` in a section's figure folder, listing no figure yet; `add_to_figure_index` (called
     by `plots.save`) lists each figure the notebook draws. The folder is never empty, so git keeps it and a
     fresh clone's DVC finds a section that draws no figure (Table 7, Table 8) up to date."""
-    _write_text(Path(folder) / FIGURE_INDEX, f"# {title}\n\n{NO_FIGURES}")
+    atomic.write_text(Path(folder) / FIGURE_INDEX, f"# {title}\n\n{NO_FIGURES}")
 
 
 def add_to_figure_index(folder: Path, name: str, suffixes: list[str]) -> None:
@@ -221,11 +208,4 @@ def add_to_figure_index(folder: Path, name: str, suffixes: list[str]) -> None:
     title, *lines = path.read_text(encoding="utf-8").splitlines()
     entries = {line[2:].split(":")[0]: line for line in lines if line.startswith("- ")}
     entries[name] = f"- {name}: " + ", ".join(f"[{s}]({name}.{s})" for s in suffixes)
-    _write_text(path, f"{title}\n\n" + "".join(entries[k] + "\n" for k in sorted(entries)))
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, f"{title}\n\n" + "".join(entries[k] + "\n" for k in sorted(entries)))

@@ -6,59 +6,14 @@ past `layer` are never computed. Sentences are sorted by length so a batch waste
 `pair_report` gives, per language pair, alignment (Eq. 5), uniformity (Eq. 6) and bitext retrieval."""
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from ..hidden import POOLINGS, check_layer, sentence_embeddings
-from .metrics import alignment, retrieval_accuracy, uniformity
-from .notebook import bar_disable
-
-logger = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def embed(model, tokenizer, sentences: Sequence[str], layer: int = 1, pooling: str = "mean",
-          batch_size: int = 32, max_length: int = 256, desc: str = "embed") -> torch.Tensor:
-    """(N, H) float32 CPU sentence vectors: `pooling` over the hidden states after block `layer`."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling={pooling!r} is not supported; use one of {', '.join(POOLINGS)}")
-    check_layer(model, layer)
-    from ..families import text_config
-    width = text_config(model.config).hidden_size  # a multimodal config keeps it in text_config
-    if not sentences:
-        return torch.empty(0, width)
-    ids = tokenizer(list(sentences), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
-    if any(len(x) == 0 for x in ids):
-        raise ValueError(f"sentence {next(i for i, x in enumerate(ids) if not x)} encodes to no tokens")
-    n_cut = sum(len(x) == max_length for x in ids)
-    if n_cut:
-        logger.warning("%d of %d sentences truncated to %d tokens", n_cut, len(ids), max_length)
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # masked out: any id works
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # no dropout in a measurement
-    out = torch.empty(len(ids), width)
-    try:
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=bar_disable(len(order) <= batch_size)):
-            idx = order[start:start + batch_size]
-            width = len(ids[idx[0]])  # longest of the batch: the list is sorted
-            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):  # right padding; pool() is padding-side safe
-                input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-                mask[row, :len(ids[i])] = 1
-            h = sentence_embeddings(model, input_ids.to(device), mask.to(device), layer, pooling)  # (B, H)
-            out[idx] = h.float().cpu()
-    finally:
-        model.train(was_training)
-    return out
-
+from ..hidden import embed  # noqa: F401  (re-exported: the analysis entry point)
+from ..metrics import alignment, retrieval_accuracy, uniformity
 
 def pair_metrics(h_src: torch.Tensor, h_tgt: torch.Tensor) -> dict[str, float]:
     """Alignment of the translation pairs, uniformity of all their sentences, retrieval both ways (%)."""

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import atomic, paths
+from ..paths import NOTEBOOKS, SECTIONS
 from . import intervals as I
 
 HOLDS, FAILS, UNTESTABLE, UNMEASURED = "holds", "does not hold", "not testable at this scale", "not measured"
@@ -145,7 +147,6 @@ KEYS = {"id", "section", "measure", "source", "a", "b", "side", "claim", "cells"
 
 def check_claims(claims: Sequence[Mapping] = CLAIMS) -> None:
     """Every claim names a known section, measure, side and only known keys; ids are unique."""
-    from ..sections import SECTIONS
     seen = set()
     for i, c in enumerate(claims):
         where = f"scorecard claim {i} ({c.get('id', '?')})"
@@ -371,21 +372,17 @@ RULE = ("Verdict rule (docs/scorecard.md): **holds** if the 95% interval of the 
 
 def save(card: pd.DataFrame, folder: str | Path, section: str) -> str:
     """Write <folder>/scorecard.csv and .md; returns the Markdown (rule, then table) for the notebook."""
-    from .render import _atomic_write
     folder = Path(folder)
     text = f"{RULE}\n\n{to_markdown(card, section)}"
-    _atomic_write(folder / "scorecard.csv", card.to_csv(index=False))
-    _atomic_write(folder / "scorecard.md", f"# Scorecard: {section}\n\n{text}\n")
+    atomic.write_text(folder / "scorecard.csv", card.to_csv(index=False))
+    atomic.write_text(folder / "scorecard.md", f"# Scorecard: {section}\n\n{text}\n")
     return text
 
 
 def gather(profile: str) -> Path:
     """results/<profile>/scorecard.md: every section's scorecard.csv present, in the notebooks' order, with a
     count of verdicts; written by each notebook after its own (the last one run completes it)."""
-    from ..paths import results_dir
-    from ..sections import NOTEBOOKS
-    from .render import _atomic_write
-    root = results_dir(profile)
+    root = paths.results_dir(profile)
     cards = [pd.read_csv(root / s / "scorecard.csv", keep_default_na=False).assign(section=s)
              for s in NOTEBOOKS if (root / s / "scorecard.csv").is_file()]
     lines = [f"# Scorecard of the paper's claims, profile `{profile}`", "",
@@ -401,5 +398,5 @@ def gather(profile: str) -> Path:
         if missing:
             lines += [f"Not run yet in this profile: {', '.join(missing)}.", ""]
     path = root / "scorecard.md"
-    _atomic_write(path, "\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
     return path

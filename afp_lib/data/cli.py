@@ -17,7 +17,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..cli import Parser
+from ..config import Parser
 from ..config import UserError
 from . import validate
 

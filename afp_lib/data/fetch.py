@@ -18,9 +18,14 @@ from pathlib import Path
 
 import yaml
 
-from ..config import load_section
+from .. import atomic
+from ..config import Parser, load_section
 from ..paths import repo_root
 from . import store
+
+# Bactrian-X: 52 languages (paper Table 21 without the evaluation-only ones), ~67k rows each (paper §3.1).
+BACTRIAN_X_LANGS = tuple("af ar az bn cs de en es et fa fi fr gl gu he hi hr id it ja ka kk km ko lt lv mk ml mn mr "
+                         "my ne nl pl ps pt ro ru si sl sv sw ta te th tl tr uk ur vi xh zh".split())
 # .hub (DataError, hub_error, ...) imports `datasets` (seconds): imported where used, so `data fetch --help`
 # parses without it
 
@@ -78,7 +83,6 @@ def task_configs(task: str) -> list[str]:
 
 def profile_needs(profile: str) -> tuple[dict[str, list[str] | None], str]:
     """({recipe name: its languages (None: every config the recipe lists)}, pivot) of a profile."""
-    from ..plan.facts import BACTRIAN_X_LANGS
     train = load_section("train", profile)
     data, cit = train.get("data", {}), train.get("cit", {})
     pivot = data.get("pivot", "en")
@@ -187,14 +191,12 @@ def convert(item: Item, files: list[Path], dest: Path):
                             f"missing {sorted(want - have)})")
         tables.append(t.select(list(item.columns)))
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    if item.sides:
-        rows = _write_pairs(item, table, files, tmp)
-    else:
-        pq.write_table(table, tmp)
-        rows = table.num_rows
-    os.replace(tmp, dest)
+    with atomic.replacing(dest) as tmp:
+        if item.sides:
+            rows = _write_pairs(item, table, files, tmp)
+        else:
+            pq.write_table(table, tmp)
+            rows = table.num_rows
     return rows
 
 
@@ -313,7 +315,6 @@ def _read(path: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from ..cli import Parser
     ap = Parser(prog="python -m afp_lib data fetch", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="paper", help="whose datasets (params.yaml profile; default paper)")
     ap.add_argument("--langs", default=None, help="training languages, comma-separated (default: the profile's)")

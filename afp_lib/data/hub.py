@@ -20,6 +20,7 @@ import datasets
 
 from ..paths import MIRROR_ENV, mirror_root
 from . import store, validate
+from .validate import DataError
 
 # Field -> Python type(s), as on the hub. Declared, not inferred, so a broken mirror fails loudly.
 STR, INT, BOOL = (str,), (int,), (bool,)
@@ -39,10 +40,6 @@ SCHEMAS: dict[str, dict[str, tuple]] = {
     "MBZUAI/Bactrian-X": {"instruction": STR, "input": STR, "id": STR, "output": STR},
     "Helsinki-NLP/opus-100": {"translation": (dict,)},
 }
-
-
-class DataError(ValueError):
-    """A record that does not match its declared schema (message names file, line and field)."""
 
 
 class DatasetNotFound(FileNotFoundError):

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from .. import atomic
 
 FORMAT = "afp-store/1"
 MANIFEST = "manifest.json"
@@ -35,9 +36,7 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def check_complete(root: Path) -> None:

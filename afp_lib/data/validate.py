@@ -20,6 +20,10 @@ MAX_CHARS = 20_000
 LOG_FIRST = 5  # problems logged one by one before the loader only counts them
 
 
+class DataError(ValueError):
+    """A record that does not match its declared schema (message names file, line and field)."""
+
+
 @dataclass(frozen=True)
 class Problem:
     where: str   # "file:line" (mirror files) or "hub_id/config/split row i" (the hub)
@@ -100,7 +104,6 @@ def parallel_problems(translation, pivot: str, lang: str, where: str) -> list[Pr
 def reject(rows, check, source: str) -> tuple[set[int], list[Problem]]:
     """Positions of the rows ((where, record) pairs, any iterable) that `check(record, where)` rejects, and
     the first LOG_FIRST problems; those are logged one by one, then the count. No row usable: DataError."""
-    from .hub import DataError
     bad, first, n, n_problems = set(), [], 0, 0
     for i, (where, rec) in enumerate(rows):
         n += 1

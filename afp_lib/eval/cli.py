@@ -14,8 +14,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..cli import Parser, require_model
+from ..cli import require_model
 from ..cli import model_ref as model_path   # (run_plan has a loop variable `model_ref`)
+from ..config import Parser
 from ..paths import results_dir
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,7 @@ import time
 
 from tqdm import tqdm
 
-from ..analysis.notebook import bar_disable
-
+from ..config import bar_disable
 from .demos import sample_demos, semantic_demos
 from .prompts import join_demonstrations
 from .requests import build_prefix, build_requests, encode_examples

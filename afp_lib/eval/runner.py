@@ -5,14 +5,14 @@ A record: {model, task, language, shots, seed, metric, value, n_items, ...settin
 percent (0-100, like the paper) or BLEU/chrF."""
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import atomic
 from ..data import read_jsonl
+from ..paths import digest as _digest
+from ..paths import model_key, runs_dir
 
 # Fields that identify one unit of work; everything else in a record is its outcome or provenance.
 KEY_FIELDS = ("model", "task", "language", "shots", "seed", "demo_lang", "demos", "connectors", "max_items",
@@ -40,25 +40,13 @@ def append_records(path: str | Path | None, records: list[dict]) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    _replace_with(path, old + _lines(records))
+    atomic.write_text(path, old + _lines(records))
 
 
 def _lines(records: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
-def _replace_with(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, fsync, then `os.replace`: all or nothing."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Results:
@@ -103,10 +91,6 @@ def summarize(records: list[dict]):
 CELL_FIELDS = ("task", "language", "shots", "seed", "demo_lang", "demos", "connectors", "max_items", "version")
 
 
-def _digest(obj, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-
 @dataclass(frozen=True)
 class Cell:
     """One (model, task, language, shots, seed, setting) of the grid; `scoring` holds the settings that
@@ -145,19 +129,8 @@ class Cell:
         return cls(**{**d, "scoring": tuple(sorted((d.get("scoring") or {}).items()))})
 
 
-def model_key(model: str) -> str:
-    """A model's identity in the cache: its folder relative to the runs folder (so a moved checkout keeps
-    its cache), else the folder or hub id as given."""
-    from ..paths import runs_dir
-    try:
-        return "runs:" + Path(model).resolve().relative_to(runs_dir().resolve()).as_posix()
-    except ValueError:
-        return model
-
-
 def cell_file(cell: Cell, root: Path | None = None) -> Path:
     """runs/eval/<model digest>/<task>/<language>/<shots>shot-s<seed>-<setting digest>.jsonl"""
-    from ..paths import runs_dir
     return Path(root or runs_dir() / "eval") / _digest(model_key(cell.model)) / f"{cell.key()}.jsonl"
 
 
@@ -171,7 +144,7 @@ def write_cell(cell: Cell, records: list[dict], root: Path | None = None) -> Non
     written, and a cell written twice holds its records once."""
     path = cell_file(cell, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_with(path, _lines(records))
+    atomic.write_text(path, _lines(records))
 
 
 class CellStore:

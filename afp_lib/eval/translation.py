@@ -17,7 +17,7 @@ import sacrebleu
 import torch
 from tqdm import tqdm
 
-from ..analysis.notebook import bar_disable
+from ..config import bar_disable
 from ..families import sliding_window
 from .prompts import flores
 from .requests import build_prefix, encode

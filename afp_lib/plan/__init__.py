@@ -21,8 +21,10 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from ..atomic import write_text  # a reader never sees half a plan
+from ..config import Parser
+from ..trainer.memory import MemoryModel
 from .facts import PAPER_GPUS, Throughput
-from .memory import MemoryModel
 
 if TYPE_CHECKING:
     from .resolve import Plan
@@ -97,19 +99,11 @@ def to_csv(plan: Plan) -> str:
     return buf.getvalue()
 
 
-def write(path: Path, text: str) -> None:
-    """Atomic: a reader never sees half a plan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_ds_config(plan: Plan, path: Path) -> dict:
     """The DeepSpeed config the trainer generates for the plan's first run on `plan.gpus` CUDA ranks."""
     from ..trainer.ds_backend import ds_config
     conf = ds_config(plan.runs[0].cfg, plan.gpus, cuda=True)
-    write(path, json.dumps(conf, indent=2) + "\n")
+    write_text(path, json.dumps(conf, indent=2) + "\n")
     return conf
 
 
@@ -141,7 +135,6 @@ def launch_commands(plan: Plan, launcher: str = "torchrun", plan_file: str = PLA
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import Parser
     ap = Parser(prog="python -m afp_lib paper-plan", description=__doc__)
     ap.add_argument("--profile", default="paper", help="params.yaml profile")
     ap.add_argument("--gpus", type=int, default=PAPER_GPUS, help="data-parallel GPUs (App. A: 8)")
@@ -169,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     for out in map(Path, args.out):
         if out.suffix not in (".json", ".csv"):
             ap.error(f"--out {out}: use a .json or .csv file name")
-        write(out, plan.to_json() + "\n" if out.suffix == ".json" else to_csv(plan))
+        write_text(out, plan.to_json() + "\n" if out.suffix == ".json" else to_csv(plan))
         print(f"wrote {out}")
     if args.ds_config:
         write_ds_config(plan, Path(args.ds_config))
         print(f"wrote {args.ds_config}")
     if args.commands:
-        write(Path(args.commands), launch_commands(plan, args.launcher))
+        write_text(Path(args.commands), launch_commands(plan, args.launcher))
         print(f"wrote {args.commands}")
     if not args.dry_run:
         return 0
@@ -186,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="afp-dry-run-") as tmp:
         report = dry_run(plan, Path(args.workdir or tmp), committed_ds_config=repo_root() / DS_CONFIG)
     if args.report:
-        write(Path(args.report), json.dumps(asdict(report) | {"blocked": report.blocked, "failures": report.failures},
+        write_text(Path(args.report), json.dumps(asdict(report) | {"blocked": report.blocked, "failures": report.failures},
                                             indent=1, ensure_ascii=False) + "\n")
     ok = [r for r in report.runs if not r.get("error")]
     print(f"  trained {len(ok)}/{len(report.runs)} configurations (1 step each, "

@@ -17,8 +17,8 @@ from ..trainer.config import EVAL_SOURCES, TrainConfig
 from ..trainer.runs import run_dir, run_key
 from .facts import (BACTRIAN_X_LANGS, BACTRIAN_X_ROWS, HUB_HEADS_VOCAB, HUB_MODELS, OPUS100_LANGS, PAPER_GPUS,
                     EvalThroughput, HubModel, Throughput)
-from .memory import MemoryModel, Shape, wants_checkpointing
-from .memory import estimate as estimate_memory
+from ..trainer.memory import MemoryModel, Shape, wants_checkpointing
+from ..trainer.memory import estimate as estimate_memory
 
 if TYPE_CHECKING:
     from .grid import Grid
@@ -56,7 +56,7 @@ class PlanRun:
     wall_hours: float        # on `gpus` GPUs
     state_gb_per_gpu: float  # ZeRO-2 bf16 model states per GPU (weights 2P + grads/master/Adam 14P/gpus + buckets)
     checkpointing: bool | None  # train.gradient_checkpointing as the trainer resolves it on the plan's GPU
-    mem_gb_per_gpu: float    # afp_lib.plan.memory estimate with that decision
+    mem_gb_per_gpu: float    # afp_lib.trainer.memory estimate with that decision
     memory: dict             # its parts (GB): states, activations, logits, overhead, total
     used_by: list[str] = field(default_factory=list)   # "section:label" of every notebook model that is this run
     uncovered: list[str] = field(default_factory=list)  # languages without pairs in train.data.sources (a PROBLEM)

@@ -9,7 +9,7 @@ Layout of a run folder:
                                 + complete.json (every file's size and sha256, written last)
     final/                      save_pretrained + tokenizer + train_config.json + result.json (written last)
 
-Every folder is written under a temporary name and renamed into place, so a run killed at any moment
+Every folder is written under a temporary name and renamed into place (afp_lib.atomic), so a run killed at any moment
 leaves either the previous checkpoint or the new one, never half of one. A checkpoint damaged afterwards
 (a disk that filled up, a copy cut short, bytes overwritten at the same size) fails `verify` against its
 complete.json (sizes, then sha256 of every file); resume then warns, naming the file, and falls back to
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from .. import atomic
 from ..data.store import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ TRAINER_STATE = "trainer_state.pt"  # optimizer and scheduler state
 
 
 def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def rng_state() -> dict:
@@ -74,25 +72,6 @@ def load_optimizer(folder: Path, optimizer, scheduler, device="cpu") -> None:
     state = torch.load(Path(folder) / TRAINER_STATE, map_location=device, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-
-
-def commit(tmp: Path, final: Path) -> None:
-    """Atomically put a finished temporary folder in place (replacing an older one of the same name)."""
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def fresh_tmp(path: Path) -> Path:
-    tmp = path.with_name(f".tmp-{path.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
 
 
 def checkpoints(out_dir: Path) -> list[Path]:

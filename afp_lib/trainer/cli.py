@@ -5,7 +5,8 @@ Data parallel: `torchrun --nproc_per_node N -m afp_lib train ...` or
 `deepspeed --num_gpus N --no_local_rank --module afp_lib train ... backend=deepspeed`."""
 from __future__ import annotations
 
-from ..cli import Parser, model_ref, require_model
+from ..cli import model_ref, require_model
+from ..config import Parser
 
 
 def get_or_train(cfg, base_model: str):

@@ -93,7 +93,7 @@ class TrainConfig:
     zero_stage: int = 2         # DeepSpeed ZeRO stage (1, 2 or 3)
     device: str = "auto"        # auto = cuda:LOCAL_RANK when present, else cpu ($AFP_DEVICE overrides auto)
     gradient_checkpointing: bool | Literal["auto"] = False  # recompute each block in backward: activations of
-    # one block, not all (~4/3 the compute); auto = on where afp_lib.plan.memory estimates the run would not fit
+    # one block, not all (~4/3 the compute); auto = on where afp_lib.trainer.memory estimates the run would not fit
     # the GPU without it (off on CPU). Does not change the result (fp32: the same weights, tested)
     tokenized: Literal["memory", "arrow"] = "memory"  # token ids as lists in every process, or memory-mapped
     # Arrow files built once by rank 0 (trainer.tokenized; the same rows and batches): paper-scale data

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .. import atomic
+
 LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 FLAG = ".rank0-done.json"  # in the run folder: {"token", "error"} of the last `on_main`
 
@@ -104,9 +106,7 @@ def on_main(work, flag_dir: Path, what: str, wait_s: float, poll_s: float = 1.0)
 
 
 def _write_flag(flag: Path, token: str, error: str | None) -> None:
-    tmp = flag.with_name(f"{flag.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"token": token, "error": error}), encoding="utf-8")
-    os.replace(tmp, flag)
+    atomic.write_text(flag, json.dumps({"token": token, "error": error}))
 
 
 def _read_flag(flag: Path) -> dict:

@@ -11,7 +11,6 @@ from array import array
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import time
@@ -22,17 +21,19 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
-from ..analysis.notebook import bar_disable
+from .. import atomic
+from ..config import bar_disable
 from ..devices import autocast, resolve_device, resolve_precision
 from ..hidden import check_layer, sentence_embeddings
 from ..losses import cit_loss, mcl_loss
+from ..metrics import alignment, retrieval_accuracy, uniformity
 from ..models import set_gradient_checkpointing
 from . import checkpoint as ckpt
 from . import collate, distributed, tokenized
 from .shared import share_plan, shared_batches, shared_forward
 from .config import OBJECTIVE_LOSSES, TrainConfig, config_dict
 from .data import TrainData, build_train_data, check_data, complete
+from .memory import resolve_checkpointing
 
 logger = logging.getLogger(__name__)
 LOG_NAME = "train_log.jsonl"
@@ -221,9 +222,7 @@ def _truncate_log(path: Path, step: int) -> None:
     if path.is_file():
         keep = [line for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line)["step"] <= step]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-        tmp.replace(path)
+        atomic.write_text(path, "".join(line + "\n" for line in keep))
 
 
 def _log_examples(tokenizer, prep: Prepared) -> None:
@@ -284,10 +283,9 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
     prep = prepare(cfg, tokenizer, data)  # builds the data from cfg when None (under arrow: on rank 0 only)
-    from ..plan.memory import resolve_checkpointing  # here: afp_lib.plan imports the trainer
     checkpointing = resolve_checkpointing(cfg, model, device, world)
     if cfg.gradient_checkpointing == "auto" and main:
-        logger.info("gradient checkpointing: auto -> %s (afp_lib.plan.memory)", "on" if checkpointing else "off")
+        logger.info("gradient checkpointing: auto -> %s (afp_lib.trainer.memory)", "on" if checkpointing else "off")
     set_gradient_checkpointing(model, checkpointing)
     backend = _make_backend(cfg, model, device)
     model = backend.model
@@ -375,10 +373,10 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
 
     def write_final():
-        tmp = ckpt.fresh_tmp(final_dir)
+        tmp = atomic.fresh_dir(final_dir)
         ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
         ckpt.write_json(tmp / ckpt.RESULT, result)
-        ckpt.commit(tmp, final_dir)
+        atomic.commit_dir(tmp, final_dir)
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # they only served resuming
     distributed.on_main(write_final, out_dir, "writing final/", cfg.save_wait_minutes * 60)  # no collective held
     return TrainResult(out_dir, final_dir, log_path, cfg.steps, resumed, record)
@@ -392,7 +390,7 @@ def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend) ->
     # rank 0's slow parts (removing a stale tmp, writing weights and optimizer state, deleting old checkpoints)
     # run inside `on_main`: the other ranks poll a flag file meanwhile instead of holding a collective
     wait_s = cfg.save_wait_minutes * 60
-    distributed.on_main(lambda: ckpt.fresh_tmp(final), out_dir, f"preparing {tmp.name}", wait_s)
+    distributed.on_main(lambda: atomic.fresh_dir(final), out_dir, f"preparing {tmp.name}", wait_s)
     rank, world = distributed.rank_world()
     torch.save(ckpt.rng_state(), _rng_file(tmp, rank))
     collective_save = backend.name != "torch"  # DeepSpeed: every rank writes its optimizer partition
@@ -408,7 +406,7 @@ def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend) ->
         ckpt.write_json(tmp / ckpt.STATE, {"step": step, "world_size": world,
                                            "global_batch": cfg.batch_size * cfg.grad_accum * world})
         ckpt.write_manifest(tmp)  # last: its sizes tell a complete checkpoint from a damaged one
-        ckpt.commit(tmp, final)
+        atomic.commit_dir(tmp, final)
         ckpt.prune(out_dir, cfg.keep_checkpoints)
     distributed.on_main(write, out_dir, f"writing {final.name}", wait_s)
     return final

@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import random
 import resource
 import time
 
 from typing import TYPE_CHECKING
+
+from .. import atomic
+from .memory import resolve_checkpointing
 
 if TYPE_CHECKING:   # torch is imported inside the functions: `rehearse --help` parses without it
     import torch
@@ -136,7 +138,6 @@ def run_shape(args, cfg, device, layers: int, ckpt: bool | None) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = embedding_params(model)
     if ckpt is None:  # train.gradient_checkpointing "auto": the trainer's own decision for this model and device
-        from ..plan.memory import resolve_checkpointing
         ckpt = resolve_checkpointing(cfg, model, device, world)
     set_gradient_checkpointing(model, ckpt)  # as the trainer does, before the backend wraps the model
     if cfg.backend == "deepspeed":  # DeepSpeed's default ZeRO buckets (5e8 elements each) suit 80 GB GPUs only
@@ -232,8 +233,7 @@ def per_layer(runs: list[dict], full_layers: int, shard: int, world: int = 1, ze
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import Parser
-    from ..config import user_input
+    from ..config import Parser, user_input
     from ..families import hub_checkpoint
 
     ap = Parser(prog="python -m afp_lib rehearse", description=__doc__.split("\n\n")[0])
@@ -312,10 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                                             f"{p['peak_reserved_gib_full_sharded']:.1f} GiB with ZeRO-2 over {p['shard']}"
                                             if "shard" in p else ""), flush=True)
     if rank == 0 and args.json:
-        tmp = f"{args.json}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-        os.replace(tmp, args.json)
+        atomic.write_text(args.json, json.dumps(summary, indent=1))
     distributed.barrier()
     return 0
 

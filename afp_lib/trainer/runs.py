@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..config import semantic
 from ..data.store import data_revisions
-from ..paths import mirror_root, runs_dir
+from ..paths import digest, mirror_root, model_key, runs_dir
 from . import distributed
 from .checkpoint import RESULT, write_json
 from .config import OPERATIONAL, TrainConfig, config_dict
@@ -188,11 +188,10 @@ def _adopt_legacy(cfg: TrainConfig, base_model: str | Path, data, path: Path) ->
 
 
 def _move_eval_cells(old_final: Path, new_final: Path) -> None:
-    """The evaluation cache keys a model on its folder (eval.runner.model_key, cell_file): an adopted run's
+    """The evaluation cache keys a model on its folder (paths.model_key, eval.runner.cell_file): an adopted run's
     cells move with it, so its scores are not computed again."""
-    from ..eval.runner import _digest, model_key
     root = runs_dir() / "eval"
-    src, dst = (root / _digest(model_key(str(p))) for p in (old_final, new_final))
+    src, dst = (root / digest(model_key(str(p))) for p in (old_final, new_final))
     if src.is_dir() and not dst.exists():
         os.replace(src, dst)
         logger.info("run cache: moved the evaluation cells of %s to %s", old_final, dst)

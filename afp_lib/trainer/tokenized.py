@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch.distributed as dist
 
+from .. import atomic
 from ..losses import IGNORE
 from . import collate
 
@@ -222,9 +223,7 @@ def _pairs_encoder(tokenizer, seq_len: int) -> Callable:
 
 
 def _begin(out: Path, tokenizer, seq_len: int, extra: dict | None) -> tuple[Path, dict]:
-    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # a half-built folder from an interrupted build
-    tmp.mkdir(parents=True)
+    tmp = atomic.fresh_dir(out, f"-{os.getpid()}")  # a half-built folder from an interrupted build: removed
     record = {"format": FORMAT, "seq_len": seq_len, "tokenizer": getattr(tokenizer, "name_or_path", ""),
               "rows": {}, **(extra or {})}
     return tmp, record
@@ -233,8 +232,7 @@ def _begin(out: Path, tokenizer, seq_len: int, extra: dict | None) -> tuple[Path
 def _finish(tmp: Path, out: Path, record: dict) -> dict:
     shutil.rmtree(tmp / "cache", ignore_errors=True)  # the text: only the ids are read later
     (tmp / DONE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")  # last: the folder is complete
-    shutil.rmtree(out, ignore_errors=True)  # an unfinished folder of the same name (never a finished one: build_once)
-    os.rename(tmp, out)
+    atomic.commit_dir(tmp, out)  # replaces an unfinished folder of the same name (never a finished one: build_once)
     return record
 
 

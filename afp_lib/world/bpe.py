@@ -9,9 +9,10 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from ..atomic import building_dir, write_text
 from ..tokenizer import train_bpe
 from .config import WorldConfig
-from .corpus import read_corpus, write_text
+from .corpus import read_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +52,11 @@ def build_tokenizer(cfg: WorldConfig, corpus_dir: Path, out_dir: Path) -> dict:
                 sum(len(t.encode()) for t in texts) / 1e6)
     tokenizer = train_bpe(texts, vocab_size=cfg.tokenizer.vocab_size, min_frequency=cfg.tokenizer.min_frequency)
     tokenizer.model_max_length = cfg.shape.max_positions
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    tokenizer.save_pretrained(tmp)
     stats = {"vocab_size": len(tokenizer), "train": token_counts(tokenizer, train),
              "heldout": token_counts(tokenizer, heldout)}
-    write_text(tmp / "token_stats.json", json.dumps(stats, indent=1))
-    _replace_dir(tmp, out_dir)
+    with building_dir(out_dir) as tmp:
+        tokenizer.save_pretrained(tmp)
+        write_text(tmp / "token_stats.json", json.dumps(stats, indent=1))
     for lang, s in stats["train"].items():
         logger.info("%s: %d training tokens, %.2f bytes/token", lang, s["tokens"], s["bytes_per_token"])
     return stats
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a finished folder into place, so a crash never leaves a half-written one behind."""
-    import shutil
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)

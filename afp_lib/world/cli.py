@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from ..cli import Parser
-from ..config import default_profile, user_input
+from ..atomic import write_text
+from ..config import Parser, default_profile, user_input
 from . import BUILT_PROFILES, ensure_world, world_dir
 
 STEPS = ("corpus", "tokenizer", "pretrain", "diagnose", "all")
@@ -50,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _paper_note(profile: str, cfg, step: str) -> int:
     """Hub profiles pretrain nothing; the note keeps DVC's declared outputs honest about that."""
-    from .corpus import write_text
     folders = {"corpus": ["corpus"], "tokenizer": ["tokenizer"], "pretrain": list(cfg.archs),
                "all": ["corpus", "tokenizer", *cfg.archs]}[step]
     for name in folders:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import atomic
+from ..atomic import write_text
 from ..data.hub import DataError
 from ..paths import mirror_root
 from .config import WorldConfig
@@ -129,10 +131,8 @@ class ProtectedIndex:
             z = np.load(path, allow_pickle=False)
             return cls(z["hashes"], z["groups"], json.loads(str(z["counts"])), min_match_chars)
         index = cls.build(root, min_match_chars)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, hashes=index.hashes, groups=index.groups, counts=np.array(json.dumps(index.counts)))
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            np.savez(tmp, hashes=index.hashes, groups=index.groups, counts=np.array(json.dumps(index.counts)))
         return index
 
     def __len__(self) -> int:
@@ -281,11 +281,3 @@ def read_corpus(corpus_dir: Path, split: str, langs) -> dict[str, list[str]]:
                                     "(python -m afp_lib world corpus --profile <profile>)")
         out[lang] = [x for x in path.read_text(encoding="utf-8").splitlines() if x]
     return out
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomic write: a crash leaves the old file or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from ..analysis.metrics import alignment, retrieval_accuracy, uniformity
 from ..data import load_parallel
+from ..hidden import embed as embed_sentences
+from ..metrics import alignment, retrieval_accuracy, uniformity
 from ..models import build_model
 from .config import WorldConfig
 
@@ -59,7 +60,6 @@ def heldout_perplexity(model, tokenizer, lines: list[str], max_tokens: int = 128
 
 def embed(model, tokenizer, texts: list[str], layer: int, pooling: str, batch_size: int, max_tokens: int):
     """(N, H) sentence vectors after block `layer` (the analysis layer's batched early-exit embedding)."""
-    from ..analysis.representations import embed as embed_sentences
     return embed_sentences(model, tokenizer, texts, layer=layer, pooling=pooling, batch_size=batch_size,
                            max_length=max_tokens)
 

@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from ..atomic import building_dir, commit_dir, fresh_dir, write_text
 from ..config import semantic as config_semantic
 from ..devices import autocast, resolve_precision
 from ..models import build_model, n_params
 from ..trainer import checkpoint as ckpt
 from ..trainer.config import OptimConfig
 from ..trainer.optim import decay_groups, make_optimizer, make_scheduler
-from .bpe import _replace_dir
 from .config import PretrainConfig, WorldConfig
-from .corpus import read_corpus, write_text
+from .corpus import read_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -162,11 +162,10 @@ def pretrain(cfg: WorldConfig, arch: str, corpus_dir: Path, tokenizer_dir: Path,
                                                                         max(time.perf_counter() - t0, 1e-9), 1),
               "precision": precision, "threads": torch.get_num_threads(), "resumed_from": start, "history": history}
     model.eval()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_text(tmp / "pretrain.json", json.dumps(report, indent=1))
-    _replace_dir(tmp, out_dir)
+    with building_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_text(tmp / "pretrain.json", json.dumps(report, indent=1))
     shutil.rmtree(ckpt_dir / "checkpoints", ignore_errors=True)  # they only served resuming
     logger.info("%s: %.0f s, final loss %.3f -> %s", arch, elapsed, history[-1]["loss"] if history else float("nan"),
                 out_dir)
@@ -195,11 +194,11 @@ def _save_checkpoint(ckpt_dir: Path, step: int, model, tokenizer, optimizer, sch
     """ckpt_dir/checkpoints/step-N, written as the trainer writes its checkpoints (atomic, with a manifest);
     only the newest is kept."""
     final = Path(ckpt_dir) / "checkpoints" / f"step-{step:07d}"
-    tmp = ckpt.fresh_tmp(final)
+    tmp = fresh_dir(final)
     ckpt.save_model_folder(tmp, model, tokenizer, state["run_config"])
     ckpt.save_optimizer(tmp, optimizer, scheduler)
     ckpt.write_json(tmp / ckpt.STATE, {"step": step, **state})
     ckpt.write_manifest(tmp)
-    ckpt.commit(tmp, final)
+    commit_dir(tmp, final)
     ckpt.prune(ckpt_dir, keep=1)
     return final

@@ -7,10 +7,10 @@ import logging
 import time
 from pathlib import Path
 
+from ..atomic import write_text
 from ..paths import figures_dir, results_dir, runs_dir
-from . import fingerprints, world_dir
+from .layout import base_model, fingerprints, world_dir
 from .config import WorldConfig
-from .corpus import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ def diagnose(profile: str, cfg: WorldConfig) -> dict:
     import torch
 
     from ..models import load_model
-    from . import base_model
     from .corpus import read_corpus
     from .diagnose import diagnose_model, figure, random_twin, tatoeba_pairs
 
