@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..data import load_split
+from ..paths import mirror_root
 from .prompts import PROMPTS, Example
 
 logger = logging.getLogger(__name__)
@@ -169,9 +170,18 @@ TITLES = {name: t.title for name, t in TASKS.items()}
 
 # ---------------------------------------------------------------- data: scored items and demonstration pool
 
-@functools.lru_cache(maxsize=64)
 def _rows(dataset: str, config: str, split: str) -> tuple[dict, ...]:
+    """A split's rows, read once per data source: the mirror in force is part of the key, so pointing
+    $AFP_DATA_MIRROR elsewhere (another store, a test's fake mirror) never returns the other source's rows."""
+    return _rows_from(mirror_root(), dataset, config, split)
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_from(source, dataset: str, config: str, split: str) -> tuple[dict, ...]:
     return tuple(load_split(dataset, config, split).to_list())
+
+
+_rows.cache_clear = _rows_from.cache_clear  # callers that drop scratch rows (the dry run, tests)
 
 
 def _holdout_positions(n: int, size: int) -> set[int]:
