@@ -277,3 +277,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{short_prog(self.prog)}: error: {' '.join(message.split())} (see --help)\n")
+
+
+def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]):
+    """(__getattr__, names) for a package whose names are imported on first use (PEP 562): its CLI's
+    `--help` parses without importing torch. `exports` maps each submodule to the names it provides."""
+    import importlib
+    where = {name: module for module, names in exports.items() for name in names}
+
+    def __getattr__(name: str):
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f".{where[name]}", package), name)
+    return __getattr__, sorted(where)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import building_dir
+from .data.store import sha256_file
 from .paths import repo_root
 
 logger = logging.getLogger(__name__)
@@ -67,14 +67,6 @@ def model_sources(params: dict | None = None) -> dict[str, ModelSource]:
 
 def model_dir(name: str) -> Path:
     return repo_root() / "runs" / "models" / name
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_installed(src: ModelSource) -> None:

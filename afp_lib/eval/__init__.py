@@ -5,7 +5,7 @@ The names below are imported on first use (PEP 562), so that `python -m afp_lib 
 arguments without importing torch."""
 from __future__ import annotations
 
-import importlib
+from ..config import lazy_exports
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,14 +18,8 @@ _EXPORTS = {
     "tasks": ("TASKS", "load_task_data"),
     "translation": ("translate_eval",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted([*_WHERE, "run_suite"])
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted([*__all__, "run_suite"])
 
 
 def run_suite(model, tokenizer, cfg: EvalConfig, model_name: str, out_file, progress: bool = True) -> list[dict]:

@@ -5,7 +5,7 @@
 
 The names below are imported on first use (PEP 562), so that `python -m afp_lib train --help` parses its
 arguments without importing torch."""
-import importlib
+from ..config import lazy_exports
 
 _EXPORTS = {
     "config": ("CITConfig", "DataConfig", "MCLConfig", "OBJECTIVES", "OptimConfig", "TrainConfig", "load_train_config"),
@@ -13,11 +13,4 @@ _EXPORTS = {
     "loop": ("TrainResult", "TrainingDiverged", "evaluate_alignment", "train"),
     "runs": ("get_or_train", "is_finished", "run_dir"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
