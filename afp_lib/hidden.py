@@ -19,8 +19,12 @@ from .families import text_config
 
 logger = logging.getLogger(__name__)
 
-Pooling = Literal["mean", "max", "last"]
-POOLINGS = ("mean", "max", "last")
+Pooling = Literal["mean", "max", "last", "mean_skip_bos"]
+POOLINGS = ("mean", "max", "last", "mean_skip_bos")
+# mean_skip_bos: the mean over the tokens that are not the model's BOS (config.bos_token_id). Under causal
+# attention the BOS state is the same vector for every sentence; in Gemma 3 its norm is massive, so it pulls
+# every mean together (off-diagonal cosine 0.99 at layer 1) and InfoNCE barely moves (docs/budgets-real.md).
+# A tokenizer that prepends no BOS (SmolLM2) gets the plain mean.
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -80,6 +84,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: Pooling = "mea
     bf16 model's mean is summed, and its vectors compared, at full precision."""
     hidden = hidden.float()
     mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    if how == "mean_skip_bos":   # the caller's mask already leaves the BOS out (pooling_mask)
+        how = "mean"
     if how == "mean":
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
     if how == "max":
@@ -89,6 +95,15 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: Pooling = "mea
         last = (attention_mask.long() * positions).argmax(-1)  # index of the last real token, (B,)
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     raise ValueError(f"pooling={how!r} is not supported; use one of {', '.join(POOLINGS)}")
+
+
+def pooling_mask(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """The positions `pool` averages: the attention mask, less the BOS tokens under mean_skip_bos. The model
+    still attends to the BOS; only the pooling leaves it out."""
+    bos = text_config(model.config).bos_token_id
+    if how != "mean_skip_bos" or bos is None:
+        return attention_mask
+    return attention_mask * (input_ids != bos).to(attention_mask.dtype)
 
 
 def right_padded(attention_mask: torch.Tensor) -> bool:
@@ -110,10 +125,11 @@ def sentence_embeddings(model, input_ids, attention_mask, layer: int = 1, poolin
         parts = []
         for rows in torch.tensor_split(order, length_groups):
             width = int(lengths[rows].max())
-            mask = attention_mask[rows, :width]
-            parts.append(pool(hidden_at_layer(model, input_ids[rows, :width], mask, layer), mask, pooling))
+            ids, mask = input_ids[rows, :width], attention_mask[rows, :width]
+            parts.append(pool(hidden_at_layer(model, ids, mask, layer), pooling_mask(model, ids, mask, pooling), pooling))
         return torch.cat(parts)[torch.argsort(order)]  # back to the input order
-    return pool(hidden_at_layer(model, input_ids, attention_mask, layer), attention_mask, pooling)
+    return pool(hidden_at_layer(model, input_ids, attention_mask, layer),
+                pooling_mask(model, input_ids, attention_mask, pooling), pooling)
 
 
 @torch.no_grad()

@@ -42,6 +42,7 @@ class ModelSource:
     gguf: str         # the GGUF file name
     locate: str       # one of LOCATORS
     sha256: str | None = None  # of the GGUF, when known: checked before converting
+    stands_for: str | None = None  # the paper's model whose role it plays: its rows stand beside ours
 
 
 def model_sources(params: dict | None = None) -> dict[str, ModelSource]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from afp_lib.hidden import decoder_layers, hidden_at_layer, pool, right_padded, sentence_embeddings
+from afp_lib.hidden import decoder_layers, pooling_mask, hidden_at_layer, pool, right_padded, sentence_embeddings
 from afp_lib.models import ARCHS
 
 
@@ -101,12 +101,25 @@ def test_pooling_ignores_padding_left_and_right():
     torch.testing.assert_close(pool(h, right, "mean")[0], h[0, :3].mean(0))
 
 
-def test_unknown_pooling():
-    with pytest.raises(ValueError, match="pooling='cls' is not supported"):
-        pool(torch.zeros(1, 2, 3), torch.ones(1, 2), "cls")
+def test_mean_skip_bos_leaves_out_the_bos_only(tiny_models, toy_tokenizer):
+    """The BOS state is the same for every sentence (causal attention): mean_skip_bos averages the others,
+    left or right padded, and equals the plain mean where the model's BOS id does not occur (SmolLM2)."""
+    model = tiny_models["xglm"]
+    bos = model.config.bos_token_id
+    ids, mask = batch(toy_tokenizer, ["a b c d", "x"])
+    assert (ids[:, 0] == bos).all()
+    h = hidden_at_layer(model, ids, mask, 1)
+    got = sentence_embeddings(model, ids, mask, 1, "mean_skip_bos")
+    n = int(mask[0].sum())
+    torch.testing.assert_close(got[0], h[0, 1:n].mean(0))
+    left_ids, left_mask = ids.flip(1), mask.flip(1)   # reversed rows: only the masks' positions matter to pool
+    pm = pooling_mask(model, left_ids, left_mask, "mean_skip_bos")
+    assert pm.sum() == mask.sum() - 2 and (pm * (left_ids == bos)).sum() == 0
+    plain = ids.masked_fill(ids == bos, bos + 1)
+    assert torch.equal(pooling_mask(model, plain, mask, "mean_skip_bos"), mask)
 
 
-@pytest.mark.parametrize("how", ["mean", "max", "last"])
+@pytest.mark.parametrize("how", ["mean", "max", "last", "mean_skip_bos"])
 def test_pooling_a_bf16_model_gives_float32_vectors(how):
     """A bf16 model's vectors are pooled in float32: the mean of 64 bf16 states is not rounded back to bf16."""
     torch.manual_seed(0)

@@ -25,7 +25,7 @@ def encoded(tokenizer, p_src=0.5, seq_len=64, seed=3):
 
 
 @pytest.mark.parametrize("arch", PAPER_ARCHS)
-@pytest.mark.parametrize("pooling", ["mean", "max", "last"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "last", "mean_skip_bos"])
 def test_cit_prefix_vectors_equal_standalone_embeddings(arch, pooling, tiny_models, toy_tokenizer):
     model, pad = tiny_models[arch], toy_tokenizer.pad_token_id
     pairs, rows, samples = encoded(toy_tokenizer)

@@ -15,6 +15,7 @@ import re
 import pandas as pd
 
 from ..paths import results_dir
+from ..pretrained import model_sources
 
 COLUMNS = ("table", "model", "method", "task", "language", "tier", "direction", "shots", "metric", "value", "pm")
 PER_LANGUAGE_TABLE = {"xnli": 9, "pawsx": 10, "xcopa": 11, "xstorycloze": 12, "xwinograd": 13}
@@ -131,12 +132,15 @@ def _families(archs):
 
 def paper_match(profile: str, archs, labels=("AFP",)) -> dict[str, str]:
     """Our model names -> the paper's closest rows (its smallest model of each family): the vanilla model
-    and, for each of `labels`, the aligned one ("xglm-mini+AFP" -> "XGLM-564M + AFP")."""
+    and, for each of `labels`, the aligned one ("xglm-mini+AFP" -> "XGLM-564M + AFP"). A converted pretrained
+    model (params.yaml `models`) stands against the paper model its `stands_for` names."""
     out = {}
-    for f in _families(archs):
-        if f.paper_model:
-            out[f"{f.name}-{profile}"] = f.paper_model
-            out.update({f"{f.name}-{profile}+{lab}": label(f.paper_model, lab) for lab in labels})
+    roles = {**{f.name: f.paper_model for f in _families(archs)},
+             **{n: src.stands_for for n, src in model_sources().items() if n in archs}}
+    for arch, paper_model in roles.items():
+        if paper_model:
+            out[f"{arch}-{profile}"] = paper_model
+            out.update({f"{arch}-{profile}+{lab}": label(paper_model, lab) for lab in labels})
     return out
 
 

@@ -353,3 +353,44 @@ def table13(records, **kw):
 
 BUILDERS = {1: table1, 2: table2, 3: table3, 4: table4, 5: table5, 6: table6, 7: table7, 8: table8,
             9: table9, 10: table10, 11: table11, 12: table12, 13: table13}
+
+
+def paired_table(records, reference: str = "vanilla", *, metric="acc", tasks=ICL_TASKS, languages=("en", "zh"),
+                 shots=(0,)) -> pd.DataFrame:
+    """Each aligned model's difference from the `reference` label of its arch, per task/language/shots cell and
+    on their average, with the paired 95% bootstrap interval over the same items
+    (intervals.paired_difference): "+2.5 [-1.0, 6.1]". Rows: model; a 0-shot cell counts once (its score
+    does not depend on the eval seed). Cells without per-item outcomes (records from before they were kept)
+    are left out; `n cells` says how many entered the average."""
+    rec = _select(records[records["metric"] == metric], tasks, languages, shots)
+    if "correct" not in rec:
+        return pd.DataFrame()
+    rec = rec[rec["correct"].apply(lambda x: isinstance(x, str) and len(x) > 0)]
+    rec = rec.assign(seed=rec["seed"].where(rec["shots"] > 0, 0)).drop_duplicates(
+        ["model", "train_seed", "task", "language", "shots", "seed"])
+    key = ["task", "language", "shots", "seed"]
+    order = [(t, l, s) for t in tasks for l in languages for s in shots]
+    rows = []
+    for arch, d in rec.groupby("arch", sort=False):
+        ref = d[d["label"] == reference].set_index(key)["correct"]
+        for model, m in d[d["label"] != reference].groupby("model", sort=False):
+            pairs = {}
+            for r in m.itertuples():
+                k = (r.task, r.language, r.shots, r.seed)
+                if k in ref.index:
+                    pairs.setdefault(k[:3], []).append((r.correct, ref[k]))
+            row = {"model": model}
+            for cell in order:
+                if cell in pairs:
+                    row[f"{cell[0]} {cell[1]} {cell[2]}-shot"] = _signed(I.paired_difference(pairs[cell]))
+            every = [p for cell in order for p in pairs.get(cell, [])]
+            if every:
+                row["Avg"] = _signed(I.paired_difference(every))
+                row["n cells"] = len(every)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def _signed(iv: tuple[float, float, float]) -> str:
+    est, lo, hi = iv
+    return f"{est:+.1f} [{lo:+.1f}, {hi:+.1f}]"

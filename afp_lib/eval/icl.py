@@ -33,9 +33,11 @@ def _gold_text(task, doc, code, connectors) -> str:
     return ex.candidates[ex.gold]
 
 
-def _accuracies(lls: list[float], items, norms) -> dict[str, float]:
-    """Percent correct under each normalisation; `norms[i][j]` = (characters, tokens) scored."""
-    correct = dict.fromkeys(METRICS, 0)
+def _accuracies(lls: list[float], items, norms) -> dict[str, tuple[float, str]]:
+    """Percent correct under each normalisation and the per-item outcomes as a "0"/"1" string in item order
+    (paired comparisons of two models on the same items, analysis.intervals.paired_difference);
+    `norms[i][j]` = (characters, tokens) scored."""
+    correct = {m: [] for m in METRICS}
     i = 0
     for n, it in enumerate(items):
         c = len(it.candidates)
@@ -43,8 +45,9 @@ def _accuracies(lls: list[float], items, norms) -> dict[str, float]:
         i += c
         for metric, score in (("acc", ll), ("acc_norm", [v / max(ch, 1) for v, (ch, _) in zip(ll, norms[n])]),
                               ("acc_tok", [v / nt for v, (_, nt) in zip(ll, norms[n])])):
-            correct[metric] += max(range(c), key=lambda j: (score[j], -j)) == it.gold  # first of ties, like argmax
-    return {m: 100.0 * v / len(items) for m, v in correct.items()}
+            hit = max(range(c), key=lambda j: (score[j], -j)) == it.gold  # first of ties, like argmax
+            correct[metric].append("1" if hit else "0")
+    return {m: (100.0 * v.count("1") / len(items), "".join(v)) for m, v in correct.items()}
 
 
 def _check(tasks, shots, demos, demo_lang):
@@ -90,7 +93,7 @@ def evaluate(model, tokenizer, tasks, langs=None, shots=(0,), seeds=(0,), max_it
             if done:
                 out += done
                 if seed_free:  # a seed-free score already on file serves the other seeds too
-                    scored = {r["metric"]: r["value"] for r in done}
+                    scored = {r["metric"]: (r["value"], r.get("correct")) for r in done}
             else:
                 todo.append(seed)
         if not todo:
@@ -123,8 +126,8 @@ def evaluate(model, tokenizer, tasks, langs=None, shots=(0,), seeds=(0,), max_it
                                     max_tokens=batch_tokens)
                 scored = _accuracies(lls, items, norms)
             recs = [{**base, "seed": seed, "metric": m, "value": v, "n_items": len(items), "split": data.split,
-                     "demo_pool": data.pool_split if k else None, "seconds": round(time.perf_counter() - t0, 3)}
-                    for m, v in scored.items()]
+                     "demo_pool": data.pool_split if k else None, "seconds": round(time.perf_counter() - t0, 3),
+                     "correct": bits} for m, (v, bits) in scored.items()]
             results.add(recs)
             out += recs
     return out

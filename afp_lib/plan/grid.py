@@ -50,7 +50,7 @@ def section_requests(name: str, profile: str) -> list[EvalRequest]:
     if name == "all_languages":  # 05: Table 7, Tables 9-13
         return [req(v, {"langs": None, **sec.get("eval", {})}, False) for vs in runs.values() for v in vs]
     if name == "ablation":       # 06: Table 8
-        return [req(v, {"shots": sec["shots"]}, False) for v in runs["models"]]
+        return [req(v, {**(sec.get("eval") or {}), "shots": sec["shots"]}, False) for v in runs["models"]]
     # 02, 03, 07 (Figs. 4a, 4b, 5a-b) and any new section: every model under the block's `eval`, no translation
     return [req(v, sec.get("eval"), False) for vs in runs.values() for v in vs]
 

@@ -30,7 +30,7 @@ EVAL_SOURCES = tuple(CORPORA_EVAL_SOURCES)
 @dataclass(frozen=True)
 class MCLConfig:
     layer: int = 1              # §3.2.2: the first block after the embeddings aligns best (0 = embeddings)
-    pooling: Literal["mean", "max", "last"] = "mean"  # App. B.1: mean and last token do best
+    pooling: Literal["mean", "max", "last", "mean_skip_bos"] = "mean"  # App. B.1: mean, last do best (hidden.py)
     temperature: float = 0.05   # tau of Eq. 2 (App. A)
     symmetric: bool = True      # both directions; the authors' code uses src -> tgt only
     gather: Literal["grad", "local_grad", "off"] = "grad"  # negatives from every rank in multi-process runs:
@@ -161,8 +161,8 @@ def validate(cfg: TrainConfig) -> None:
         bad("alpha", cfg.alpha, "alpha weights CIT in Eq. 4 and must be >= 0")
     if not 0.0 <= cfg.cit.p_src <= 1.0:
         bad("cit.p_src", cfg.cit.p_src, "a probability must lie in [0, 1]")
-    if cfg.mcl.pooling not in ("mean", "max", "last"):
-        bad("mcl.pooling", cfg.mcl.pooling, "use one of 'mean', 'max', 'last'")
+    if cfg.mcl.pooling not in ("mean", "max", "last", "mean_skip_bos"):   # hidden.POOLINGS (torch-free here)
+        bad("mcl.pooling", cfg.mcl.pooling, "use one of 'mean', 'max', 'last', 'mean_skip_bos'")
     if not isinstance(cfg.mcl.layer, int) or cfg.mcl.layer < 0:
         bad("mcl.layer", cfg.mcl.layer, "use 0 (embeddings) .. the number of blocks of the model")
     if cfg.mcl.length_groups < 1:

@@ -17,7 +17,7 @@ import contextlib
 
 import torch
 
-from ..hidden import decoder_layers, pool, sentence_embeddings
+from ..hidden import decoder_layers, pool, pooling_mask, sentence_embeddings
 from ..losses import cit_loss
 from . import collate
 
@@ -85,12 +85,13 @@ def capture_hidden(model, layer: int):
         handle.remove()
 
 
-def prefix_vectors(hidden: torch.Tensor, prefix: torch.Tensor, pooling: str) -> torch.Tensor:
+def prefix_vectors(model, hidden: torch.Tensor, input_ids: torch.Tensor, prefix: torch.Tensor,
+                   pooling: str) -> torch.Tensor:
     """(B, T, H) hidden states of CIT rows -> (B, H) pooled over each row's first prefix[b] tokens only, so
     "last" is the sentence's last token, not the row's (rows with prefix 0 give unused vectors)."""
     positions = torch.arange(hidden.size(1), device=hidden.device)
     mask = (positions < prefix.unsqueeze(1)).long()  # (B, T)
-    return pool(hidden, mask, pooling)
+    return pool(hidden, pooling_mask(model, input_ids, mask, pooling), pooling)
 
 
 def shared_forward(model, layer: int, pooling: str, pairs: dict, lm: dict, length_groups: int = 1,
@@ -100,7 +101,7 @@ def shared_forward(model, layer: int, pooling: str, pairs: dict, lm: dict, lengt
     `across_ranks`: see `losses.cit_loss`."""
     with capture_hidden(model, layer) as captured:
         cit = cit_loss(model, **lm, across_ranks=across_ranks)
-    z = prefix_vectors(captured["h"], pairs["cit_prefix"], pooling)  # (B_cit, H)
+    z = prefix_vectors(model, captured["h"], lm["input_ids"], pairs["cit_prefix"], pooling)  # (B_cit, H)
     if pairs["input_ids"].size(0):  # the other sides: (E, T) -> (E, H)
         exit_z = sentence_embeddings(model, pairs["input_ids"], pairs["attention_mask"], layer, pooling, length_groups)
         z = torch.cat([exit_z, z])  # (E + B_cit, H)

@@ -29,7 +29,17 @@ def world_dir(profile: str) -> Path:
 
 
 def base_model(profile: str, arch: str) -> str:
-    """The vanilla model to align: a local `save_pretrained` folder (smoke/mini) or a hub id (paper)."""
+    """The vanilla model to align: a converted pretrained model (params.yaml `models`, any profile), a local
+    `save_pretrained` folder of the built world (smoke/mini) or a hub id (paper)."""
+    from ..config import read_params
+    if arch in (read_params().get("models") or {}):
+        from ..pretrained import model_dir
+        folder = model_dir(arch)
+        if not (folder / "source.json").is_file():
+            raise FileNotFoundError(f"the pretrained model {arch!r} is not converted yet ({folder} is missing). "
+                                    f"Run `make setup-models && dvc repro models_convert@{arch}` "
+                                    f"(docs/pretrained-models.md)")
+        return str(folder)
     cfg = load_world_config(profile)
     if cfg.models:
         if arch not in cfg.models:
