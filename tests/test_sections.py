@@ -97,8 +97,8 @@ def test_variant_names():
 
 def test_dvc_stages_follow_the_declarations():
     """dvc.yaml cannot interpolate a list into `deps`: its per-arch world-model deps, its section stages and the
-    scorecard's inputs must be the archs of the smoke and mini worlds (pretrained by `foreach: ${world.base.archs}`)
-    and afp_lib.sections.NOTEBOOKS."""
+    scorecard's inputs must be the archs of the smoke and mini worlds (pretrained by `foreach: ${world.base.archs}`),
+    the converted models of params.yaml `models` and afp_lib.sections.NOTEBOOKS."""
     import yaml
 
     from afp_lib.world import load_world_config
@@ -109,5 +109,8 @@ def test_dvc_stages_follow_the_declarations():
     models = [f"runs/world/${{profile}}/{a}" for a in archs]
     for deps in (stages["world_diagnose"]["deps"], stages["section"]["do"]["deps"]):
         assert [d for d in deps if d.startswith("runs/world/") and not d.endswith(("corpus", "tokenizer"))] == models
+    pretrained = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]   # each converted model, a dep
+    assert [d for d in stages["section"]["do"]["deps"] if d.startswith("runs/models/")] == [
+        f"runs/models/{name}" for name in pretrained]
     assert {k: v["notebook"] + ".ipynb" for k, v in stages["section"]["foreach"].items()} == NOTEBOOKS
     assert [d for d in stages["scorecard"]["deps"] if d.startswith("results/")] == [f"results/${{profile}}/{s}" for s in SECTIONS]

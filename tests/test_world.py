@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -316,7 +317,13 @@ def test_ensure_world_builds_only_what_is_missing_or_stale(tmp_path, monkeypatch
             path = world.world_dir(profile) / (arch[0] if arch else target) / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"fingerprint": world.fingerprints(cfg)[step if not arch else "model"]}))
+            if step == "tokenizer":   # the trained tokenizer's bytes, which a pretrained model folder copies
+                (path.parent / "tokenizer.json").write_text(tokens[0])
+            if arch:
+                shutil.copy(world.world_dir(profile) / "tokenizer/tokenizer.json", path.parent / "tokenizer.json")
         return run
+
+    tokens = ["tokens v1"]
 
     monkeypatch.setattr(steps, "corpus", fake("corpus", "corpus"))
     monkeypatch.setattr(steps, "tokenizer", fake("tokenizer", "tokenizer"))
@@ -330,6 +337,18 @@ def test_ensure_world_builds_only_what_is_missing_or_stale(tmp_path, monkeypatch
     world.ensure_world("smoke")
     assert calls == [("pretrain", "bloom")]
     assert world.base_model("smoke", "bloom") == str(tmp_path / "world/smoke/bloom")
+    # a fresh clone: the committed models without the corpus and tokenizer, which rebuild to the same bytes
+    calls.clear()
+    shutil.rmtree(tmp_path / "world/smoke/corpus")
+    shutil.rmtree(tmp_path / "world/smoke/tokenizer")
+    world.ensure_world("smoke")
+    assert calls == [("corpus",), ("tokenizer",)]
+    # other tokens under the same config (the tokenizer's code changed): every model is pretrained again
+    calls.clear()
+    tokens[0] = "tokens v2"
+    shutil.rmtree(tmp_path / "world/smoke/corpus")
+    world.ensure_world("smoke")
+    assert calls == [("corpus",), ("tokenizer",), ("pretrain", "xglm"), ("pretrain", "bloom")]
     with pytest.raises(ValueError, match="hub models"):
         world.ensure_world("paper")
 

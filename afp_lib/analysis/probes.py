@@ -8,12 +8,12 @@ from .variants import load, train_config, train_log
 
 
 def representations(v: Variant, profile: str, langs: list[str] | None = None, pivot: str = "en",
-                    layer: int | None = None, n: int | None = None):
+                    layer: int | None = None, n: int | None = None, overrides: dict | None = None):
     """Sentence representations of held-out bitext (analysis section: layer, pooling, source, n_pairs, or
-    `n` pairs): returns {lang: (pivot_vectors, lang_vectors)} for the languages asked for."""
+    `n` pairs; `overrides`: a section's own `analysis` keys): {lang: (pivot_vectors, lang_vectors)}."""
     from .config import analysis_config
     from .representations import embed, sample_pairs
-    cfg = analysis_config(profile, overrides=None if layer is None else {"layer": layer})
+    cfg = analysis_config(profile, overrides={**(overrides or {}), **({} if layer is None else {"layer": layer})})
     model, tokenizer = load(v, profile)
     out = {}
     for lang in langs or cfg.languages:
@@ -23,13 +23,14 @@ def representations(v: Variant, profile: str, langs: list[str] | None = None, pi
     return out
 
 
-def stacked_representations(v: Variant, profile: str, langs: list[str]):
+def stacked_representations(v: Variant, profile: str, langs: list[str], overrides: dict | None = None):
     """For t-SNE: (N, H) vectors of the English side (of the first pair) and every language, with each
     row's language; `analysis.tsne.n_sentences` pairs per language."""
     import torch
 
     from .config import analysis_config
-    reps = representations(v, profile, langs, n=analysis_config(profile).tsne.n_sentences)
+    reps = representations(v, profile, langs, n=analysis_config(profile, overrides).tsne.n_sentences,
+                           overrides=overrides)
     first = reps[langs[0]][0]
     parts, names = [first], ["en"] * len(first)
     for lang in langs:
@@ -38,14 +39,15 @@ def stacked_representations(v: Variant, profile: str, langs: list[str]):
     return torch.cat(parts), names
 
 
-def probe(v: Variant, profile: str, langs: list[str] | None = None, layer: int | None = None) -> list[dict]:
+def probe(v: Variant, profile: str, langs: list[str] | None = None, layer: int | None = None,
+          overrides: dict | None = None) -> list[dict]:
     """Alignment probes of `v`: alignment, uniformity and bitext retrieval (%) per language pair."""
     from ..metrics import alignment, retrieval_hits, uniformity
     import torch
     rows = []
     base = {"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
             "train_seed": v.seed, **v.meta}
-    for lang, (h_en, h_xx) in representations(v, profile, langs, layer=layer).items():
+    for lang, (h_en, h_xx) in representations(v, profile, langs, layer=layer, overrides=overrides).items():
         hits = retrieval_hits(h_en, h_xx).numpy()
         rows.append({**base, "pair": f"en-{lang}", "align": alignment(h_en, h_xx),
                      "uniform": uniformity(torch.cat([h_en, h_xx])), "retrieval": 100 * float(hits.mean()),
@@ -138,17 +140,23 @@ def restore_part(model, vanilla, part: str):
     return out
 
 
-def restored_perplexity(v: Variant, vanilla: Variant, profile: str, langs: list[str]) -> list[dict]:
+def restored_perplexity(v: Variant, vanilla: Variant, profile: str, langs: list[str],
+                        bottom: int | None = None) -> list[dict]:
     """Where an aligned model's perplexity cost lives: held-out perplexity of `v` as trained ("(none)") and
     with each part in turn put back from `vanilla` (`restore_part`). The paper (Table 8) explains MCL's harm
     to in-context learning by the bottom layer it aligns changing what the top layers predict from: if so,
-    restoring the aligned block brings the perplexity back towards the vanilla model's, and the others do not."""
+    restoring the aligned block brings the perplexity back towards the vanilla model's, and the others do not.
+    `bottom`: only the embeddings, the first `bottom` blocks and the top block (a deep model's 18 copies cost
+    minutes each on a CPU); None: every part."""
     from ..world.diagnose import heldout_perplexity
     model, tokenizer = load(v, profile)
     base, _ = load(vanilla, profile)
     heldout = _heldout(profile, langs)
     rows = []
-    for part in ["(none)", *model_parts(model)]:
+    parts = model_parts(model)
+    if bottom is not None:
+        parts = list(dict.fromkeys(parts[:bottom + 1] + parts[-1:]))
+    for part in ["(none)", *parts]:
         m = model if part == "(none)" else restore_part(model, base, part)
         rows += [{"model": v.display(profile), "run": v.name(profile), "label": v.label, "arch": v.arch,
                   "train_seed": v.seed, "restored": part, "language": lang,

@@ -50,10 +50,14 @@ def ensure_world(profile: str, archs: list[str] | None = None) -> Path:
     stale = _stamp(root / "corpus" / "stats.json") != fp["corpus"]
     if stale:
         steps.corpus(profile, cfg)
-    stale = stale or _stamp(root / "tokenizer" / "token_stats.json") != fp["tokenizer"]
-    if stale:
+    if stale or _stamp(root / "tokenizer" / "token_stats.json") != fp["tokenizer"]:
         steps.tokenizer(profile, cfg)
+    # a model is current when it was pretrained under this config (its stamp) on these exact tokens: a fresh
+    # clone rebuilds the corpus and tokenizer (not committed; the same bytes) and must not pretrain again
+    tokens = (root / "tokenizer" / "tokenizer.json").read_bytes()
     for arch in archs or cfg.archs:
-        if stale or _stamp(root / arch / "pretrain.json") != fp["model"]:
+        if (_stamp(root / arch / "pretrain.json") != fp["model"]
+                or not (root / arch / "tokenizer.json").is_file()
+                or (root / arch / "tokenizer.json").read_bytes() != tokens):
             steps.pretrain(profile, cfg, arch)
     return root
