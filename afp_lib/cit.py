@@ -10,9 +10,10 @@ Sources:
 - `translation_samples`: parallel pairs in translation mode (source sentence + prompt -> target sentence),
   direction swapped with probability 0.5 as in the authors' translation mode; b = a means the response
   repeats the source sentence (the monolingual form of a translation sample).
-- `bactrian_samples`: Bactrian-X (instruction/input/output in each language, matched by `id`), the paper's
-  data: each id gets a language pair that `data.policy` allows (`language_pairs`) and a direction, drawn as
-  for a translation pair, then p_src; the context is language a's instruction, the response b's output.
+- Bactrian-X (instruction/input/output in each language, matched by `id`), the paper's data: each id gets a
+  language pair that `data.policy` allows (`language_pairs`) and a direction, drawn as for a translation pair,
+  then p_src (`bactrian_plan`); the context is language a's instruction, the response b's output
+  (read one language at a time by `trainer.data.streamed_bactrian`).
 - `alpaca_samples`: the English Alpaca subset, b = a = en (p_src has nothing to act on).
 
 Pairs: `bridge_pairs` keeps EN-XX pairs; `pairwise_pairs` adds every XX-YY pair whose sides share the
@@ -111,13 +112,6 @@ def alpaca_samples(rows: Iterable[dict], limit: int = 0) -> list[dict]:
     return out
 
 
-def match_by_id(by_lang: dict[str, list[dict]]) -> list[dict[str, dict]]:
-    """Bactrian-X rows of several languages joined on `id`: [{lang: row}] for ids present in every language."""
-    index = {lang: {r["id"]: r for r in rows} for lang, rows in by_lang.items()}
-    common = set.intersection(*(set(ix) for ix in index.values()))
-    return [{lang: index[lang][i] for lang in by_lang} for i in sorted(common)]
-
-
 def language_pairs(langs: Iterable[str], policy: str, pivot: str = "en") -> list[tuple[str, str]]:
     """The language pairs a policy aligns (§3.3.1): "bridge", (pivot, xx) for every other language;
     "pairwise", those and every (xx, yy). The translation pairs of `bridge_pairs` / `pairwise_pairs` and the
@@ -147,32 +141,10 @@ def bactrian_plan(n: int, langs: list[str], p_src: float, seed: int = 0, policy:
     return plan
 
 
-def bactrian_samples(by_lang: dict[str, list[dict]], p_src: float, seed: int = 0, policy: str = "bridge",
-                     pivot: str = "en") -> list[dict]:
-    """Eq. 3 on Bactrian-X: context (instruction + input) in language a, answer in b (`bactrian_plan`);
-    ids whose answer is empty are skipped."""
-    groups = match_by_id(by_lang)
-    out = []
-    for group, (a, b) in zip(groups, bactrian_plan(len(groups), sorted(by_lang), p_src, seed, policy, pivot)):
-        if not group[b]["output"].strip():
-            continue
-        out.append({"context": _join(group[a]["instruction"], group[a]["input"], answer_prompt(b)),
-                    "response": group[b]["output"].strip(), "src_lang": a, "tgt_lang": b})
-    return out
-
-
 def sample_text(sample: dict) -> str:
     """A CIT sample as one plain document (BPre's CLM text): context and response joined, as `encode_cit`
     joins them, but every token a target."""
     return _join(sample["context"], sample["response"])
-
-
-def bactrian_pairs(by_lang: dict[str, list[dict]], pivot: str = "en", policy: str = "bridge") -> list[dict]:
-    """MCL pairs from Bactrian-X instructions matched by id (authors' bilingual mode): per id, one pair for
-    each language pair of the policy (`language_pairs`: pivot vs each other language, plus XX-YY if pairwise)."""
-    lang_pairs = language_pairs(by_lang, policy, pivot)
-    return [{"src": group[x]["instruction"], "tgt": group[y]["instruction"], "src_lang": x, "tgt_lang": y}
-            for group in match_by_id(by_lang) for x, y in lang_pairs]
 
 
 def bridge_pairs(pivot_pairs: dict[str, list[tuple[str, str]]], pivot: str = "en") -> list[dict]:

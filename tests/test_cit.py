@@ -46,22 +46,38 @@ def test_alpaca_samples_skip_empty_outputs():
     assert len(cit.alpaca_samples(rows, limit=1)) == 1
 
 
+def _bactrian(by_lang, p_src=0.5, seed=0, policy="bridge", pivot="en"):
+    """(pairs, samples) of Bactrian-X rows `by_lang` through the reader the trainer uses (streamed_bactrian)."""
+    from unittest import mock
+
+    import datasets
+
+    from afp_lib.trainer import data as D
+    from afp_lib.trainer.config import load_train_config, replace
+    cfg = load_train_config("smoke")
+    cfg = replace(cfg, seed=seed, cit=replace(cfg.cit, p_src=p_src),
+                  data=replace(cfg.data, pivot=pivot, policy=policy, langs=[x for x in by_lang if x != pivot]))
+    with mock.patch.object(D, "load_split", lambda hub_id, lang, split: datasets.Dataset.from_list(by_lang[lang])):
+        reader = D.streamed_bactrian(cfg)
+        return list(reader.pairs()), list(reader.samples())
+
+
 def test_bactrian_samples_match_by_id():
     by_lang = {"en": [{"id": "a", "instruction": "Say hi", "input": "", "output": "Hi"},
                       {"id": "b", "instruction": "Count", "input": "to 2", "output": "1 2"}],
                "zh": [{"id": "b", "instruction": "数数", "input": "到2", "output": "一 二"},
                       {"id": "a", "instruction": "打招呼", "input": "", "output": "你好"},
                       {"id": "c", "instruction": "only zh", "input": "", "output": "x"}]}
-    assert len(cit.match_by_id(by_lang)) == 2  # "c" has no English twin
+    assert len(_bactrian(by_lang)[0]) == 2  # one en-zh pair per id: "c" has no English twin
     text = {("en", "a"): ("Say hi", "Hi"), ("zh", "a"): ("打招呼", "你好"),
             ("en", "b"): ("Count to 2", "1 2"), ("zh", "b"): ("数数 到2", "一 二")}
     for p_src in (0.0, 1.0):
-        for s in cit.bactrian_samples(by_lang, p_src, seed=0):
+        for s in _bactrian(by_lang, p_src, seed=0)[1]:
             assert (s["src_lang"] == s["tgt_lang"]) == (p_src == 1.0)
             key = next(k for k in ("a", "b") if s["context"].startswith(text[(s["src_lang"], k)][0]))
             assert s["response"] == text[(s["tgt_lang"], key)][1]  # same id on both sides
             assert s["context"].endswith(cit.answer_prompt(s["tgt_lang"]))
-    pairs = cit.bactrian_pairs(by_lang)
+    pairs = _bactrian(by_lang)[0]
     assert {(p["src"], p["tgt"]) for p in pairs} == {("Say hi", "打招呼"), ("Count", "数数")}
 
 
@@ -158,7 +174,7 @@ def _check_sample_text(s, by_lang):
 @pytest.mark.parametrize("policy", ["bridge", "pairwise"])
 def test_bactrian_samples_follow_the_policy(policy):
     by_lang = fake_bactrian(LANGS5, 800)
-    samples = cit.bactrian_samples(by_lang, 0.5, seed=3, policy=policy)
+    samples = _bactrian(by_lang, 0.5, seed=3, policy=policy)[1]
     ids = [s["context"].split(" instruction ")[1].split()[0] for s in samples]
     assert "5" not in ids and len(ids) == len(set(ids)) >= 800 - 2          # id 5 has no th row: not matched
     assert all(s["tgt_lang"] != "zh" for s, i in zip(samples, ids) if i == "7")  # id 7's zh output is empty
@@ -191,7 +207,7 @@ def test_bactrian_plan_p_src_changes_only_the_answer_language():
 
 def test_bactrian_pairs_follow_the_policy():
     by_lang = fake_bactrian(["en", "th", "zh"], 10)
-    bridge, pairwise = cit.bactrian_pairs(by_lang), cit.bactrian_pairs(by_lang, policy="pairwise")
+    bridge, pairwise = _bactrian(by_lang)[0], _bactrian(by_lang, policy="pairwise")[0]
     assert len(bridge) == 2 * 9 and {(p["src_lang"], p["tgt_lang"]) for p in bridge} == {("en", "th"), ("en", "zh")}
     assert pairwise[:2] == bridge[:2] and len(pairwise) == 3 * 9
     th_zh = [p for p in pairwise if p["src_lang"] == "th"]
@@ -212,10 +228,16 @@ def fake_sources(monkeypatch):
         return {"translation": [{"en": f"English sentence number {i}.", lang: f"{lang} sentence {i}."}
                                 for i in range(N_FAKE)]}
 
-    monkeypatch.setattr(tdata, "load_parallel", parallel)
-    monkeypatch.setattr(tdata, "bactrian_by_lang", lambda langs: fake_bactrian(langs, N_FAKE))
+    import datasets
     alpaca = [{"instruction": f"Say {k}.", "input": "", "output": f"{k}"} for k in range(50)]
-    monkeypatch.setattr(tdata, "load_split", lambda hub_id, config, split: alpaca)
+
+    def split(hub_id, config, split):
+        if hub_id == "MBZUAI/Bactrian-X":
+            return datasets.Dataset.from_list(fake_bactrian([config], N_FAKE)[config])
+        return alpaca
+
+    monkeypatch.setattr(tdata, "load_parallel", parallel)
+    monkeypatch.setattr(tdata, "load_split", split)
 
 
 def _split(samples):
@@ -296,9 +318,9 @@ def test_bpre_trains_on_the_pairs_and_the_cit_samples_text(fake_sources, profile
     assert all(t.count("Answer in ") == 1 for t in want[2 * len(bpre.pairs):])    # each sample's prompt kept
 
 
-def test_complete_gives_bpre_the_translation_text_of_a_callers_pairs():
+def test_a_callers_pairs_give_bpre_their_translation_text():
     from afp_lib.trainer import TrainData, load_train_config
-    from afp_lib.trainer.data import complete
+    from afp_lib.trainer.data import build_train_data as complete
     cfg = load_train_config("mini", ["objective=clm"])
     given = TrainData(pairs=PAIRS[:50])
     done = complete(cfg, given)

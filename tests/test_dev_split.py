@@ -1,5 +1,5 @@
-"""Dev pairs are deduplicated against the training pairs on both sides (normalised text), in the in-memory and
-the streamed build alike, and the training pairs stay those of the English-side rule (cached runs stay valid)."""
+"""Dev pairs are deduplicated against the training pairs on both sides (normalised text), in `split_dev` and
+in `config_pairs`' reading of one language at a time alike, and the training pairs stay those of the English-side rule (cached runs stay valid)."""
 from types import SimpleNamespace
 
 from afp_lib import cit as cit_lib
@@ -35,11 +35,11 @@ def test_side_key_normalises_spacing_case_punctuation_and_width():
     assert D.side_key("Row break") != D.side_key("Row breaks")
 
 
-def test_streamed_dev_pairs_equal_the_in_memory_ones(monkeypatch):
+def test_config_pairs_read_one_language_at_a_time_equal_split_dev_and_bridge_pairs(monkeypatch):
     monkeypatch.setattr(D, "lang_pivot_pairs", lambda cfg, lang: list(BY_LANG[lang]))
     cfg = SimpleNamespace(data=SimpleNamespace(policy="bridge", langs=["zh", "th"], dev_pairs=6, pivot="en",
                                                bactrian_pairs=False))
-    dev, train = D.streamed_pairs(cfg)
+    dev, train = D.config_pairs(cfg)
     train_by_lang, dev_by_lang = D.split_dev(dict(BY_LANG), 6)
     assert dev == cit_lib.bridge_pairs(dev_by_lang, "en")
     assert list(train) == cit_lib.bridge_pairs(train_by_lang, "en")

@@ -16,10 +16,19 @@ PAIRS = [{"src": "The cat sat on the mat.", "tgt": "猫坐在垫子上。"},
 CIT = [{"context": f"{p['src']} Answer in Chinese:", "response": p["tgt"]} for p in PAIRS]
 
 
+def _build(out, tokenizer, pairs, cit, seq_len, batch_size=1000, pack=False):
+    """tokenized.build of a caller's rows (AFP; MCL alone when there are no CIT samples)."""
+    from afp_lib.trainer.config import load_train_config, replace
+    from afp_lib.trainer.data import TrainData
+    cfg = load_train_config("smoke")
+    cfg = replace(cfg, seq_len=seq_len, objective="afp" if cit else "mcl", cit=replace(cfg.cit, pack=pack))
+    return tokenized.build(out, cfg, tokenizer, TrainData(pairs=list(pairs), cit=list(cit or [])), batch_size)
+
+
 def test_ids_and_batches_equal_the_in_memory_path(toy_tokenizer, tmp_path):
     seq_len = 24  # the long pair and CIT rows are truncated: the same cuts as collate's
-    rec = tokenized.build(tmp_path / "tok", toy_tokenizer, PAIRS, CIT, seq_len, batch_size=4)
-    assert rec["rows"] == {"pairs": len(PAIRS), "cit": len(CIT)}
+    rec = _build(tmp_path / "tok", toy_tokenizer, PAIRS, CIT, seq_len, batch_size=4)
+    assert rec["rows"] == {"pairs": len(PAIRS), "dev": 0, "cit": len(CIT)}
     rows = tokenized.load(tmp_path / "tok")
     want_pairs = collate.encode_pairs(toy_tokenizer, PAIRS, seq_len)
     want_cit = collate.encode_cit(toy_tokenizer, CIT, seq_len)
@@ -36,7 +45,7 @@ def test_ids_and_batches_equal_the_in_memory_path(toy_tokenizer, tmp_path):
 def test_rows_read_while_the_map_pages_are_released_every_few_rows_are_the_same(toy_tokenizer, tmp_path):
     """TokenRows drops its map's pages every `release_rows` rows (madvise): the rows read stay the same, and
     the releases happen (how much RssFile that saves is measured by bench/mapped_pages.py)."""
-    tokenized.build(tmp_path / "tok", toy_tokenizer, PAIRS, CIT, 128, batch_size=4, pack=True)
+    _build(tmp_path / "tok", toy_tokenizer, PAIRS, CIT, 128, batch_size=4, pack=True)
     rows = tokenized.load(tmp_path / "tok")
     pairs, cit = rows["pairs"], rows["cit"]
     want_pairs, want_packed = [pairs[i] for i in range(len(pairs))], [cit[i] for i in range(len(cit))]
@@ -53,12 +62,12 @@ def test_rows_read_while_the_map_pages_are_released_every_few_rows_are_the_same(
 
 def test_unfinished_build_is_never_read_and_is_redone(toy_tokenizer, tmp_path):
     out = tmp_path / "tok"
-    tokenized.build(out, toy_tokenizer, PAIRS, None, 32)
+    _build(out, toy_tokenizer, PAIRS, None, 32)
     (out / tokenized.DONE).unlink()                                          # as if killed before the end
     with pytest.raises(FileNotFoundError, match="done.json missing"):
         tokenized.load(out)
     calls = []
-    rows = tokenized.build_once(out, lambda: calls.append(1) or tokenized.build(out, toy_tokenizer, PAIRS, None, 32))
+    rows = tokenized.build_once(out, lambda: calls.append(1) or _build(out, toy_tokenizer, PAIRS, None, 32))
     assert calls == [1] and len(rows["pairs"]) == len(PAIRS)
     tokenized.build_once(out, lambda: calls.append(2))                       # finished: loaded, not rebuilt
     assert calls == [1]
@@ -72,7 +81,7 @@ def _rank(rank: int, out: str, log: str, fail: bool):
         if fail:
             raise ValueError("tokenizer exploded")
         tok = train_bpe([p[k] for p in PAIRS for k in ("src", "tgt")], vocab_size=300, min_frequency=1)
-        tokenized.build(Path(out), tok, PAIRS, CIT, 32)
+        _build(Path(out), tok, PAIRS, CIT, 32)
 
     try:
         rows = tokenized.build_once(Path(out), make, rank=rank, poll_s=0.05, timeout_s=60)
@@ -175,6 +184,34 @@ def fake_instructions(monkeypatch):
     monkeypatch.setattr(train_data, "load_split", fake_split)
 
 
+def _reference_bactrian(by_lang, p_src, seed, policy, pivot="en"):
+    """Bactrian-X pairs and samples written plainly over all languages' rows in memory: the definition that
+    `streamed_bactrian`'s one-language-at-a-time reading must give."""
+    from afp_lib import cit
+    index = {lang: {r["id"]: r for r in rows} for lang, rows in by_lang.items()}   # the last row of an id
+    common = sorted(set.intersection(*(set(ix) for ix in index.values())))
+    groups = [{lang: index[lang][i] for lang in by_lang} for i in common]
+    pairs = [{"src": g[x]["instruction"], "tgt": g[y]["instruction"], "src_lang": x, "tgt_lang": y}
+             for g in groups for x, y in cit.language_pairs(by_lang, policy, pivot)]
+    samples = [{"context": cit._join(g[a]["instruction"], g[a]["input"], cit.answer_prompt(b)),
+                "response": g[b]["output"].strip(), "src_lang": a, "tgt_lang": b}
+               for g, (a, b) in zip(groups, cit.bactrian_plan(len(groups), sorted(by_lang), p_src, seed, policy, pivot))
+               if g[b]["output"].strip()]
+    return pairs, samples
+
+
+@pytest.mark.parametrize("policy", ["bridge", "pairwise"])
+def test_streamed_bactrian_gives_the_plain_definition(policy, fake_instructions):
+    from afp_lib.trainer.config import load_train_config
+    from afp_lib.trainer.data import streamed_bactrian
+    cfg = load_train_config("smoke", ["data.langs=[zh, th, sw]", f"data.policy={policy}", "cit.p_src=0.3"])
+    want_pairs, want_samples = _reference_bactrian({k: BACTRIAN[k] for k in ("en", "zh", "th", "sw")},
+                                                  cfg.p_src, cfg.seed, policy)
+    got = streamed_bactrian(cfg)
+    assert list(got.pairs()) == want_pairs and len(want_pairs) == 7 * (3 if policy == "bridge" else 6)
+    assert list(got.samples()) == want_samples and len(want_samples) >= 6
+
+
 def test_streamed_build_with_bactrian_and_alpaca_gives_the_memory_path_batches(toy_tokenizer, mirror, tmp_path,
                                                                               monkeypatch, fake_instructions):
     """The paper's sources (Bactrian-X pairs and samples, p_src > 0) and Alpaca, on fake rows."""
@@ -225,7 +262,7 @@ def test_streamed_translation_samples_are_translation_samples():
 
 
 def _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch):
-    """prepare() with train.tokenized memory and arrow (streamed build): the same rows and the same batches."""
+    """prepare() with train.tokenized memory and arrow: the same rows and the same batches."""
     from afp_lib.config import from_dict, to_dict
     from afp_lib.trainer.config import TrainConfig
     from afp_lib.trainer.loop import prepare
@@ -236,8 +273,8 @@ def _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch):
     raw["grad_accum"] = 2
     mem_cfg = from_dict(TrainConfig, {**raw, "tokenized": "memory"})
     arrow_cfg = from_dict(TrainConfig, {**raw, "tokenized": "arrow"})
-    streamed, real = [], tokenized.build_streamed
-    monkeypatch.setattr(tokenized, "build_streamed", lambda *a, **k: streamed.append(1) or real(*a, **k))
+    builds, real = [], tokenized.build
+    monkeypatch.setattr(tokenized, "build", lambda *a, **k: builds.append(1) or real(*a, **k))
     mem, disk = prepare(mem_cfg, toy_tokenizer), prepare(arrow_cfg, toy_tokenizer)
     for name in ("pairs", "cit", "clm", "dev"):
         want = [(list(a), list(b)) for a, b in getattr(mem, name)]
@@ -251,7 +288,7 @@ def _compare_arrow_and_memory(changes, toy_tokenizer, tmp_path, monkeypatch):
     assert _batches(arrow_cfg, disk, steps) == _batches(mem_cfg, mem, steps)
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert (folder / tokenized.DONE).is_file() and not list(tmp_path.glob(".tmp-*"))
-    assert streamed == [1]                                     # built by the streamed build, not from TrainData
+    assert builds == [1]                                       # built once, from the config's rows
     return mem
 
 
@@ -261,8 +298,8 @@ def test_arrow_cache_is_keyed_by_tokenizer_data_and_config(toy_tokenizer, mirror
     monkeypatch.setenv("AFP_TOKENIZED", str(tmp_path))
     cfg = _smoke(tokenized="arrow")
     calls = []
-    real = tokenized.build_streamed                            # the config's data: streamed (policy bridge)
-    monkeypatch.setattr(tokenized, "build_streamed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = tokenized.build
+    monkeypatch.setattr(tokenized, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
     key = tokenized.cache_key(cfg, toy_tokenizer)
     tokenized.prepare(cfg, toy_tokenizer)
     tokenized.prepare(cfg, toy_tokenizer)                     # the same key: read, not rebuilt
@@ -322,7 +359,7 @@ from afp_lib.trainer.loop import Stream, micro_batches, micro_index, prepare
 tok_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
-real = tokenized.build_streamed
+real = tokenized.build
 
 def build(*a, **k):
     with open(out / "builds.txt", "a") as f:
@@ -330,7 +367,7 @@ def build(*a, **k):
     time.sleep(1.5)  # rank 1 is waiting by now: it must not read anything before done.json
     return real(*a, **k)
 
-tokenized.build_streamed = build
+tokenized.build = build
 cfg = load_train_config("smoke")
 cfg = replace(cfg, tokenized="arrow", grad_accum=2, seq_len=512, cit=replace(cfg.cit, pack=True, batch_size=2))
 dist.barrier()

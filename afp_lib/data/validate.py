@@ -52,7 +52,7 @@ RULES: dict[str, Rule] = {
     "tatsu-lab/alpaca": Rule(("instruction",)),          # an empty output is skipped (and counted) by cit
     "gsarti/flores_101": Rule(("sentence",)),
     "facebook/flores": Rule(("sentence",)),
-    "MBZUAI/Bactrian-X": Rule(("id", "instruction")),    # an empty output is skipped by cit.bactrian_samples
+    "MBZUAI/Bactrian-X": Rule(("id", "instruction")),    # an empty output is skipped (trainer.data.streamed_bactrian)
 }
 
 

@@ -32,8 +32,13 @@ class TrainData:
     dev_pairs: list[dict] = field(default_factory=list)  # held-out pairs for the alignment logs
 
     def summary(self) -> str:
-        return (f"{len(self.pairs)} pairs, {len(self.cit)} CIT samples, {len(self.clm_texts)} CLM texts, "
-                f"{len(self.dev_pairs)} dev pairs")
+        return self.describe({"pairs": len(self.pairs), "cit": len(self.cit), "clm": len(self.clm_texts),
+                              "dev": len(self.dev_pairs)})
+
+    @staticmethod
+    def describe(n: dict[str, int]) -> str:
+        """Counts as the logs and the tokenized folder's record give them (`emit_rows` returns them)."""
+        return f"{n['pairs']} pairs, {n['cit']} CIT samples, {n['clm']} CLM texts, {n['dev']} dev pairs"
 
 
 def pivot_pairs(cfg: TrainConfig) -> dict[str, list[tuple[str, str]]]:
@@ -136,10 +141,6 @@ def drop_seen_dev(dev: dict[str, list[tuple[str, str]]], train_rows) -> dict[str
     return kept
 
 
-def bactrian_by_lang(langs: list[str]) -> dict[str, list[dict]]:
-    return {lang: list(load_split("MBZUAI/Bactrian-X", lang, "train")) for lang in langs}
-
-
 def text_sources(cfg: TrainConfig) -> list[str]:
     """The CIT sources whose samples the run's text includes: as CIT rows (afp, cit, bit) or, for BPre, as
     plain text (`clm_documents`: Table 8 compares the methods on the same data); none for MCL alone."""
@@ -160,92 +161,142 @@ def clm_documents(cfg: TrainConfig, pairs: list[dict], cit: list[dict]) -> list[
     return texts
 
 
-def complete(cfg: TrainConfig, data: TrainData) -> TrainData:
-    """What the run trains on, from the config's data or a caller's: a run that needs CIT text and has only
-    pairs gets their translation samples; BPre without CLM texts of its own gets `clm_documents` of its
-    pairs and CIT samples, whose text it then holds as CLM texts only. A new TrainData (the caller's is left
-    as it was: the run cache hashes it); completing twice changes nothing."""
-    cit, clm_texts = data.cit, data.clm_texts
-    if (cfg.uses_cit or (cfg.objective == "clm" and not clm_texts)) and not cit and data.pairs:
-        cit = list(translation_cit(cfg, data.pairs))
-    if cfg.objective == "clm" and not clm_texts:
-        cit, clm_texts = [], clm_documents(cfg, data.pairs, cit)
-    return replace(data, cit=cit, clm_texts=clm_texts)
-
-
-def build_train_data(cfg: TrainConfig) -> TrainData:
+def config_pairs(cfg: TrainConfig) -> tuple[list[dict], Iterator[dict]]:
+    """(dev pairs, training pairs) of the run's config. Policy "bridge" reads one language at a time, each twice
+    (once to hold out its dev rows, whose English side is dropped from every language's training pairs, then to
+    yield its training pairs), so the text is never all held: the same pairs as `split_dev` + `bridge_pairs`.
+    "pairwise" builds them in memory (its XX-YY pairs join all languages). Then Bactrian-X pairs, if asked for."""
     d = cfg.data
-    train_by_lang, dev_by_lang = split_dev(pivot_pairs(cfg), d.dev_pairs)
-    build = cit_lib.pairwise_pairs if d.policy == "pairwise" else cit_lib.bridge_pairs
-    pairs = build(train_by_lang, d.pivot)
-    dev_pairs = cit_lib.bridge_pairs(dev_by_lang, d.pivot)
-    sources = text_sources(cfg)
-    bactrian = None
-    if d.bactrian_pairs or "bactrian" in sources:
-        bactrian = bactrian_by_lang([d.pivot, *d.langs])
-    if d.bactrian_pairs:
-        pairs += cit_lib.bactrian_pairs(bactrian, d.pivot, d.policy)
-    data = TrainData(pairs=pairs, dev_pairs=dev_pairs)
-    warn_inert_p_src(cfg)
-    if "translation" in sources:
-        data.cit += translation_cit(cfg, pairs)
-    if "alpaca" in sources:
-        data.cit += cit_lib.alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"), cfg.cit.alpaca)
-    if "bactrian" in sources:
-        data.cit += cit_lib.bactrian_samples(bactrian, cfg.p_src, cfg.seed, d.policy, d.pivot)
-    data = complete(cfg, data)
-    logger.info("training data: %s", data.summary())
-    return data
+    if d.policy == "pairwise":
+        train_by_lang, dev_by_lang = split_dev(pivot_pairs(cfg), d.dev_pairs)
+        train = iter(cit_lib.pairwise_pairs(train_by_lang, d.pivot))
+    else:
+        langs = list(dict.fromkeys(d.langs))  # pivot_pairs is a dict over them
+        per_lang = dev_per_lang(d.dev_pairs, len(langs))  # as split_dev over pivot_pairs' languages
+        dev_by_lang = {lang: lang_pivot_pairs(cfg, lang)[:per_lang] for lang in langs}
+        dev_en = {e for rows in dev_by_lang.values() for e, _ in rows}
+        dev_by_lang = drop_seen_dev(dev_by_lang, lambda lang: ((e, x) for e, x in lang_pivot_pairs(cfg, lang)[per_lang:]
+                                                               if e not in dev_en))
 
+        def bridge() -> Iterator[dict]:
+            for lang in sorted(langs):  # bridge_pairs' order
+                for e, x in lang_pivot_pairs(cfg, lang)[per_lang:]:
+                    if e not in dev_en:
+                        yield {"src": e, "tgt": x, "src_lang": d.pivot, "tgt_lang": lang}
+        train = bridge()
 
-# --- the same data, streamed (the Arrow build, `trainer.tokenized.build_streamed`): one language at a time ---
-
-def streamed_pairs(cfg: TrainConfig) -> tuple[list[dict], Iterator[dict]]:
-    """(dev pairs, the training pairs) of `build_train_data` for policy "bridge", in its order, without holding
-    them all: each language's pairs are read twice (once to hold out its dev rows, whose English side is dropped
-    from every language's training pairs, then to yield its training pairs), then Bactrian-X pairs, id by id."""
-    d = cfg.data
-    if d.policy != "bridge":
-        raise ValueError(f"streamed pairs support data.policy 'bridge' only, not {d.policy!r}")
-    langs = list(dict.fromkeys(d.langs))  # pivot_pairs is a dict over them
-    per_lang = dev_per_lang(d.dev_pairs, len(langs))  # as split_dev over pivot_pairs' languages
-    dev_by_lang = {lang: lang_pivot_pairs(cfg, lang)[:per_lang] for lang in langs}
-    dev_en = {e for rows in dev_by_lang.values() for e, _ in rows}
-    dev_by_lang = drop_seen_dev(dev_by_lang, lambda lang: ((e, x) for e, x in lang_pivot_pairs(cfg, lang)[per_lang:]
-                                                           if e not in dev_en))
-
-    def train() -> Iterator[dict]:
-        for lang in sorted(langs):  # bridge_pairs' order
-            rows = lang_pivot_pairs(cfg, lang)
-            for e, x in rows[per_lang:]:
-                if e not in dev_en:
-                    yield {"src": e, "tgt": x, "src_lang": d.pivot, "tgt_lang": lang}
-            del rows
+    def with_bactrian() -> Iterator[dict]:
+        yield from train
         if d.bactrian_pairs:
             yield from streamed_bactrian(cfg).pairs()
 
-    return cit_lib.bridge_pairs(dev_by_lang, d.pivot), train()
+    return cit_lib.bridge_pairs(dev_by_lang, d.pivot), with_bactrian()
+
+
+def emit_rows(cfg: TrainConfig, sink, data: TrainData | None = None) -> dict[str, int]:
+    """The one builder of a run's text rows, from its config or a caller's TrainData, fed to a sink (`TrainData`
+    lists: `build_train_data`; Arrow text files: `trainer.tokenized.build`) in the order both keep: the dev
+    pairs, each training pair (with its translation CIT sample when the sources have translation), the other
+    sources' CIT samples, and, for a run that needs CIT text but has only pairs, the pairs' translation samples.
+    A sink has dev(pairs), pair(p), cit(sample) and pairs_again() (the pairs it kept, read again). Returns the
+    counts of what the run keeps (BPre without CLM texts of its own keeps its CIT text as CLM texts only:
+    `clm_documents`), checked against the objective (`check_counts`)."""
+    clm = cfg.objective == "clm"
+    if data is None:
+        warn_inert_p_src(cfg)
+        sources = text_sources(cfg)
+        dev, pairs = config_pairs(cfg)
+        given_clm = 0
+        cit_sources = []
+        if "alpaca" in sources:
+            cit_sources.append(lambda: cit_lib.alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"),
+                                                              cfg.cit.alpaca))
+        if "bactrian" in sources:
+            cit_sources.append(lambda: streamed_bactrian(cfg).samples())
+    else:
+        sources, dev, pairs, given_clm = [], data.dev_pairs, iter(data.pairs), len(data.clm_texts)
+        cit_sources = [lambda: data.cit]
+    sink.dev(dev)
+    n = {"pairs": 0, "cit": 0}
+
+    def kept(items: Iterator[dict]) -> Iterator[dict]:
+        for p in items:
+            sink.pair(p)
+            n["pairs"] += 1
+            yield p
+
+    def add(samples: Iterable[dict]) -> None:
+        for s in samples:
+            sink.cit(s)
+            n["cit"] += 1
+
+    if "translation" in sources:
+        add(translation_cit(cfg, kept(pairs)))
+    else:
+        for _ in kept(pairs):
+            pass
+    for source in cit_sources:
+        add(source())
+    if (cfg.uses_cit or (clm and not given_clm)) and not n["cit"] and n["pairs"]:  # pairs only
+        add(translation_cit(cfg, sink.pairs_again()))
+    n_clm = (given_clm or 2 * n["pairs"] + n["cit"]) if clm else given_clm
+    check_counts(cfg, n["pairs"], n["cit"], n_clm)
+    return {"pairs": n["pairs"], "cit": 0 if clm and not given_clm else n["cit"], "clm": n_clm, "dev": len(dev)}
+
+
+class _Lists:
+    """`emit_rows`' in-memory sink."""
+
+    def __init__(self):
+        self.data = TrainData()
+
+    def dev(self, pairs: list[dict]) -> None:
+        self.data.dev_pairs = list(pairs)
+
+    def pair(self, p: dict) -> None:
+        self.data.pairs.append(p)
+
+    def cit(self, sample: dict) -> None:
+        self.data.cit.append(sample)
+
+    def pairs_again(self) -> list[dict]:
+        return self.data.pairs
+
+
+def build_train_data(cfg: TrainConfig, data: TrainData | None = None) -> TrainData:
+    """What the run trains on, as lists (`emit_rows`): from its config, or a caller's TrainData completed (a new
+    TrainData; the caller's is left as it was, since the run cache hashes it; completing twice changes nothing)."""
+    sink = _Lists()
+    emit_rows(cfg, sink, data)
+    out = sink.data
+    out.clm_texts = list(data.clm_texts) if data is not None else []
+    if cfg.objective == "clm" and not out.clm_texts:
+        out.cit, out.clm_texts = [], clm_documents(cfg, out.pairs, out.cit)
+    logger.info("training data: %s", out.summary())
+    return out
 
 
 class streamed_bactrian:
-    """`cit.bactrian_pairs` and `cit.bactrian_samples` on Bactrian-X for [pivot, *langs], reading one language
-    at a time: the ids common to all languages, then per language only the fields those outputs need."""
+    """Bactrian-X for [pivot, *langs], read one language at a time, its rows matched by `id` (the ids present in
+    every language, sorted; the last row of a repeated id): `pairs`, the authors' bilingual mode (per id, one
+    instruction pair per language pair of the policy, `cit.language_pairs`), and `samples`, Eq. 3 (context:
+    instruction + input in language a, answer in b, per `cit.bactrian_plan`; an empty answer is skipped)."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.langs = [cfg.data.pivot, *cfg.data.langs]  # bactrian_by_lang's keys
+        self.langs = [cfg.data.pivot, *cfg.data.langs]
         common = None
         for lang in self.langs:
             ids = set(self._load(lang).data.column("id").to_pylist())
             common = ids if common is None else common & ids
-        self.ids = sorted(common)  # match_by_id's group order
+        self.ids = sorted(common)
 
     @staticmethod
     def _load(lang: str):
         return load_split("MBZUAI/Bactrian-X", lang, "train")
 
     def _rows(self, lang: str) -> tuple[dict, list[int]]:
-        """The language's columns and, per common id, its row (the last row of that id, as match_by_id)."""
+        """The language's columns and, per common id, its row (the last row of that id)."""
         ds = self._load(lang)
         pos = {i: k for k, i in enumerate(self.ids)}
         last = [0] * len(self.ids)
@@ -297,13 +348,8 @@ def warn_inert_p_src(cfg: TrainConfig) -> None:
                        "(add 'translation' or 'bactrian')", cfg.p_src, sources)
 
 
-def check_data(cfg: TrainConfig, data: TrainData) -> None:
-    """The objective's data must be there; say which field is missing."""
-    check_counts(cfg, len(data.pairs), len(data.cit), len(data.clm_texts) or len(data.pairs))
-
-
 def check_counts(cfg: TrainConfig, n_pairs: int, n_cit: int, n_clm: int) -> None:
-    """`check_data` on counts (the streamed build never holds TrainData); n_clm: CLM texts, or pairs to make them."""
+    """The objective's data must be there (counts: the Arrow build never holds the text); say which field is missing."""
     if cfg.uses_mcl and n_pairs < 2:
         raise ValueError(f"objective {cfg.objective!r} needs >= 2 pairs in TrainData.pairs, got {n_pairs}")
     if cfg.uses_cit and not n_cit:

@@ -32,7 +32,7 @@ from . import checkpoint as ckpt
 from . import collate, distributed, tokenized
 from .shared import share_plan, shared_batches, shared_forward
 from .config import OBJECTIVE_LOSSES, TrainConfig, config_dict
-from .data import TrainData, build_train_data, check_data, complete
+from .data import TrainData, build_train_data
 from .memory import resolve_checkpointing
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ def prepare(cfg: TrainConfig, tokenizer, data: TrainData | None = None) -> Prepa
     both give the same rows in the same order."""
     if cfg.tokenized == "arrow":
         return _prepare_arrow(cfg, tokenizer, data)
-    data = complete(cfg, data if data is not None else build_train_data(cfg))
-    check_data(cfg, data)
+    data = build_train_data(cfg, data)
     p = Prepared(dev=collate.encode_pairs(tokenizer, data.dev_pairs, cfg.seq_len), summary=data.summary(),
                  examples=data.pairs[:2])
     if cfg.uses_mcl:

@@ -11,10 +11,8 @@ side of its pair a translation sample's context is), packed.arrow (members: the 
 `collate.pack_plan`), dev.arrow (held-out pairs), clm.arrow (CLM blocks). The ids are those of
 `collate.encode_pairs` / `encode_cit` / `iter_clm_blocks`, stored as int32, and `TokenRows` / `PackedRows`
 give them back in the shapes collate uses, so batches are those of the in-memory path, id for id.
-Rank 0 never holds the run's text: `build_streamed` reads the pairs one language at a time and appends them
-(and their translation CIT samples) to text files as they come (a caller's own TrainData goes through `build`).
-Both make the text through `data` (`translation_cit`, `cit.bactrian_plan`, `data.complete` / `clm_documents`),
-so the rules of docs/cit-data.md are written once.
+Rank 0 never holds the run's text: `build` appends the rows of `data.emit_rows` (the one builder of the
+training rows, which the in-memory path also reads) to text files as they come, then tokenizes the files.
 A build writes into a temporary folder renamed into place once complete (`done.json` written last): an
 interrupted build is redone, never read."""
 from __future__ import annotations
@@ -39,6 +37,7 @@ import torch.distributed as dist
 from .. import atomic
 from ..losses import IGNORE
 from . import collate
+from .data import TrainData, emit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +155,10 @@ class _TextSink:
             self.batch = {k: [] for k in self.keys}
 
     def close(self) -> int:
-        self._flush()
-        self.writer.close()
-        self.sink.close()
+        if not self.sink.closed:
+            self._flush()
+            self.writer.close()
+            self.sink.close()
         return self.rows
 
 
@@ -254,29 +254,61 @@ def _pack(tmp: Path, seq_len: int) -> int:
 
 
 CIT_KEYS = ("context", "response", "context_side")
+PAIR_KEYS = ("src", "tgt", "src_lang", "tgt_lang")
 
 
-def build(out: Path, tokenizer, pairs: Iterable[dict] | None, cit: Iterable[dict] | None, seq_len: int,
-          batch_size: int = 1000, *, dev: Iterable[dict] | None = None, clm_texts: Iterable[str] | None = None,
-          pack: bool = False, extra: dict | None = None) -> dict:
-    """Tokenize pairs (src, tgt), CIT samples (context, response[, context_side]), dev pairs and CLM documents
-    (those given) into `out`; with `pack` also the packing of the CIT rows. Built in a temporary folder that
-    is renamed to `out` when complete. Returns the done record."""
-    out = Path(out)
-    tmp, record = _begin(out, tokenizer, seq_len, extra)
-    rows = record["rows"]
-    if pairs is not None:
-        rows["pairs"] = _write(tmp, "pairs", pairs, ("src", "tgt"), _pairs_encoder(tokenizer, seq_len),
-                               PAIR_FEATURES, batch_size)
-    if dev is not None:
-        rows["dev"] = _write(tmp, "dev", dev, ("src", "tgt"), _pairs_encoder(tokenizer, seq_len), PAIR_FEATURES,
-                             batch_size)
-    if cit is not None:
-        rows["cit"] = _write(tmp, "cit", cit, CIT_KEYS, _cit_encoder(tokenizer, seq_len), CIT_FEATURES, batch_size)
-        if pack:
+class _ArrowText:
+    """`data.emit_rows`' sink on disk: text rows appended to Arrow files as they come (bounded memory)."""
+
+    def __init__(self, tmp: Path, batch_size: int):
+        self.pairs = _TextSink(tmp / "cache" / "pairs-text.arrow", PAIR_KEYS, batch_size)
+        self.samples = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
+        self.dev_pairs, self.examples = [], []
+
+    def dev(self, pairs: list[dict]) -> None:
+        self.dev_pairs = list(pairs)
+
+    def pair(self, p: dict) -> None:
+        self.pairs.add(p)
+        if len(self.examples) < 2:
+            self.examples.append({k: p.get(k) for k in PAIR_KEYS})
+
+    def cit(self, sample: dict) -> None:
+        self.samples.add(sample)
+
+    def pairs_again(self) -> Iterator[dict]:
+        self.pairs.close()
+        return _records(self.pairs.path)
+
+
+def build(out: Path, cfg, tokenizer, data=None, batch_size: int = 1000) -> dict:
+    """The run's rows (`data.emit_rows`: from its config, or a caller's TrainData) tokenized into `out`, with the
+    text never all in memory: appended to text files as the rows come, then tokenized batch by batch; the CIT
+    rows packed when `cit.pack`; BPre's CLM blocks from the caller's texts or `clm_documents`' order read from
+    the files (`_shuffled_texts`). Built in a temporary folder renamed to `out` when complete. Returns the done
+    record."""
+    out, seq_len = Path(out), cfg.seq_len
+    tmp, record = _begin(out, tokenizer, seq_len, None)
+    text = _ArrowText(tmp, batch_size)
+    n = emit_rows(cfg, text, data)
+    n_pairs, n_cit = text.pairs.close(), text.samples.close()
+    record["summary"] = TrainData.describe(n)
+    record["examples"] = text.examples
+    logger.info("training data (to Arrow files): %s", record["summary"])
+    rows, enc_pairs = record["rows"], _pairs_encoder(tokenizer, seq_len)
+    if cfg.uses_mcl:
+        rows["pairs"] = _tokenize(tmp, "pairs", text.pairs.path, enc_pairs, PAIR_FEATURES, batch_size)
+    rows["dev"] = _write(tmp, "dev", text.dev_pairs, ("src", "tgt"), enc_pairs, PAIR_FEATURES, batch_size)
+    if cfg.uses_cit:
+        rows["cit"] = _tokenize(tmp, "cit", text.samples.path, _cit_encoder(tokenizer, seq_len), CIT_FEATURES,
+                                batch_size)
+        if cfg.cit.pack:
             rows["packed"] = _pack(tmp, seq_len)
-    if clm_texts is not None:
-        rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, clm_texts, seq_len))
+    if cfg.objective == "clm":
+        given = data is not None and data.clm_texts
+        texts = iter(data.clm_texts) if given else _shuffled_texts(text.pairs.path, n_pairs, text.samples.path,
+                                                                    n_cit, cfg.seed)
+        rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, texts, seq_len))
     return _finish(tmp, out, record)
 
 
@@ -309,71 +341,6 @@ def _shuffled_texts(pairs_text: Path, n_pairs: int, cit_text: Path, n_cit: int, 
                 texts[~side] = [sample_text(r) for r in table.select(["context", "response"]).to_pylist()]
                 del table
         yield from texts.tolist()
-
-
-def build_streamed(out: Path, cfg, tokenizer, batch_size: int = 1000) -> dict:
-    """What `build(out, ..., build_train_data(cfg) ...)` writes (same rows, same order, same done record), with
-    the text never all in memory: pairs are read language by language (`data.streamed_pairs`), each pair and
-    its translation CIT sample appended to text files as it comes, then the files are tokenized as in `build`.
-    Policy "bridge" only (pairwise pairs join all languages: `prepare` materialises those)."""
-    from ..cit import alpaca_samples
-    from .data import (check_counts, load_split, streamed_bactrian, streamed_pairs, text_sources, translation_cit,
-                       warn_inert_p_src)
-    out, seq_len = Path(out), cfg.seq_len
-    tmp, record = _begin(out, tokenizer, seq_len, None)
-    sources = text_sources(cfg)
-    warn_inert_p_src(cfg)
-    dev, train = streamed_pairs(cfg)
-    pair_keys = ("src", "tgt", "src_lang", "tgt_lang")
-    pairs = _TextSink(tmp / "cache" / "pairs-text.arrow", pair_keys, batch_size)
-    cit = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
-    examples = []
-
-    def kept(items: Iterator[dict]) -> Iterator[dict]:
-        for p in items:
-            pairs.add(p)
-            if len(examples) < 2:
-                examples.append({k: p.get(k) for k in pair_keys})
-            yield p
-
-    if "translation" in sources:
-        for sample in translation_cit(cfg, kept(train)):
-            cit.add(sample)
-    else:
-        for _ in kept(train):
-            pass
-    n_pairs = pairs.close()
-    if "alpaca" in sources:
-        for sample in alpaca_samples(load_split("tatsu-lab/alpaca", "default", "train"), cfg.cit.alpaca):
-            cit.add(sample)
-    if "bactrian" in sources:
-        for sample in streamed_bactrian(cfg).samples():
-            cit.add(sample)
-    n_cit = cit.close()
-    clm = cfg.objective == "clm"
-    if (cfg.uses_cit or clm) and not n_cit and n_pairs:  # pairs only: their translation samples (data.complete)
-        cit = _TextSink(tmp / "cache" / "cit-text.arrow", CIT_KEYS, batch_size)
-        for sample in translation_cit(cfg, _records(pairs.path)):
-            cit.add(sample)
-        n_cit = cit.close()
-    n_clm = 2 * n_pairs + n_cit if clm else 0  # BPre: the pairs' sentences and the CIT samples' text
-    check_counts(cfg, n_pairs, n_cit, n_clm)
-    record["summary"] = (f"{n_pairs} pairs, {n_cit if cfg.uses_cit else 0} CIT samples, {n_clm} CLM texts, "
-                         f"{len(dev)} dev pairs")
-    record["examples"] = examples
-    logger.info("training data (streamed): %s", record["summary"])
-    rows, enc_pairs = record["rows"], _pairs_encoder(tokenizer, seq_len)
-    if cfg.uses_mcl:
-        rows["pairs"] = _tokenize(tmp, "pairs", pairs.path, enc_pairs, PAIR_FEATURES, batch_size)
-    rows["dev"] = _write(tmp, "dev", dev, ("src", "tgt"), enc_pairs, PAIR_FEATURES, batch_size)
-    if cfg.uses_cit:
-        rows["cit"] = _tokenize(tmp, "cit", cit.path, _cit_encoder(tokenizer, seq_len), CIT_FEATURES, batch_size)
-        if cfg.cit.pack:
-            rows["packed"] = _pack(tmp, seq_len)
-    if clm:
-        texts = _shuffled_texts(pairs.path, n_pairs, cit.path, n_cit, cfg.seed)
-        rows["clm"] = _write_lists(tmp / "clm.arrow", "ids", collate.iter_clm_blocks(tokenizer, texts, seq_len))
-    return _finish(tmp, out, record)
 
 
 def load(out: Path) -> dict:
@@ -476,24 +443,7 @@ def cache_key(cfg, tokenizer, data=None) -> str:
 
 def prepare(cfg, tokenizer, data=None, root: Path | None = None) -> tuple[dict, dict]:
     """The run's token rows from disk, built once: (rows as `load` gives them, the done record). Rank 0 builds
-    the training data and tokenizes it only when its folder is missing: streamed from the config
-    (`build_streamed`), or from the caller's data or, for policy "pairwise" (its XX-YY pairs join all
-    languages), from `build_train_data` in memory; the other ranks never hold the text."""
-    from .data import build_train_data, check_data, complete
+    them (`build`) only when their folder is missing; the other ranks never hold the text."""
     out = Path(root or cache_root()) / f"{cfg.name}-{cache_key(cfg, tokenizer, data)}"
-
-    def make():
-        d = complete(cfg, data if data is not None else build_train_data(cfg))
-        check_data(cfg, d)
-        clm = d.clm_texts if cfg.objective == "clm" else None
-        examples = [{"src": p["src"], "tgt": p["tgt"], "src_lang": p.get("src_lang"), "tgt_lang": p.get("tgt_lang")}
-                    for p in d.pairs[:2]]
-        return build(out, tokenizer, d.pairs if cfg.uses_mcl else None, d.cit if cfg.uses_cit else None,
-                     cfg.seq_len, dev=d.dev_pairs, clm_texts=clm, pack=cfg.uses_cit and cfg.cit.pack,
-                     extra={"summary": d.summary(), "examples": examples})
-
-    if data is None and cfg.data.policy == "bridge":  # the paper's default: built without holding the text
-        rows = build_once(out, lambda: build_streamed(out, cfg, tokenizer))
-    else:
-        rows = build_once(out, make)
+    rows = build_once(out, lambda: build(out, cfg, tokenizer, data))
     return rows, json.loads((out / DONE).read_text(encoding="utf-8"))
