@@ -163,7 +163,8 @@ def test_one_process_helpers_are_no_ops():
 def test_resume_with_another_world_size_or_batch_is_refused(tmp_path):
     cfg = tiny_cfg(batch_size=4)
     _check_resume({"step": 2, "world_size": 2, "global_batch": 8}, cfg, 2, tmp_path)  # the same launch: fine
-    _check_resume({"step": 2}, cfg, 1, tmp_path)  # a one-process checkpoint of before
+    with pytest.raises(RuntimeError, match="lacks step/world_size/global_batch"):
+        _check_resume({"step": 2}, cfg, 1, tmp_path)  # a checkpoint of an older afp: not guessed at
     with pytest.raises(RuntimeError, match=r"written by 2 rank\(s\) with a global batch of 8, this launch has 1"):
         _check_resume({"step": 2, "world_size": 2, "global_batch": 8}, cfg, 1, tmp_path)
     with pytest.raises(RuntimeError, match="global batch of 16"):

@@ -1,7 +1,8 @@
 """The plain-torch backend; `ds_backend` has the same interface for DeepSpeed (optimizer and schedule: `optim`).
 
 A backend owns the optimizer and scheduler and answers: backward(loss), step() -> grad norm, lr(),
-save(folder), load(folder), full_state_dict(). The loop never asks which backend it has. Each rank's RNG
+save_shards(folder) (every rank, a collective), save_on_main(folder) (rank 0 alone, no collective held),
+load(folder) (weights and optimizer), full_state_dict(). The loop never asks which backend it has. Each rank's RNG
 state is saved by the loop (one file per rank), not here.
 """
 from __future__ import annotations
@@ -62,10 +63,13 @@ class TorchBackend:
     def full_state_dict(self) -> None:
         return None  # the module holds its weights
 
-    def save(self, folder: Path) -> None:
+    def save_shards(self, folder: Path) -> None:
+        """Nothing per rank: the optimizer state is the same on every rank."""
+
+    def save_on_main(self, folder: Path) -> None:
         """Optimizer and scheduler, identical on every rank: rank 0 writes them."""
-        if distributed.is_main():
-            ckpt.save_optimizer(folder, self.optimizer, self.scheduler)
+        ckpt.save_optimizer(folder, self.optimizer, self.scheduler)
 
     def load(self, folder: Path) -> None:
+        ckpt.load_weights(self.model, folder)
         ckpt.load_optimizer(folder, self.optimizer, self.scheduler, self.device)

@@ -109,9 +109,13 @@ class DeepSpeedBackend:
             return None
         return self.engine._zero3_consolidated_16bit_state_dict()
 
-    def save(self, folder: Path) -> None:
+    def save_shards(self, folder: Path) -> None:
         """Collective: every rank writes its optimizer partition."""
         self.engine.save_checkpoint(str(folder), tag="deepspeed")
 
+    def save_on_main(self, folder: Path) -> None:
+        """Nothing: the engine wrote its state in save_shards."""
+
     def load(self, folder: Path) -> None:
+        """The module, optimizer and schedule (DeepSpeed's load_checkpoint restores all three)."""
         self.engine.load_checkpoint(str(folder), tag="deepspeed")

@@ -204,10 +204,6 @@ def micro_index(step: int, micro: int, grad_accum: int, rank: int, world: int) -
     return (step * grad_accum + micro) * world + rank
 
 
-def _device(cfg: TrainConfig) -> torch.device:
-    return resolve_device(cfg.device)
-
-
 def _make_backend(cfg, model, device):
     if cfg.backend == "deepspeed":
         from .ds_backend import DeepSpeedBackend
@@ -235,29 +231,176 @@ def _log_examples(tokenizer, prep: Prepared) -> None:
 
 def _check_resume(state: dict, cfg: TrainConfig, world: int, where: Path) -> None:
     """A checkpoint continues only the data order it was written with: the same world size and global batch."""
-    was_world = state.get("world_size", 1)
-    was_batch = state.get("global_batch", cfg.batch_size * cfg.grad_accum * was_world)
+    if not {"step", "world_size", "global_batch"} <= state.keys():
+        raise RuntimeError(f"cannot resume {where}: its {ckpt.STATE} lacks step/world_size/global_batch (written by "
+                           f"an older afp); delete {where.parent} to start the run afresh")
     now_batch = cfg.batch_size * cfg.grad_accum * world
-    if (was_world, was_batch) != (world, now_batch):
-        raise RuntimeError(f"cannot resume {where}: it was written by {was_world} rank(s) with a global batch of "
-                           f"{was_batch}, this launch has {world} rank(s) and a global batch of {now_batch} "
-                           f"(batch_size {cfg.batch_size} x grad_accum {cfg.grad_accum} x ranks). Relaunch with "
-                           f"{was_world} processes, or delete {where.parent} to start the run afresh.")
+    if (state["world_size"], state["global_batch"]) != (world, now_batch):
+        raise RuntimeError(f"cannot resume {where}: it was written by {state['world_size']} rank(s) with a global "
+                           f"batch of {state['global_batch']}, this launch has {world} rank(s) and a global batch of "
+                           f"{now_batch} (batch_size {cfg.batch_size} x grad_accum {cfg.grad_accum} x ranks). "
+                           f"Relaunch with {state['world_size']} processes, or delete {where.parent} to start afresh.")
 
 
 def _rng_file(folder: Path, rank: int) -> Path:
     return folder / f"rng-rank{rank}.pt"
 
 
-def _restore_rng(folder: Path, rank: int) -> None:
-    path = _rng_file(folder, rank)
-    if path.is_file():
-        ckpt.set_rng_state(torch.load(path, weights_only=False))
-        return
-    old = folder / "trainer_state.pt"  # checkpoints written before the RNG state was saved per rank
-    state = torch.load(old, weights_only=False) if old.is_file() else {}
-    if "rng" in state:
-        ckpt.set_rng_state(state["rng"])
+@dataclass
+class _Run:
+    """What one launch of `train` holds: its rank, data, backend and the sample streams (`_setup`)."""
+    cfg: TrainConfig
+    out_dir: Path
+    device: torch.device
+    rank: int
+    world: int
+    prep: Prepared
+    backend: object
+    model: torch.nn.Module
+    pad_id: int
+    precision: str
+    pair_stream: Stream | None
+    lm_stream: Stream | None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / LOG_NAME
+
+
+def _finished_before(model, out_dir: Path) -> TrainResult | None:
+    """A run whose final/ is complete is not trained again: its weights are loaded into `model`."""
+    final_dir = out_dir / "final"
+    if not distributed.broadcast((final_dir / ckpt.RESULT).is_file() if distributed.is_main() else None):
+        return None
+    ckpt.load_weights(model, final_dir)
+    result = json.loads((final_dir / ckpt.RESULT).read_text(encoding="utf-8"))
+    logger.info("run %s already finished (%d steps); loaded its final weights", out_dir, result["steps"])
+    return TrainResult(out_dir, final_dir, out_dir / LOG_NAME, result["steps"], None, result.get("last", {}))
+
+
+def _setup(cfg: TrainConfig, model, tokenizer, out_dir: Path, data: TrainData | None, device) -> _Run:
+    """Pins (threads, seeds), the data, gradient checkpointing and the backend, then the run's header in the log."""
+    rank, world = distributed.rank_world()
+    if cfg.uses_mcl:
+        check_layer(model, cfg.mcl.layer)
+    if cfg.threads:  # the thread count changes float summation order, hence the final weights
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
+    prep = prepare(cfg, tokenizer, data)  # builds the data from cfg when None (under arrow: on rank 0 only)
+    checkpointing = resolve_checkpointing(cfg, model, device, world)
+    if cfg.gradient_checkpointing == "auto" and rank == 0:
+        logger.info("gradient checkpointing: auto -> %s (afp_lib.trainer.memory)", "on" if checkpointing else "off")
+    set_gradient_checkpointing(model, checkpointing)
+    backend = _make_backend(cfg, model, device)
+    lm_items = prep.cit if cfg.uses_cit else prep.clm
+    run = _Run(cfg, out_dir, device, rank, world, prep, backend, backend.model,
+               tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+               resolve_precision(cfg.precision, device, "train.precision"),
+               Stream(len(prep.pairs), cfg.seed) if prep.pairs else None,
+               Stream(len(lm_items), cfg.seed + 1) if lm_items else None)
+    logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, %s, data: %s *****",
+                cfg.objective.upper(), type(run.model).__name__, cfg.steps, cfg.batch_size, cfg.grad_accum, world,
+                cfg.seq_len, cfg.backend, run.precision, getattr(backend, "optimizer_name", "AdamW"), prep.summary)
+    if run.main:
+        _log_examples(tokenizer, prep)
+    return run
+
+
+def _resume(run: _Run) -> int | None:
+    """Continue from the newest complete checkpoint, if any: weights, optimizer, schedule and this rank's RNG.
+    Returns its step. Rank 0 writes the run's config and drops log records written after that step."""
+    last = distributed.broadcast(ckpt.latest_checkpoint(run.out_dir) if run.main else None)
+    step = None
+    if last is not None:
+        state = json.loads((last / ckpt.STATE).read_text())
+        _check_resume(state, run.cfg, run.world, last)
+        run.backend.load(last)
+        ckpt.set_rng_state(torch.load(_rng_file(last, run.rank), weights_only=False))
+        step = state["step"]
+        logger.info("resuming %s from step %d", run.out_dir, step)
+    if run.main:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json(run.out_dir / "train_config.json", config_dict(run.cfg))
+        _truncate_log(run.log_path, step or 0)
+    return step
+
+
+def _accumulate(run: _Run, step: int, sums: dict[str, float]) -> int:
+    """The step's grad_accum micro-batches: forward, NaN check, backward; each loss part (its mean over ranks)
+    is added to `sums`. Returns the number of tokens this rank read."""
+    cfg, tokens = run.cfg, 0
+    lm_bs = cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size
+    for micro in range(cfg.grad_accum):
+        m = micro_index(step, micro, cfg.grad_accum, run.rank, run.world)
+        pair_idx = run.pair_stream.take(m * cfg.batch_size, cfg.batch_size) if run.pair_stream else None
+        lm_idx = run.lm_stream.take(m * lm_bs, lm_bs) if run.lm_stream and run.prep.share is None else None
+        pairs, lm = micro_batches(cfg, run.prep, pair_idx, lm_idx, run.pad_id)
+        pairs = {k: v.to(run.device) for k, v in pairs.items()} if pairs else None
+        lm = {k: v.to(run.device) for k, v in lm.items()} if lm else None
+        with autocast(run.precision, run.device):
+            parts = step_losses(run.model, cfg, pairs, lm, shared=run.prep.share is not None)
+        # a sync point, needed for the NaN check anyway; the mean over ranks, so all ranks stop together
+        values = distributed.mean_over_ranks({k: v.item() for k, v in parts.items()})
+        if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingDiverged(f"non-finite loss at step {step + 1}: {values}; stopped before the update. "
+                                   f"Last good checkpoint: {ckpt.latest_checkpoint(run.out_dir) or 'none'}. "
+                                   "Lower optim.lr or check the data.")
+        run.backend.backward(parts["loss"])
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        tokens += sum(collate.n_tokens(b) for b in (pairs, lm) if b is not None)
+    return tokens
+
+
+def _update(run: _Run, step: int) -> tuple[float, float]:
+    """Clip and apply the accumulated gradients. Returns (the lr used, the pre-clip gradient norm)."""
+    lr = run.backend.lr()
+    grad_norm = run.backend.step()
+    if not math.isfinite(grad_norm):
+        raise TrainingDiverged(f"non-finite gradient norm at step {step + 1}; stopped before the update. "
+                               f"Last good checkpoint: {ckpt.latest_checkpoint(run.out_dir) or 'none'}.")
+    return lr, grad_norm
+
+
+def _log_record(run: _Run, done: int, lr: float, grad_norm: float, sums: dict, n_sum: int, tokens: int,
+                seconds: float) -> dict:
+    """One line of train_log.jsonl: the mean loss parts since the last line, throughput of the whole job and, at
+    eval_every and the end, the alignment metrics on the dev pairs. Rank 0 appends it."""
+    record = {"step": done, "lr": lr, **{k: v / n_sum for k, v in sums.items()}, "grad_norm": grad_norm,
+              "tokens_per_s": distributed.sum_over_ranks(tokens) / seconds}
+    if (run.cfg.eval_every and done % run.cfg.eval_every == 0) or done == run.cfg.steps:
+        record.update(evaluate_alignment(run.model, run.cfg, run.prep.dev, run.pad_id, run.device))
+    if run.main:
+        with open(run.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    return record
+
+
+def _finish(run: _Run, tokenizer, record: dict, resumed: int | None) -> TrainResult:
+    """Check that data-parallel replicas ended alike, then rank 0 writes final/ (a save_pretrained folder with
+    result.json) atomically and removes the checkpoints, which only served resuming."""
+    cfg, final_dir = run.cfg, run.out_dir / "final"
+    result = {"steps": cfg.steps, "last": record}
+    if run.world > 1 and run.backend.replicated:  # data parallelism is only correct if every replica ends alike
+        digests = distributed.gather_objects(distributed.weights_digest(run.model))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the {run.world} ranks ended with different weights (digests {digests}); not saved")
+        result.update(ranks=run.world, weights_digests=digests)
+        logger.info("weights identical on all %d ranks (digest %s)", run.world, digests[0])
+    state = run.backend.full_state_dict()  # collective under ZeRO-3, None otherwise
+
+    def write_final():
+        tmp = atomic.fresh_dir(final_dir)
+        ckpt.save_model_folder(tmp, run.model, tokenizer, config_dict(cfg), state_dict=state)
+        ckpt.write_json(tmp / ckpt.RESULT, result)
+        atomic.commit_dir(tmp, final_dir)
+        shutil.rmtree(run.out_dir / "checkpoints", ignore_errors=True)
+    distributed.on_main(write_final, run.out_dir, "writing final/", cfg.save_wait_minutes * 60)  # no collective held
+    return TrainResult(run.out_dir, final_dir, run.log_path, cfg.steps, resumed, record)
 
 
 def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = None,
@@ -266,119 +409,32 @@ def train(cfg: TrainConfig, model, tokenizer, out_dir, data: TrainData | None = 
     Returns where the final `save_pretrained` folder and the JSON-lines log are.
     Under a multi-process launcher every rank calls this; rank 0 takes the decisions and writes the files."""
     out_dir = Path(out_dir)
-    final_dir, log_path = out_dir / "final", out_dir / LOG_NAME
-    device = _device(cfg)
+    device = resolve_device(cfg.device)
     distributed.init_from_env(device, required=cfg.backend == "deepspeed", timeout_minutes=cfg.dist_timeout_minutes)
-    rank, world = distributed.rank_world()
-    main = rank == 0
-    if distributed.broadcast((final_dir / ckpt.RESULT).is_file() if main else None):  # finished before: load it
-        ckpt.load_weights(model, final_dir)
-        result = json.loads((final_dir / ckpt.RESULT).read_text(encoding="utf-8"))
-        logger.info("run %s already finished (%d steps); loaded its final weights", out_dir, result["steps"])
-        return TrainResult(out_dir, final_dir, log_path, result["steps"], None, result.get("last", {}))
-    if cfg.uses_mcl:
-        check_layer(model, cfg.mcl.layer)
-    if cfg.threads:  # the thread count changes float summation order, hence the final weights
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + rank)  # per-rank dropout streams (rank 0: the one-process seed)
-    prep = prepare(cfg, tokenizer, data)  # builds the data from cfg when None (under arrow: on rank 0 only)
-    checkpointing = resolve_checkpointing(cfg, model, device, world)
-    if cfg.gradient_checkpointing == "auto" and main:
-        logger.info("gradient checkpointing: auto -> %s (afp_lib.trainer.memory)", "on" if checkpointing else "off")
-    set_gradient_checkpointing(model, checkpointing)
-    backend = _make_backend(cfg, model, device)
-    model = backend.model
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    start, resumed = 0, None
-    last = distributed.broadcast(ckpt.latest_checkpoint(out_dir) if main else None)
-    if last is not None:
-        _check_resume(json.loads((last / ckpt.STATE).read_text()), cfg, world, last)
-        if backend.name == "torch":  # DeepSpeed's load_checkpoint restores the module itself
-            ckpt.load_weights(model, last)
-        backend.load(last)
-        _restore_rng(last, rank)
-        start = resumed = json.loads((last / ckpt.STATE).read_text())["step"]
-        logger.info("resuming %s from step %d", out_dir, start)
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(out_dir / "train_config.json", config_dict(cfg))
-        _truncate_log(log_path, start)
-    lm_items = prep.cit if cfg.uses_cit else prep.clm
-    pair_stream = Stream(len(prep.pairs), cfg.seed) if prep.pairs else None
-    lm_stream = Stream(len(lm_items), cfg.seed + 1) if lm_items else None
-    lm_bs = cfg.cit_batch_size if cfg.uses_cit else cfg.batch_size
-    precision = resolve_precision(cfg.precision, device, "train.precision")
-    logger.info("***** %s training: %s, %d steps x %d pairs x %d accum x %d ranks, seq %d, %s/%s, %s, data: %s *****",
-                cfg.objective.upper(), type(model).__name__, cfg.steps, cfg.batch_size, cfg.grad_accum, world,
-                cfg.seq_len, cfg.backend, precision, getattr(backend, "optimizer_name", "AdamW"), prep.summary)
-    if main:
-        _log_examples(tokenizer, prep)
-
-    model.train()
-    sums, n_sum, t0, tokens, record = {}, 0, time.perf_counter(), 0, {}
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective.upper()} train", disable=bar_disable(not main))
-    for step in range(start, cfg.steps):
-        for micro in range(cfg.grad_accum):
-            m = micro_index(step, micro, cfg.grad_accum, rank, world)
-            pair_idx = pair_stream.take(m * cfg.batch_size, cfg.batch_size) if pair_stream else None
-            lm_idx = lm_stream.take(m * lm_bs, lm_bs) if lm_stream and prep.share is None else None
-            pairs, lm = micro_batches(cfg, prep, pair_idx, lm_idx, pad_id)
-            pairs = {k: v.to(device) for k, v in pairs.items()} if pairs else None
-            lm = {k: v.to(device) for k, v in lm.items()} if lm else None
-            with autocast(precision, device):
-                parts = step_losses(model, cfg, pairs, lm, shared=prep.share is not None)
-            # a sync point, needed for the NaN check anyway; the mean over ranks, so all ranks stop together
-            values = distributed.mean_over_ranks({k: v.item() for k, v in parts.items()})
-            if not all(math.isfinite(v) for v in values.values()):
-                raise TrainingDiverged(f"non-finite loss at step {step + 1}: {values}; stopped before the update. "
-                                       f"Last good checkpoint: {ckpt.latest_checkpoint(out_dir) or 'none'}. "
-                                       "Lower optim.lr or check the data.")
-            backend.backward(parts["loss"])
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_sum += 1
-            tokens += sum(collate.n_tokens(b) for b in (pairs, lm) if b is not None)
-        lr = backend.lr()
-        grad_norm = backend.step()
-        if not math.isfinite(grad_norm):
-            raise TrainingDiverged(f"non-finite gradient norm at step {step + 1}; stopped before the update. "
-                                   f"Last good checkpoint: {ckpt.latest_checkpoint(out_dir) or 'none'}.")
-        done = step + 1
+    finished = _finished_before(model, out_dir)
+    if finished is not None:
+        return finished
+    run = _setup(cfg, model, tokenizer, out_dir, data, device)
+    resumed = _resume(run)
+    run.model.train()
+    record, sums, n_sum, tokens, t0 = {}, {}, 0, 0, time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=resumed or 0, desc=f"{cfg.objective.upper()} train",
+               disable=bar_disable(not run.main))
+    for step in range(resumed or 0, cfg.steps):
+        step_tokens = _accumulate(run, step, sums)
+        lr, grad_norm = _update(run, step)
+        n_sum, tokens, done = n_sum + cfg.grad_accum, tokens + step_tokens, step + 1
         bar.update(1)
-        is_last = done == cfg.steps
-        if done % cfg.log_every == 0 or is_last or (cfg.eval_every and done % cfg.eval_every == 0):
-            all_tokens = distributed.sum_over_ranks(tokens)  # throughput of the whole job
-            record = {"step": done, "lr": lr, **{k: v / n_sum for k, v in sums.items()}, "grad_norm": grad_norm,
-                      "tokens_per_s": all_tokens / (time.perf_counter() - t0)}
-            if (cfg.eval_every and done % cfg.eval_every == 0) or is_last:
-                record.update(evaluate_alignment(model, cfg, prep.dev, pad_id, device))
+        if done % cfg.log_every == 0 or done == cfg.steps or (cfg.eval_every and done % cfg.eval_every == 0):
+            record = _log_record(run, done, lr, grad_norm, sums, n_sum, tokens, time.perf_counter() - t0)
             bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "mcl", "cit", "clm", "retrieval") if k in record})
-            if main:
-                with open(log_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
-            sums, n_sum, t0, tokens = {}, 0, time.perf_counter(), 0
-        if cfg.save_every and done % cfg.save_every == 0 and not is_last:
-            save_checkpoint(cfg, out_dir, done, model, tokenizer, backend)
+            sums, n_sum, tokens, t0 = {}, 0, 0, time.perf_counter()
+        if cfg.save_every and done % cfg.save_every == 0 and done != cfg.steps:
+            save_checkpoint(cfg, out_dir, done, run.model, tokenizer, run.backend)
         for cb in callbacks:
             cb(done, record)
     bar.close()
-    result = {"steps": cfg.steps, "last": record}
-    if world > 1 and backend.replicated:  # data parallelism is only correct if every replica ends alike
-        digests = distributed.gather_objects(distributed.weights_digest(model))
-        if len(set(digests)) != 1:
-            raise RuntimeError(f"the {world} ranks ended with different weights (digests {digests}); not saved")
-        result.update(ranks=world, weights_digests=digests)
-        logger.info("weights identical on all %d ranks (digest %s)", world, digests[0])
-    state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
-
-    def write_final():
-        tmp = atomic.fresh_dir(final_dir)
-        ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
-        ckpt.write_json(tmp / ckpt.RESULT, result)
-        atomic.commit_dir(tmp, final_dir)
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # they only served resuming
-    distributed.on_main(write_final, out_dir, "writing final/", cfg.save_wait_minutes * 60)  # no collective held
-    return TrainResult(out_dir, final_dir, log_path, cfg.steps, resumed, record)
+    return _finish(run, tokenizer, record, resumed)
 
 
 def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend) -> Path:
@@ -392,15 +448,12 @@ def save_checkpoint(cfg, out_dir: Path, step: int, model, tokenizer, backend) ->
     distributed.on_main(lambda: atomic.fresh_dir(final), out_dir, f"preparing {tmp.name}", wait_s)
     rank, world = distributed.rank_world()
     torch.save(ckpt.rng_state(), _rng_file(tmp, rank))
-    collective_save = backend.name != "torch"  # DeepSpeed: every rank writes its optimizer partition
-    if collective_save:
-        backend.save(tmp)
+    backend.save_shards(tmp)  # DeepSpeed: every rank writes its optimizer partition (collective)
     state = backend.full_state_dict()  # collective under ZeRO-3, None otherwise
     distributed.barrier()  # every rank's files are in tmp (nothing slow runs before it on one rank alone)
 
     def write():
-        if not collective_save:
-            backend.save(tmp)  # torch: rank 0 writes the optimizer and scheduler state
+        backend.save_on_main(tmp)  # torch: the optimizer and scheduler state, the same on every rank
         ckpt.save_model_folder(tmp, model, tokenizer, config_dict(cfg), state_dict=state)
         ckpt.write_json(tmp / ckpt.STATE, {"step": step, "world_size": world,
                                            "global_batch": cfg.batch_size * cfg.grad_accum * world})

@@ -256,11 +256,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import distributed
     from .config import load_train_config
-    from .loop import _device
+    from ..devices import resolve_device
     with user_input():
         _, ckpt_entry = hub_checkpoint(args.arch)
         cfg = load_train_config(args.profile, ["eval_every=0", "save_every=0", *args.overrides])
-    device = _device(cfg)
+    device = resolve_device(cfg.device)
     distributed.init_from_env(device, required=cfg.backend == "deepspeed")
     rank, world = distributed.rank_world()
     default_ckpt = {True: "on", False: "off"}.get(cfg.gradient_checkpointing, "auto")  # auto: per model, as the trainer

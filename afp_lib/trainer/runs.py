@@ -205,9 +205,10 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     decides (cache hit, or train/resume), every rank follows, so two launches of one run train it once.
     A finished run of another world size is refused on W > 1 ranks (`_world_problem`)."""
     from ..models import load_model
-    from .loop import _device, train
+    from ..devices import resolve_device
+    from .loop import train
 
-    distributed.init_from_env(_device(cfg), timeout_minutes=cfg.dist_timeout_minutes)
+    distributed.init_from_env(resolve_device(cfg.device), timeout_minutes=cfg.dist_timeout_minutes)
     path = run_dir(cfg, base_model, data)
     world = distributed.rank_world()[1]
     if distributed.is_main():
