@@ -2,7 +2,6 @@
 by rank 0 while the other ranks wait, an unfinished build never read."""
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 import pytest
@@ -73,38 +72,25 @@ def test_unfinished_build_is_never_read_and_is_redone(toy_tokenizer, tmp_path):
     assert calls == [1]
 
 
-def _rank(rank: int, out: str, log: str, fail: bool):
-    from afp_lib.tokenizer import train_bpe
-
-    def make():
-        Path(log).write_text("built by rank 0\n")
-        if fail:
-            raise ValueError("tokenizer exploded")
-        tok = train_bpe([p[k] for p in PAIRS for k in ("src", "tgt")], vocab_size=300, min_frequency=1)
-        _build(Path(out), tok, PAIRS, CIT, 32)
-
-    try:
-        rows = tokenized.build_once(Path(out), make, rank=rank, poll_s=0.05, timeout_s=60)
-        return ("ok", len(rows["pairs"]), rows["cit"][2][0])
-    except Exception as e:  # returned to the parent, which checks every rank's outcome
-        return ("error", type(e).__name__, str(e))
-
-
-@pytest.mark.multiprocess
-def test_rank_zero_builds_while_the_others_wait(tmp_path):
-    ctx = mp.get_context("fork")
-    for fail in (False, True):
-        out, log = tmp_path / f"tok-{fail}", tmp_path / f"log-{fail}"
-        with ctx.Pool(2) as pool:
-            waiting = pool.apply_async(_rank, (1, str(out), str(log), fail))  # starts first: must wait
-            res0 = pool.apply_async(_rank, (0, str(out), str(log), fail)).get(60)
-            res1 = waiting.get(60)
-        if not fail:
-            assert res0 == res1 and res0[:2] == ("ok", len(PAIRS))
-        else:
-            assert res0 == ("error", "ValueError", "tokenizer exploded")
-            assert res1[0] == "error" and "rank 0 failed" in res1[2] and "tokenizer exploded" in res1[2]
-        assert log.read_text() == "built by rank 0\n"
+def test_waiting_ranks_load_what_rank_zero_built_or_raise_its_error(toy_tokenizer, tmp_path, monkeypatch):
+    """As rank 1 of 2 (the build's wait is distributed.on_main's flag): never builds; loads the folder once rank
+    0's flag holds this call's token; raises rank 0's error. Both ranks under torchrun: the two-rank test below."""
+    from afp_lib.trainer import distributed
+    monkeypatch.setattr(distributed, "multi", lambda: True)
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    monkeypatch.setattr(distributed, "rank_world", lambda: (1, 2))
+    monkeypatch.setattr(distributed, "broadcast", lambda obj, src=0: "tok1")
+    out = tmp_path / "tok"
+    _build(out, toy_tokenizer, PAIRS, CIT, 32)                                 # as rank 0 would have
+    distributed._write_flag(tmp_path / ".tok.json", "tok1", None)
+    rows = tokenized.build_once(out, lambda: pytest.fail("rank 1 built"), wait_s=5)
+    assert len(rows["pairs"]) == len(PAIRS)
+    distributed._write_flag(tmp_path / ".tok.json", "tok1", "ValueError: tokenizer exploded")
+    with pytest.raises(RuntimeError, match="rank 0 failed while tokenizing tok: ValueError: tokenizer exploded"):
+        tokenized.build_once(out, lambda: None, wait_s=5)
+    distributed._write_flag(tmp_path / ".tok.json", "tok0", None)              # an earlier call's flag
+    with pytest.raises(TimeoutError, match="did not finish tokenizing tok"):
+        tokenized.build_once(out, lambda: None, wait_s=0.1)
 
 
 def test_sample_order_is_a_compact_array_with_the_list_shuffle_order():

@@ -18,6 +18,7 @@ from ..cli import require_model
 from ..cli import model_ref as model_path   # (run_plan has a loop variable `model_ref`)
 from ..config import Parser
 from ..paths import results_dir
+from ..trainer import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -161,19 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _dist():
-    """(rank, world, process group or None) from the launcher's environment (torchrun sets them)."""
-    import os
-
-    import torch.distributed as dist
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1 and not dist.is_initialized():
-        import datetime
-        # only lists are exchanged (the models never communicate); ranks may finish hours apart
-        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
-    return rank, world, dist if world > 1 else None
-
-
 def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto") -> int:
     """This rank's share of the plan's grid; returns 0 when every cell of the grid is in the cache."""
     import json
@@ -192,7 +180,10 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
     except (OSError, ValueError) as e:
         raise SystemExit(f"{plan_file}: {e}") from None
     require_gpu(profile, device)   # before anything is read or joined; each rank on cuda:LOCAL_RANK (afp_lib.devices)
-    rank, world, dist = _dist()
+    # the group only exchanges lists (the models never communicate); ranks may finish hours apart (ranks_done)
+    distributed.init_from_env(torch.device("cpu"))
+    rank, world = distributed.rank_world()
+    token = distributed.new_token()
     try:
         cells = cells_of_plan(data)
     except (ValueError, KeyError) as e:
@@ -200,13 +191,11 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
     cfg = load_eval_config(data.get("profile"))   # batch sizes only: they change no number
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    todo = [None]
+    todo = None
     if rank == 0:   # one view of what is done, so that no cell is assigned twice or never
-        todo[0] = [(c, s) for c, s in cells if read_cell(c) is None]
-        logger.info("%s: %d cells, %d to evaluate on %d ranks", plan_file, len(cells), len(todo[0]), world)
-    if dist is not None:
-        dist.broadcast_object_list(todo, src=0)
-    mine = assign(work_units(todo[0]), world)[rank]
+        todo = [(c, s) for c, s in cells if read_cell(c) is None]
+        logger.info("%s: %d cells, %d to evaluate on %d ranks", plan_file, len(cells), len(todo), world)
+    mine = assign(work_units(distributed.broadcast(todo)), world)[rank]
     written, t0 = [], time.time()
 
     class Enough(Exception):
@@ -233,8 +222,10 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
     except Enough:
         logger.info("rank %d: stopped after %d cells (--max-cells)", rank, len(written))
     logger.info("rank %d: %d cells written in %.0fs", rank, len(written), time.time() - t0)
-    if dist is not None:
-        dist.barrier()
+    distributed.ranks_done(Path(plan_file).with_name(f".{Path(plan_file).name}.ranks"), token,
+                           f"its cells of {plan_file}", wait_s=7 * 24 * 3600)
+    if rank:   # its share is done; rank 0, which waited for every share, reports the grid
+        return 0
     left = sum(read_cell(c) is None for c, _ in cells)
     if rank == 0:
         print(f"{len(cells) - left}/{len(cells)} cells of {plan_file} in the cache" + (f"; {left} missing" if left else ""))

@@ -11,7 +11,9 @@ The result is what DDP computes: every rank holds the mean of the ranks' gradien
 
 Rank 0 alone writes checkpoints (safetensors of ~15 GB, deleting older ones of ~120 GB, on NFS: minutes).
 The other ranks must not wait for that inside a collective, whose timeout would end the job: `on_main`
-lets them poll a flag file that rank 0 writes when done, with a bound of their own."""
+lets them poll a flag file that rank 0 writes when done, with a bound of their own. It is the one way ranks
+wait for each other here: checkpoints, the tokenized data's build (trainer.tokenized), the run cache's lock
+(trainer.runs) and, with `ranks_done`, the end of a sharded evaluation (eval.cli)."""
 from __future__ import annotations
 
 import datetime
@@ -74,15 +76,20 @@ def barrier() -> None:
         dist.barrier()
 
 
-def on_main(work, flag_dir: Path, what: str, wait_s: float, poll_s: float = 1.0):
+def new_token() -> str:
+    """A token naming one coordinated call, broadcast from rank 0 (a collective: call it where every rank is)."""
+    return broadcast(uuid.uuid4().hex if is_main() else None)
+
+
+def on_main(work, flag_dir: Path, what: str, wait_s: float, poll_s: float = 1.0, name: str = FLAG):
     """Rank 0 runs `work()` (its result is returned there, None elsewhere) while the other ranks poll
-    `flag_dir/.rank0-done.json` for this call's token, holding no collective: a slow write cannot trip
-    the process group's timeout. They give up after `wait_s` seconds (train.save_wait_minutes), and
-    re-raise at once what rank 0 raised. `flag_dir` must be shared by the ranks, as the run folder is."""
+    `flag_dir/name` for this call's token, holding no collective: a slow write cannot trip the process
+    group's timeout. They give up after `wait_s` seconds (train.save_wait_minutes), and re-raise at once
+    what rank 0 raised. `flag_dir` must be shared by the ranks, as the run folder is."""
     if not multi():
         return work()
-    token = broadcast(uuid.uuid4().hex if is_main() else None)  # instant: every rank is here; never stale
-    flag = Path(flag_dir) / FLAG
+    token = new_token()  # instant: every rank is here; never stale
+    flag = Path(flag_dir) / name
     if is_main():
         try:
             out = work()
@@ -91,21 +98,44 @@ def on_main(work, flag_dir: Path, what: str, wait_s: float, poll_s: float = 1.0)
             raise
         _write_flag(flag, token, None)
         return out
+    _wait_for([flag], token, "rank 0", what, wait_s, poll_s, "see rank 0's log, or raise train.save_wait_minutes")
+    return None
+
+
+def ranks_done(flag_dir: Path, token: str, what: str, wait_s: float, poll_s: float = 5.0) -> None:
+    """The end of work each rank does on its own share: ranks > 0 write their flag and go on; rank 0 returns
+    once every rank's flag holds `token` (`new_token`, taken while the ranks were together), with no
+    collective held, since ranks may finish hours apart."""
+    if not multi():
+        return
+    rank, world = rank_world()
+    flags = [Path(flag_dir) / f".rank{r}-done.json" for r in range(world)]
+    if rank:
+        _write_flag(flags[rank], token, None)
+    else:
+        _wait_for(flags[1:], token, "a rank", what, wait_s, poll_s, "see the other ranks' logs")
+
+
+def _wait_for(flags: list[Path], token: str, who: str, what: str, wait_s: float, poll_s: float, hint: str) -> None:
+    """Poll until every flag holds `token`; raise what a flag's error says, or TimeoutError after `wait_s`."""
     deadline = time.monotonic() + wait_s
     while True:
-        seen = _read_flag(flag)
-        if seen.get("token") == token:
-            if seen.get("error"):
-                raise RuntimeError(f"rank 0 failed while {what}: {seen['error']}")
-            return None
+        seen = [_read_flag(f) for f in flags]
+        errors = [s["error"] for s in seen if s.get("token") == token and s.get("error")]
+        if errors:
+            raise RuntimeError(f"{who} failed while {what}: {errors[0]}")
+        missing = [str(f) for f, s in zip(flags, seen) if s.get("token") != token]
+        if not missing:
+            return
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"rank {rank_world()[0]}: rank 0 did not finish {what} within {wait_s:.0f}s "
-                               f"(no token {token} in {flag}); see rank 0's log, or raise train.save_wait_minutes")
+            raise TimeoutError(f"rank {rank_world()[0]}: {who} did not finish {what} within {wait_s:.0f}s "
+                               f"(no token {token} in {', '.join(missing)}); {hint}")
         time.sleep(min(poll_s, left))
 
 
 def _write_flag(flag: Path, token: str, error: str | None) -> None:
+    flag.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(flag, json.dumps({"token": token, "error": error}))
 
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -231,36 +230,28 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
 
 
 @contextlib.contextmanager
-def _rank0_lock(path: Path, poll_s: float = 2.0):
+def _rank0_lock(path: Path):
     """Yields "hit" (finished) or "train" on every rank. Rank 0 takes the run's advisory lock (released when
-    the process dies, so a killed run never blocks the next one, which then resumes from its checkpoint);
-    while another launch holds it, rank 0 polls and tells the other ranks to keep waiting, so no collective
-    call waits longer than `poll_s` (a long wait cannot trip the process group's timeout)."""
-    main, handle, decision, told = distributed.is_main(), None, None, False
+    the process dies, so a killed run never blocks the next one, which then resumes from its checkpoint),
+    blocking while another launch holds it; the other ranks wait on a flag file meanwhile
+    (`distributed.on_main`), so no collective waits on another launch."""
+    handle = None
+
+    def decide() -> str:
+        nonlocal handle
+        if is_finished(path):
+            return "hit"
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / ".lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another process is training %s; waiting for it", path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        return "hit" if is_finished(path) else "train"  # trained meanwhile by the launch we waited for?
     try:
-        while decision is None:
-            verdict = None
-            if main:
-                if is_finished(path):
-                    verdict = "hit"
-                else:
-                    path.mkdir(parents=True, exist_ok=True)
-                    handle = handle or open(path / ".lock", "w")
-                    try:
-                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        # trained meanwhile by another process while we waited?
-                        verdict = "hit" if is_finished(path) else "train"
-                    except BlockingIOError:
-                        if not distributed.multi():
-                            fcntl.flock(handle, fcntl.LOCK_EX)  # one process: just block
-                            verdict = "hit" if is_finished(path) else "train"
-                        else:
-                            if not told:
-                                logger.info("another process is training %s; waiting for it", path)
-                                told = True
-                            time.sleep(poll_s)
-            decision = distributed.broadcast(verdict)
-        yield decision
+        yield distributed.broadcast(distributed.on_main(decide, path, f"waiting for the lock of {path.name}",
+                                                        float("inf"), poll_s=2.0, name=".lock-wait.json"))
     finally:
         if handle is not None:
             fcntl.flock(handle, fcntl.LOCK_UN)

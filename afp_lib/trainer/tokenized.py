@@ -14,7 +14,7 @@ give them back in the shapes collate uses, so batches are those of the in-memory
 Rank 0 never holds the run's text: `build` appends the rows of `data.emit_rows` (the one builder of the
 training rows, which the in-memory path also reads) to text files as they come, then tokenizes the files.
 A build writes into a temporary folder renamed into place once complete (`done.json` written last): an
-interrupted build is redone, never read."""
+interrupted build is redone, never read. Rank 0 builds while the other ranks wait (`build_once`)."""
 from __future__ import annotations
 
 import hashlib
@@ -32,11 +32,10 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
-import torch.distributed as dist
 
 from .. import atomic
 from ..losses import IGNORE
-from . import collate
+from . import collate, distributed
 from .data import TrainData, emit_rows
 
 logger = logging.getLogger(__name__)
@@ -358,36 +357,18 @@ def load(out: Path) -> dict:
     return rows
 
 
-def build_once(out: Path, make: Callable[[], dict], rank: int | None = None, poll_s: float = 2.0,
-               timeout_s: float = 6 * 3600) -> dict:
-    """Rank 0 runs `make()` (which calls `build`) unless `out` is already finished; the other ranks wait for
-    its `done.json` (polling the file: a long tokenization must not hit a collective's timeout) and then
-    every rank loads the files. A failure of rank 0 is written to `failed.txt`, which the waiting ranks
-    raise instead of waiting forever."""
+def build_once(out: Path, make: Callable[[], dict], wait_s: float = 6 * 3600) -> dict:
+    """Rank 0 runs `make()` (which calls `build`) unless `out` is already finished, while the other ranks wait
+    on a flag file (`distributed.on_main`: no collective held, so a long tokenization cannot trip the group's
+    timeout; rank 0's error is raised on them); then every rank loads the files."""
     out = Path(out)
-    if rank is None:
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    failed = out.with_name(out.name + ".failed.txt")
-    if rank == 0:
-        if not (out / DONE).is_file():
-            failed.unlink(missing_ok=True)
-            try:
-                make()
-            except BaseException as e:
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                failed.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
-                raise
-        else:
+
+    def work():
+        if (out / DONE).is_file():
             logger.info("tokenized data: reusing %s", out)
-    else:
-        waited = 0.0
-        while not (out / DONE).is_file():
-            if failed.is_file():
-                raise RuntimeError(f"rank 0 failed to build {out}: {failed.read_text(encoding='utf-8').strip()}")
-            if waited > timeout_s:
-                raise TimeoutError(f"rank {rank}: {out} not built after {timeout_s:.0f} s")
-            time.sleep(poll_s)
-            waited += poll_s
+        else:
+            make()
+    distributed.on_main(work, out.parent, f"tokenizing {out.name}", wait_s, poll_s=2.0, name=f".{out.name}.json")
     return load(out)
 
 
