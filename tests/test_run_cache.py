@@ -1,13 +1,11 @@
 """The run cache's key (trainer.runs): only the fields that change a run's result, every field classified;
-folders named by the former key adopted once; a finished run of another world size refused."""
-import copy
+a finished run of another world size refused."""
 import dataclasses
 import json
 import typing
 
 import pytest
 
-from afp_lib.config import semantic
 from afp_lib.trainer import runs
 from afp_lib.trainer.config import OPERATIONAL, TrainConfig, config_dict
 
@@ -96,17 +94,6 @@ def test_base_model_and_data_change_the_key():
     assert runs.run_key(cfg, BASE, TrainData(pairs=[pair])) != runs.run_key(cfg, BASE, TrainData(pairs=[pair, pair]))
 
 
-def test_a_retired_field_with_todays_meaning_is_the_same_run():
-    """A former config's `cit.p_src_on_translation: true` is today's rule: such a run is found; `false` (translation
-    samples always translated) was another run and is not."""
-    want = semantic(TrainConfig(steps=3), runs.OPERATIONAL)
-    old = copy.deepcopy(want)
-    old["cit"]["p_src_on_translation"] = True
-    assert runs._current_fields(old, want) == want
-    old["cit"]["p_src_on_translation"] = False
-    assert runs._current_fields(old, want) is None
-
-
 def _finished(folder, cfg, result=None, run=None):
     """A run folder as the trainer leaves it (no weights: the cache only looks at these files)."""
     (folder / "final").mkdir(parents=True)
@@ -128,51 +115,6 @@ def no_training(tmp_path, monkeypatch):
         (path / "final" / runs.RESULT).write_text("{}")
     monkeypatch.setattr("afp_lib.trainer.loop.train", fake_train)
     return trained
-
-
-def test_a_run_under_the_former_key_is_adopted(no_training, tmp_path, caplog):
-    cfg = TrainConfig(steps=3, batch_size=4)
-    old = tmp_path / "align" / "afp-3eeb96c5a140"  # a name of the former scheme
-    _finished(old, cfg, run={"identity": runs.model_identity(BASE), "config": config_dict(cfg)})
-    from afp_lib.eval.runner import Cell, read_cell, write_cell
-    cell = dict(task="xcopa", language="zh", shots=0, seed=0, demo_lang="zh", demos="random", connectors="english",
-                max_items=8, version=1)
-    write_cell(Cell(model=str(old / "final"), **cell), [{"metric": "acc", "value": 60.0}])  # its scores
-    with caplog.at_level("WARNING", logger="afp_lib.trainer.runs"):
-        path = runs.get_or_train(cfg, BASE)
-    assert read_cell(Cell(model=str(path / "final"), **cell)) == [{"metric": "acc", "value": 60.0}]  # moved along
-    assert path == runs.run_dir(cfg, BASE) != old and not old.exists() and no_training == []
-    assert f"adopted {old}" in caplog.text
-    run = json.loads((path / "run.json").read_text())
-    assert run["adopted_from"] == old.name and run["key"] == runs.run_key(cfg, BASE) and run["world_size"] == 1
-    # a speed-only change now finds the same run (the former key would have missed it)
-    faster = dataclasses.replace(cfg, log_every=1, gradient_checkpointing=True, save_every=7)
-    assert runs.get_or_train(faster, BASE) == path and no_training == []
-
-
-def test_a_former_run_with_other_speed_settings_is_found_by_its_saved_config(no_training, tmp_path):
-    """Asked with another log_every than it was trained with, a former-scheme run has another former key:
-    it is found by its run.json (no `key`, the same base model) and saved train_config.json."""
-    cfg = TrainConfig(steps=3, batch_size=4)
-    trained = dataclasses.replace(cfg, log_every=1, save_every=2)
-    identity = runs.model_identity(BASE)
-    _finished(tmp_path / "align" / "afp-000000000000", dataclasses.replace(trained, seed=1),
-              run={"identity": identity})                                  # another run
-    _finished(tmp_path / "align" / "afp-111111111111", trained, run={"identity": "hub:other"})  # another base
-    old = tmp_path / "align" / "afp-222222222222"
-    _finished(old, trained, run={"identity": identity, "config": config_dict(trained)})
-    path = runs.get_or_train(cfg, BASE)
-    assert no_training == [] and not old.exists() and json.loads((path / "run.json").read_text())["adopted_from"] == old.name
-    assert {f.name for f in (tmp_path / "align").iterdir()} == {"afp-000000000000", "afp-111111111111", path.name}
-
-
-def test_a_former_folder_with_another_config_is_left_alone(no_training, tmp_path):
-    cfg = TrainConfig(steps=3, batch_size=4)
-    old = tmp_path / "align" / "afp-3eeb96c5a140"
-    other = dataclasses.replace(cfg, seed=7)
-    _finished(old, other, run={"identity": runs.model_identity(BASE), "config": config_dict(other)})
-    path = runs.get_or_train(cfg, BASE)
-    assert old.is_dir() and no_training == [path]
 
 
 def test_another_world_size_is_refused_on_many_ranks_and_named_to_one_process(tmp_path, caplog):

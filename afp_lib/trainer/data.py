@@ -13,7 +13,7 @@ import random
 import re
 import unicodedata
 from array import array
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from .. import cit as cit_lib

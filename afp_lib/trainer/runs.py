@@ -3,22 +3,20 @@
 twice for the same run trains once. Notebooks and DVC stages share runs this way: `get_or_train(cfg,
 base_model)` returns `runs_dir()/align/<name>-<hash>`. The world size is not in the key (a run launched on
 8 GPUs is read by a one-process notebook), so a launch on another number of ranks than the cached run's is
-refused; folders named by the former key (the whole config) are adopted once. See docs/run-cache.md."""
+refused. See docs/run-cache.md."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 from ..config import semantic
 from ..data.store import data_revisions
-from ..paths import digest, mirror_root, model_key, runs_dir
+from ..paths import mirror_root, runs_dir
 from . import distributed
 from .checkpoint import RESULT, write_json
 from .config import OPERATIONAL, TrainConfig, config_dict
@@ -128,74 +126,6 @@ def _world_problem(path: Path, cfg: TrainConfig, world: int) -> str | None:
             f"batch_size/grad_accum so the config says the global batch, or move {path} away to train anew.")
 
 
-def _saved_config(folder: Path) -> dict:
-    return (_read_json(folder / "final" / "train_config.json") or _read_json(folder / "train_config.json")
-            or _read_json(folder / "run.json").get("config", {}))
-
-
-# fields a former config held and the current one does not, with the value that means today's behaviour:
-# a saved config with that value is the same run (`cit.p_src_on_translation: true` is now the rule everywhere)
-RETIRED = {"cit.p_src_on_translation": True}
-
-
-def _current_fields(saved: dict, want: dict) -> dict | None:
-    """`saved` cut to the fields `want` has, or None when a retired field holds a value that meant another run."""
-    saved = copy.deepcopy(saved)
-    for name, same in RETIRED.items():
-        *parents, leaf = name.split(".")
-        node = saved
-        for p in parents:
-            node = node.get(p, {})
-        if leaf in node and node.pop(leaf) != same:
-            return None
-    return saved
-
-
-def _adopt_legacy(cfg: TrainConfig, base_model: str | Path, data, path: Path) -> None:
-    """Rename a run folder of the former key scheme (the whole config was hashed) that holds this run to
-    `path`, once: a folder of this label whose run.json has no `key`, of this base model, whose saved
-    train_config.json has this config's result fields (so one trained with another log_every is found too);
-    finished ones first, then the newest. A caller's own data is not recorded by the former scheme: such runs
-    are trained again. Rank 0 only, before the run's lock."""
-    if path.exists() or data is not None:
-        return
-    identity = model_identity(base_model)
-    want = semantic(cfg, OPERATIONAL)
-    matches = [f for f in sorted(path.parent.glob(f"{_label(cfg)}-*")) if f.is_dir()
-               and "key" not in (run := _read_json(f / "run.json")) and run.get("identity") == identity
-               and (saved := _saved_config(f))
-               and _current_fields(semantic(saved, OPERATIONAL), want) == want]
-    if not matches:
-        return
-    old = max(matches, key=lambda f: (is_finished(f), f.stat().st_mtime))
-    try:
-        with open(old / ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            old.rename(path)
-    except BlockingIOError:
-        logger.warning("run cache: %s (former key scheme) is locked by another process; not adopted", old)
-        return
-    except OSError as e:  # adopted meanwhile by another process, or the new folder appeared: use what is there
-        logger.info("run cache: %s not adopted (%s)", old, e)
-        return
-    run = _read_json(path / "run.json")
-    world = recorded_world(path)
-    write_json(path / "run.json", {**run, "key": run_key(cfg, base_model, data), "adopted_from": old.name,
-                                   **({"world_size": world} if world else {})})
-    _move_eval_cells(old / "final", path / "final")
-    logger.warning("run cache: adopted %s (a run of the former key scheme, the whole config) as %s", old, path)
-
-
-def _move_eval_cells(old_final: Path, new_final: Path) -> None:
-    """The evaluation cache keys a model on its folder (paths.model_key, eval.runner.cell_file): an adopted run's
-    cells move with it, so its scores are not computed again."""
-    root = runs_dir() / "eval"
-    src, dst = (root / digest(model_key(str(p))) for p in (old_final, new_final))
-    if src.is_dir() and not dst.exists():
-        os.replace(src, dst)
-        logger.info("run cache: moved the evaluation cells of %s to %s", old_final, dst)
-
-
 def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     """The run folder of (cfg, base_model): trained now if it has not finished before (resuming a
     killed run), loaded from the cache otherwise. The aligned model is in `<run>/final`.
@@ -210,8 +140,6 @@ def get_or_train(cfg: TrainConfig, base_model: str | Path, data=None) -> Path:
     distributed.init_from_env(resolve_device(cfg.device), timeout_minutes=cfg.dist_timeout_minutes)
     path = run_dir(cfg, base_model, data)
     world = distributed.rank_world()[1]
-    if distributed.is_main():
-        _adopt_legacy(cfg, base_model, data, path)
     with _rank0_lock(path) as decision:
         if decision == "hit":
             problem = distributed.broadcast(_world_problem(path, cfg, world) if distributed.is_main() else None)
