@@ -82,14 +82,14 @@ def test_evaluate_cli_stops_before_loading_anything(monkeypatch, tmp_path):
 
     from afp_lib.eval import cli
     monkeypatch.setattr(cli, "load_model", lambda *a, **k: pytest.fail("must stop before loading"))
-    monkeypatch.setattr(cli, "_dist", lambda: pytest.fail("must stop before joining the process group"))
+    monkeypatch.setattr(cli, "_join_group", lambda: pytest.fail("must stop before joining the process group"))
     with pytest.raises(SystemExit, match="needs GPUs"):
         cli.main(["--profile", "paper", "--model", "facebook/xglm-564M"])
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"profile": "paper", "eval": {"cells": []}}))
     with pytest.raises(SystemExit, match="needs GPUs"):
         cli.main(["--plan", str(plan)])
-    monkeypatch.setattr(cli, "_dist", lambda: (0, 1, None))
+    monkeypatch.setattr(cli, "_join_group", lambda: (0, 1, "token"))
     monkeypatch.setenv("AFP_RUNS", str(tmp_path / "runs"))
     assert cli.main(["--plan", str(plan), "--device", "cpu"]) == 0  # asked for the CPU: an empty grid is done
 

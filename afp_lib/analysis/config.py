@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..trainer.config import Pooling
 from ..config import Overrides, apply_overrides, from_dict, load_section
 
 
@@ -17,7 +18,7 @@ class TSNEConfig:
 @dataclass(frozen=True)
 class AnalysisConfig:
     layer: int = 1                                   # §3.2.2: MCL aligns the first block; probe the same layer
-    pooling: Literal["mean", "max", "last"] = "mean"  # §3.2.1 visualises mean-pooled representations
+    pooling: Pooling = "mean"  # §3.2.1 visualises mean-pooled representations
     batch_size: int = 32
     max_length: int = 128
     source: str = "tatoeba"        # held-out parallel sentences for the probes (never trained on)

@@ -18,7 +18,6 @@ from ..cli import require_model
 from ..cli import model_ref as model_path   # (run_plan has a loop variable `model_ref`)
 from ..config import Parser
 from ..paths import results_dir
-from ..trainer import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _join_group() -> tuple[int, int, str]:
+    """(rank, world size, a token for ranks_done) after joining torchrun's process group (gloo: the group
+    only exchanges lists); imported when called, so that `--help` needs no torch."""
+    import torch
+
+    from ..trainer import distributed
+    distributed.init_from_env(torch.device("cpu"))
+    return (*distributed.rank_world(), distributed.new_token())
+
+
 def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto") -> int:
     """This rank's share of the plan's grid; returns 0 when every cell of the grid is in the cache."""
     import json
@@ -172,6 +181,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
     from ..config import default_profile
     from ..devices import require_gpu
     from ..plan.grid import cells_of_plan
+    from ..trainer import distributed
     from .config import load_eval_config
     from .runner import CellStore, assign, eval_dtype, read_cell, work_units
     try:
@@ -181,9 +191,7 @@ def run_plan(plan_file: Path, max_cells: int | None = None, device: str = "auto"
         raise SystemExit(f"{plan_file}: {e}") from None
     require_gpu(profile, device)   # before anything is read or joined; each rank on cuda:LOCAL_RANK (afp_lib.devices)
     # the group only exchanges lists (the models never communicate); ranks may finish hours apart (ranks_done)
-    distributed.init_from_env(torch.device("cpu"))
-    rank, world = distributed.rank_world()
-    token = distributed.new_token()
+    rank, world, token = _join_group()
     try:
         cells = cells_of_plan(data)
     except (ValueError, KeyError) as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..trainer.config import Pooling
 from ..config import Overrides, apply_overrides, from_dict, load_section
 from .tasks import ICL_TASKS  # every multiple-choice task of tasks/*.yaml, in their order
 
@@ -39,7 +40,7 @@ class EvalConfig:
     threads: int = 0                 # torch.set_num_threads before scoring (0 = torch's default); pinned in CPU
     # profiles so that the summation order, hence a near-tie's argmax, does not depend on the machine
     semantic_layer: int = 1
-    semantic_pooling: Literal["mean", "max", "last"] = "mean"
+    semantic_pooling: Pooling = "mean"
     translation: TranslationConfig = field(default_factory=TranslationConfig)
 
     @property

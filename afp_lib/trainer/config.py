@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from ..config import apply_overrides, from_dict, load_section, to_dict
 from ..data.corpora import EVAL_SOURCES as CORPORA_EVAL_SOURCES
@@ -25,12 +25,15 @@ OBJECTIVE_LOSSES = {
 OBJECTIVES = tuple(OBJECTIVE_LOSSES)
 # Parallel sources that are evaluation data: training on them is contamination (one list, in the data layer).
 EVAL_SOURCES = tuple(CORPORA_EVAL_SOURCES)
+# How a sentence vector is pooled from a layer's states (hidden.pool, which needs torch; this copy is torch-free).
+Pooling = Literal["mean", "max", "last", "mean_skip_bos"]
+POOLINGS = get_args(Pooling)
 
 
 @dataclass(frozen=True)
 class MCLConfig:
     layer: int = 1              # §3.2.2: the first block after the embeddings aligns best (0 = embeddings)
-    pooling: Literal["mean", "max", "last", "mean_skip_bos"] = "mean"  # App. B.1: mean, last do best (hidden.py)
+    pooling: Pooling = "mean"  # App. B.1: mean, last do best (hidden.py)
     temperature: float = 0.05   # tau of Eq. 2 (App. A)
     symmetric: bool = True      # both directions; the authors' code uses src -> tgt only
     gather: Literal["grad", "local_grad", "off"] = "grad"  # negatives from every rank in multi-process runs:
@@ -161,8 +164,8 @@ def validate(cfg: TrainConfig) -> None:
         bad("alpha", cfg.alpha, "alpha weights CIT in Eq. 4 and must be >= 0")
     if not 0.0 <= cfg.cit.p_src <= 1.0:
         bad("cit.p_src", cfg.cit.p_src, "a probability must lie in [0, 1]")
-    if cfg.mcl.pooling not in ("mean", "max", "last", "mean_skip_bos"):   # hidden.POOLINGS (torch-free here)
-        bad("mcl.pooling", cfg.mcl.pooling, "use one of 'mean', 'max', 'last', 'mean_skip_bos'")
+    if cfg.mcl.pooling not in POOLINGS:
+        bad("mcl.pooling", cfg.mcl.pooling, "use one of " + ", ".join(map(repr, POOLINGS)))
     if not isinstance(cfg.mcl.layer, int) or cfg.mcl.layer < 0:
         bad("mcl.layer", cfg.mcl.layer, "use 0 (embeddings) .. the number of blocks of the model")
     if cfg.mcl.length_groups < 1:
