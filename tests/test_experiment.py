@@ -89,6 +89,19 @@ def test_describe_findings_says_when_uniformity_worsens():
     assert "AFP improves it (-0.30), as in the paper's Fig. 3c" in better and "opposite" not in better
 
 
+def test_describe_findings_tests_nothing_with_one_training_seed():
+    """With one seed per trained method the standard errors are 0: the words must not call a move beyond noise
+    (the scorecard's rule), while retrieval, bootstrapped over pairs, is still compared."""
+    f = findings(uniform={"vanilla": -1.2, "AFP": -1.5, "CIT": -1.25})
+    one = f.copy()
+    one["n seeds"] = 1
+    text = ex.describe_findings(one)
+    assert "AFP moves it by -0.30" in text and "no spread to test the paper's Fig. 3c" in text
+    assert "as in the paper's Fig. 3c" not in text and "improves it" not in text
+    assert "AFP is above CIT" in text  # the bootstrap interval over pairs needs no second seed
+    assert "as in the paper's Fig. 3c" in ex.describe_findings(f)  # two seeds: tested as before
+
+
 def test_describe_findings_dev_pairs_name_every_baseline_and_the_ratio_to_vanilla():
     """Issue 18's criteria in words: AFP against BPre, CIT and vanilla on the dev pairs, AFP/vanilla, and
     AFP's perplexity cost against vanilla."""

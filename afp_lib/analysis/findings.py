@@ -104,6 +104,10 @@ def describe_findings(f) -> str:
             return "not measured"
         return f"{a} is {compare(iv(a, col), iv(b, col))} {b}"
 
+    def spread(label):
+        """A trained method's standard error needs two training seeds (the vanilla model is one model)."""
+        return label == "vanilla" or "n seeds" not in f.columns or f.loc[label, "n seeds"] >= 2
+
     def se_iv(label, col):
         """mean ± 1.96 standard errors over training seeds (align/uniform have no bootstrap interval)."""
         m, se = f.loc[label, col], f.loc[label, col + " se"] if col + " se" in f.columns else 0.0
@@ -120,6 +124,10 @@ def describe_findings(f) -> str:
                  for lab in ("MCL", "AFP") if has(lab, col)]
         if not moved:
             return ""
+        if not all(spread(lab) for lab, _, _ in moved):  # the scorecard's rule: a standard error needs 2 seeds
+            words = ", ".join(f"{lab} moves it by {d:+.2f}" for lab, d, _ in moved)
+            return (f" **Uniformity** (lower is better): vanilla {f.loc['vanilla', col]:.2f}; {words}; one training "
+                    f"seed, so no spread to test the paper's Fig. 3c on {where}.")
         verb = {"better than": "improves", "worse than": "worsens", "indistinguishable from": "does not move"}
         words = ", ".join(f"{lab} {verb[c]} it ({d:+.2f})" for lab, d, c in moved)
         afp = next((c for lab, _, c in moved if lab == "AFP"), None)
@@ -132,8 +140,10 @@ def describe_findings(f) -> str:
 
     def ppl_word(col):
         """MCL's perplexity against vanilla's: a verb only where mean ± 1.96 se intervals exclude each other."""
+        if not spread("MCL"):
+            return "changes it (one training seed: no spread to test)"
         c = compare(se_iv("MCL", col), se_iv("vanilla", col))
-        return {"above": "raises", "below": "lowers", "indistinguishable from": "does not measurably change"}[c]
+        return {"above": "raises", "below": "lowers", "indistinguishable from": "does not measurably change"}[c] + " it"
 
     def times_vanilla(col):
         if not (has("AFP", col) and has("vanilla", col)) or f.loc["vanilla", col] <= 0:
@@ -163,7 +173,7 @@ def describe_findings(f) -> str:
         if col in f.columns:
             lines.append(f"- **Held-out perplexity ({lang})**: vanilla {val('vanilla', col)}, MCL only {val('MCL', col)}, "
                          f"CIT {val('CIT', col)}, AFP {val('AFP', col)}: MCL alone "
-                         f"{ppl_word(col)} it"
+                         f"{ppl_word(col)}"
                          + (f"; AFP's cost {100 * (f.loc['AFP', col] / f.loc['vanilla', col] - 1):+.0f}%."
                             if has("AFP", col) else ".")
                          if "MCL" in f.index and "vanilla" in f.index else f"- perplexity ({lang}): {val('AFP', col)}")
