@@ -63,18 +63,24 @@ def test_the_mini_findings_table_matches_the_committed_results():
 
 
 def test_the_mini_findings_paragraph_says_what_the_intervals_say():
+    """Each comparison the findings paragraph of docs/results-mini.md makes, checked against findings.csv."""
     f = _findings()
     above = lambda a, b, col: f[a][f"{col} lo"] > f[b][f"{col} hi"]  # noqa: E731  (disjoint 95% intervals)
     for other in ("BPre", "CIT", "vanilla"):
         assert above("AFP", other, "dev retrieval")
-    assert f["AFP"]["dev align"] < f["vanilla"]["dev align"] and f["AFP"]["dev uniform"] < f["vanilla"]["dev uniform"]
+    assert 3.5 < f["AFP"]["dev retrieval"] / f["vanilla"]["dev retrieval"] < 4.5  # "four times"
+    assert not above("MCL", "AFP", "dev retrieval") and not above("AFP", "MCL", "dev retrieval")  # overlap
     for other in ("CIT", "vanilla"):
         assert above("AFP", other, "retrieval")
-    assert f["AFP"]["uniform"] - 1.96 * f["AFP"]["uniform se"] > f["vanilla"]["uniform"]  # Tatoeba: worse
-    assert above("MCL", "AFP", "dev retrieval")
-    assert round(f["MCL"]["ppl zh"] / f["vanilla"]["ppl zh"]) == 18
-    assert f["AFP"]["ppl en"] > 1.25 * f["vanilla"]["ppl en"]
+    for where in ("dev uniform", "uniform"):
+        assert f["AFP"][where] < f["vanilla"][where]
+    assert f["AFP"]["dev align"] > f["vanilla"]["dev align"]  # ends a little above the vanilla model's
     for m in ("CIT", "AFP", "BPre"):
-        assert f[m]["answered en->zh (%)"] == 100
+        assert f[m]["answered en->zh (%)"] >= 98 and f[m]["answers in zh (%)"] > 50
     for m in ("vanilla", "MCL"):
-        assert f[m]["answered en->zh (%)"] <= 1
+        assert f[m]["answered en->zh (%)"] == 20 and f[m]["answers in zh (%)"] < 1
+    for lang in ("en", "zh"):
+        assert 1.4 < f["AFP"][f"ppl {lang}"] / f["vanilla"][f"ppl {lang}"] < 1.6  # "about 1.5 times"
+        assert f["BPre"][f"ppl {lang}"] < f["vanilla"][f"ppl {lang}"]
+    assert round(f["MCL"]["ppl zh"] / f["vanilla"]["ppl zh"], 1) == 1.8
+    assert f["MCL"]["ppl en"] / f["vanilla"]["ppl en"] < 1.1
