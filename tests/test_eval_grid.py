@@ -37,6 +37,15 @@ def test_grid_deduplicates_across_sections():
     assert grid.sections["ablation"]["new_cells"] < grid.sections["ablation"]["cells"]
 
 
+@pytest.mark.parametrize("name", ["bilingual", "mcl_layer", "p_src", "ablation", "appendix"])
+def test_en_zh_sections_evaluate_english_and_chinese_only(name):
+    """Tables 1, 8 and Figs. 4-5 average the five EN-ZH datasets: under `paper` (eval langs null = every language
+    of each task) a section without its own `eval.langs` would score about five times as many cells per model."""
+    for r in section_requests(name, "paper"):
+        langs = {c.language for c in ex.eval_cells(r.variant, "paper", r.overrides, r.translation) if c.task != "flores"}
+        assert langs == {"en", "zh"}, f"{name}: {r.variant.label} ({r.variant.arch}) is evaluated in {sorted(langs)}"
+
+
 def test_paper_grid_counts_items(mirror):
     """The paper's grid for Table 1: full test sets, 3 seeds, 0/5 shots, every FLORES sentence."""
     grid = resolve_grid("paper", ("bilingual",))
