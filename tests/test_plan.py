@@ -46,7 +46,8 @@ def test_sections_resolve_to_the_papers_runs(plan):
     baselines = {r.objective for r in runs_of(plan, "bilingual") if r.hub_id == "facebook/xglm-564M"}
     assert baselines == {"afp", "clm", "bit", "cit", "mcl"}
     layers = section_variants("mcl_layer", "paper")
-    assert len(layers) == 18 and plan.sections["mcl_layer"]["new_runs"] == 16   # layer 1 is Table 1's run
+    assert len(layers) == 20 and plan.sections["mcl_layer"]["new_runs"] == 16   # + 2 vanilla; layer 1 is Table 1's run
+    assert [v.arch for v in layers if v.vanilla] == ["xglm", "bloom"]
     multi = runs_of(plan, "multilingual")
     assert {(r.hub_id.split("/")[1], r.policy) for r in multi if r.policy == "pairwise"} == {
         ("xglm-564M", "pairwise"), ("bloom-560m", "pairwise")}
