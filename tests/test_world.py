@@ -280,6 +280,28 @@ def test_heldout_perplexity_matches_a_hand_computed_loss(tiny_models, toy_tokeni
     assert len(ids) <= 20 and ids == toy_tokenizer(text)["input_ids"] and len(text) > 10
 
 
+def test_heldout_perplexity_bounds_the_logits_of_one_forward(tiny_models, toy_tokenizer):
+    """A large vocabulary scores fewer lines per forward (Gemma 3: 262k logits per token), with the same result."""
+    from afp_lib.world.diagnose import heldout_perplexity
+    model = tiny_models["xglm"]
+    lines = ["The cat sat on the mat.", "猫坐在垫子上。", "Mbwa anakimbia bustanini.", "Bir köpek parkta koşuyor.",
+             "A dog runs in the park and the cat watches it from the mat."]
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        full = heldout_perplexity(model, toy_tokenizer, lines, max_tokens=64, batch_size=8)
+        assert [b for b, _ in shapes] == [5]
+        budget = 4 * model.get_output_embeddings().weight.shape[0] * 2 * max(t for _, t in shapes)   # two long lines
+        shapes.clear()
+        small = heldout_perplexity(model, toy_tokenizer, lines, max_tokens=64, batch_size=8, logits_bytes=budget)
+    finally:
+        hook.remove()
+    assert len(shapes) > 1 and sum(b for b, _ in shapes) == len(lines)
+    assert all(4 * model.get_output_embeddings().weight.shape[0] * b * t <= budget for b, t in shapes)
+    assert small["tokens"] == full["tokens"] and small["perplexity"] == pytest.approx(full["perplexity"], rel=1e-5)
+
+
 def test_bitext_gap_finds_identical_sentences(tiny_models, toy_tokenizer):
     from afp_lib.world.diagnose import bitext_gap, by_script
     sents = ["The cat sat on the mat.", "猫坐在垫子上。", "Bir köpek parkta koşuyor.", "สุนัขวิ่งในสวน", "Paka alikaa."]

@@ -33,15 +33,34 @@ def fit_text(tokenizer, text: str, max_tokens: int) -> list[int]:
     return ids, text
 
 
+# fp32 logits one forward may hold (512 MiB). 32 lines of 128 tokens over Gemma 3's 262,144-token vocabulary
+# would be 4.3 GB, twice over with the log-softmax; a world model's 8k vocabulary keeps 32 lines per forward.
+LOGITS_BYTES = 2 ** 29
+
+
+def _chunks(fitted: list, batch_size: int, positions: int):
+    """The fitted lines shortest first, as many per forward as `batch_size` and `positions` (rows x width) allow."""
+    chunk = []
+    for item in sorted(fitted, key=lambda f: len(f[0])):
+        if chunk and (len(chunk) == batch_size or (len(chunk) + 1) * len(item[0]) > positions):
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+
 @torch.no_grad()
-def heldout_perplexity(model, tokenizer, lines: list[str], max_tokens: int = 128, batch_size: int = 32) -> dict:
-    """Per-token perplexity, bits per byte and bits per character of `lines` (each scored after BOS)."""
+def heldout_perplexity(model, tokenizer, lines: list[str], max_tokens: int = 128, batch_size: int = 32,
+                       logits_bytes: int = LOGITS_BYTES) -> dict:
+    """Per-token perplexity, bits per byte and bits per character of `lines` (each scored after BOS). At most
+    `batch_size` lines per forward, fewer where their logits would pass `logits_bytes` (large vocabularies)."""
     model.eval()
     device = next(model.parameters()).device
     nll, n_tok, n_bytes, n_chars = 0.0, 0, 0, 0
     fitted = [fit_text(tokenizer, line, max_tokens) for line in lines]
-    for i in range(0, len(fitted), batch_size):
-        chunk = fitted[i:i + batch_size]
+    positions = logits_bytes // (4 * model.get_output_embeddings().weight.shape[0])
+    for chunk in _chunks(fitted, batch_size, positions):
         width = max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
         mask = torch.zeros_like(ids)
