@@ -84,3 +84,29 @@ def test_the_mini_findings_paragraph_says_what_the_intervals_say():
         assert f["BPre"][f"ppl {lang}"] < f["vanilla"][f"ppl {lang}"]
     assert round(f["MCL"]["ppl zh"] / f["vanilla"]["ppl zh"], 1) == 1.8
     assert f["MCL"]["ppl en"] / f["vanilla"]["ppl en"] < 1.1
+
+
+# docs/results-mini.md's sections on the sweeps -> the committed tables whose EN-ZH averages they print
+SWEEPS = {"## Which layer MCL aligns": (["paired_vs_vanilla", "paired_vs_layer1"], "mcl_layer", "layer_intervals"),
+          "## Cross-lingual against monolingual": (["paired_vs_vanilla", "paired_vs_p_src1"], "p_src", "p_src_intervals"),
+          "## What each part adds": (["table8_paired"], "ablation", None)}
+
+
+@pytest.mark.parametrize("heading", SWEEPS)
+def test_the_mini_sweep_sections_print_the_committed_averages(heading):
+    """Each paired average (and each sweep point's interval) a section of docs/results-mini.md cites is the one
+    its notebook last wrote, as printed there: a rerun that moves a number fails until the page follows."""
+    import csv
+    from decimal import ROUND_HALF_UP, Decimal
+    text = (ROOT / "docs/results-mini.md").read_text(encoding="utf-8")
+    block = text[text.index(heading):]
+    block = block[:block.index("\n## ")]
+    tables, section, intervals = SWEEPS[heading]
+    for name in tables:
+        for row in csv.DictReader((ROOT / f"results/mini/{section}/{name}.csv").open(encoding="utf-8")):
+            assert row["Avg"] in block, f"{heading}: {row['model']} {row['Avg']} ({section}/{name}.csv) is not printed"
+    if intervals:
+        for row in csv.DictReader((ROOT / f"results/mini/{section}/{intervals}.csv").open(encoding="utf-8")):
+            r = lambda x: Decimal(x).quantize(Decimal("0.1"), ROUND_HALF_UP)  # noqa: E731  (54.25 -> 54.3)
+            shown = f"{r(row['value'])} [{r(row['low'])}, {r(row['high'])}]"
+            assert shown in block, f"{heading}: {shown} ({section}/{intervals}.csv) is not printed"
