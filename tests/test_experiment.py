@@ -102,6 +102,22 @@ def test_describe_findings_tests_nothing_with_one_training_seed():
     assert "as in the paper's Fig. 3c" in ex.describe_findings(f)  # two seeds: tested as before
 
 
+def test_findings_text_and_scorecard_share_the_one_seed_rule():
+    """Without an "n seeds" column the seeds are unknown: the findings text and the scorecard both call that no
+    spread (they used to differ, the text testing the move and the scorecard not)."""
+    from afp_lib.analysis import scorecard as S
+    from afp_lib.analysis.intervals import has_seed_spread
+    f = findings(uniform={"vanilla": -1.2, "AFP": -1.5, "CIT": -1.25}).drop(columns="n seeds")
+    assert not has_seed_spread(f, "AFP") and has_seed_spread(f, "vanilla")
+    assert "no spread to test the paper's Fig. 3c" in ex.describe_findings(f)
+    claim = {"id": "t", "section": "bilingual", "measure": "probe", "source": "findings.csv", "a": "AFP",
+             "b": "vanilla", "column": "uniform", "side": "<", "claim": "t"}
+    (u,) = S.measure_probe(claim, f)
+    assert S.verdict(u["difference"], "<", u["no_skill"]) == S.UNTESTABLE and "no spread" in u["measured"]
+    two = f.assign(**{"n seeds": 2})
+    assert has_seed_spread(two, "AFP") and "no spread" not in ex.describe_findings(two)
+
+
 def test_describe_findings_dev_pairs_name_every_baseline_and_the_ratio_to_vanilla():
     """Issue 18's criteria in words: AFP against BPre, CIT and vanilla on the dev pairs, AFP/vanilla, and
     AFP's perplexity cost against vanilla."""

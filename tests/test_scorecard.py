@@ -191,3 +191,16 @@ def test_findings_say_no_order_when_the_intervals_overlap():
     assert "MCL does not move it (-0.02)" in text and "as in the paper" not in text
     assert "is not shown on Tatoeba" in text
     assert "MCL alone does not measurably change it" in text
+
+
+def test_the_mean_pooling_claim_reads_the_mean_without_the_bos(tmp_path):
+    """F5a-mean names "pooling mean" or "pooling mean_skip_bos" (mini's pooling on Gemma): a section that sweeps
+    either is measured, and the compared column says both names."""
+    claim = next(c for c in S.CLAIMS if c["id"] == "F5a-mean")
+    for mean in ("pooling mean", "pooling mean_skip_bos"):
+        rec = records({mean: 70.0, "pooling max": 55.0})
+        (row,) = S.measure_icl(claim, rec, n_boot=300)
+        assert row["difference"][0] == pytest.approx(15.0) and S.verdict(row["difference"], ">", row["no_skill"]) == S.HOLDS
+    rec.to_csv(tmp_path / "records.csv", index=False)
+    card = S.section_scorecard("appendix", tmp_path, ids=["F5a-mean"], n_boot=300)
+    assert card.iloc[0]["a"] == "pooling mean or pooling mean_skip_bos" and card.iloc[0]["verdict"] == S.HOLDS

@@ -114,3 +114,20 @@ def test_dvc_stages_follow_the_declarations():
         f"runs/models/{name}" for name in pretrained]
     assert {k: v["notebook"] + ".ipynb" for k, v in stages["section"]["foreach"].items()} == NOTEBOOKS
     assert [d for d in stages["scorecard"]["deps"] if d.startswith("results/")] == [f"results/${{profile}}/{s}" for s in SECTIONS]
+
+
+def test_the_mini_sweeps_reuse_notebook_01s_gemma_models():
+    """The mini sweeps on Gemma hold notebook 01's budget, so their default point is its AFP model and their
+    parts its findings' runs: the same run keys, trained and scored once through the caches. A budget edited in
+    one section but not the others breaks this (and costs a training and ten cells per model)."""
+    def key(name, label):
+        (v,) = [v for v in section_variants(name, "mini") if v.arch == "gemma3-270m" and v.label == label]
+        return run_key(train_config(v, "mini"), _base_model("mini", v.arch))
+    afp = key("bilingual", "AFP")
+    for name, label in [("mcl_layer", "layer 1"), ("p_src", "p_src 0.5"), ("ablation", "w/ AFP"),
+                        ("appendix", "pooling mean_skip_bos"), ("appendix", "alpha 1.5")]:
+        assert key(name, label) == afp, f"{name}: {label} is not notebook 01's AFP run"
+    for part, label in [("MCL", "w/ MCL"), ("CIT", "w/ CIT"), ("BPre", "w/ CLM")]:
+        assert key("ablation", label) == key("bilingual", part)
+    others = {key("appendix", label) for label in ("pooling max", "pooling last", "alpha 1.0", "alpha 2.0")}
+    assert len(others) == 4 and afp not in others

@@ -83,7 +83,7 @@ def describe_findings(f) -> str:
     of order ("above") only where the two intervals exclude each other, else "indistinguishable from"."""
     import math
 
-    from .intervals import compare
+    from .intervals import compare, has_seed_spread
 
     def has(label, col):
         return label in f.index and col in f.columns and not math.isnan(f.loc[label, col])
@@ -105,8 +105,7 @@ def describe_findings(f) -> str:
         return f"{a} is {compare(iv(a, col), iv(b, col))} {b}"
 
     def spread(label):
-        """A trained method's standard error needs two training seeds (the vanilla model is one model)."""
-        return label == "vanilla" or "n seeds" not in f.columns or f.loc[label, "n seeds"] >= 2
+        return has_seed_spread(f, label)   # the scorecard's rule: a trained method needs two training seeds
 
     def se_iv(label, col):
         """mean ± 1.96 standard errors over training seeds (align/uniform have no bootstrap interval)."""

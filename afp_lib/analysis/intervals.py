@@ -117,6 +117,15 @@ def accuracy_interval(per_seed: Sequence[Sequence[tuple[float, int]]], **kw) -> 
     return interval([[bernoulli(v, n) for v, n in cells] for cells in per_seed], scale=100.0, **kw)
 
 
+def has_seed_spread(findings, label: str) -> bool:
+    """Whether a findings row (analysis.findings: one row per method, an "n seeds" column) has a standard error
+    to test: a trained method needs two training seeds; the vanilla model is one model and needs none. Without an
+    "n seeds" column the seeds are unknown, so there is no spread (the scorecard and the findings text share this)."""
+    if label == "vanilla":
+        return True
+    return "n seeds" in findings.columns and int(findings.loc[label, "n seeds"]) >= 2
+
+
 def excludes(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """True when the intervals (low, high) do not overlap."""
     return a[1] < b[0] or b[1] < a[0]

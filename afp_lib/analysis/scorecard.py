@@ -132,7 +132,9 @@ CLAIMS: list[dict] = [
     dict(id="F5a-last", section="appendix", measure="icl", source="records.csv", a={"label": "pooling last"},
          b={"label": "pooling max"}, cells={"task": ICL}, side=">",
          claim="Fig. 5a: last-token pooling does better than max pooling"),
-    dict(id="F5a-mean", section="appendix", measure="icl", source="records.csv", a={"label": "pooling mean"},
+    # mean_skip_bos: the mean without the BOS, mini's pooling on Gemma (docs/budgets-real.md); a section sweeps one
+    dict(id="F5a-mean", section="appendix", measure="icl", source="records.csv",
+         a={"label": ["pooling mean", "pooling mean_skip_bos"]},
          b={"label": "pooling max"}, cells={"task": ICL}, side=">",
          claim="Fig. 5a: mean pooling does better than max pooling"),
     dict(id="F5b-1", section="appendix", measure="icl", source="records.csv", a={"label": "alpha 1.5"},
@@ -277,9 +279,8 @@ def measure_probe(claim, findings: pd.DataFrame, n_boot: int = I.N_BOOT) -> list
     diff = disjoint_difference(ia, ib)
     how = "95% bootstrap interval" if f"{col} lo" in findings.columns else "mean ± 1.96 se over seeds"
     digits = 1 if "retrieval" in col else 3
-    # a standard error needs two training seeds of each trained method (the vanilla model is one model)
-    seeds = {x: int(findings.loc[x, "n seeds"]) if "n seeds" in findings.columns else 0 for x in (a, b)}
-    no_spread = f"{col} lo" not in findings.columns and any(n < 2 for x, n in seeds.items() if x != "vanilla")
+    # mean ± 1.96 se is testable only where each trained method has two training seeds (I.has_seed_spread)
+    no_spread = f"{col} lo" not in findings.columns and not all(I.has_seed_spread(findings, x) for x in (a, b))
     note = "; one training seed: no spread to test" if no_spread else ""
     return [{"arch": None, "difference": diff, "no_skill": [True] if no_spread else [],
              "measured": f"{_fmt(diff, digits)} ({a} {_fmt(ia, digits)}, {b} {_fmt(ib, digits)}; {how}{note})"}]
@@ -336,7 +337,8 @@ def section_scorecard(section: str, folder: str | Path, claims: Sequence[Mapping
             cache[c["source"]] = _read(folder, c["source"])
         data = cache[c["source"]]
         measured = [] if data is None else MEASURES[c["measure"]](c, data, n_boot)
-        who = lambda s: s if isinstance(s, str) else ", ".join(f"{v}" for v in s.values())   # noqa: E731
+        who = lambda s: s if isinstance(s, str) else ", ".join(   # noqa: E731  a selection's values; a list: either
+            " or ".join(v) if isinstance(v, (list, tuple)) else f"{v}" for v in s.values())
         base = {"id": c["id"], "claim": c["claim"], "a": who(c["a"]), "b": who(c["b"]), "side": c["side"]}
         if not measured:
             rows.append({**base, "arch": "", "measured": f"no rows in {c['source']}", "verdict": UNMEASURED})
