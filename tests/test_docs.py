@@ -45,6 +45,8 @@ def test_the_mini_findings_table_matches_the_committed_results():
     """Every number of docs/results-mini.md's findings table, as printed, from findings.csv (same rounding)."""
     f = _findings()
     text = (ROOT / "docs/results-mini.md").read_text(encoding="utf-8")
+    text = text[text.index("## What the alignment does inside Gemma"):]   # the findings section only
+    text = text[:text.index("\n## ")]
     rows = {line.split("|")[1].strip().split(" ")[0]: line for line in text.splitlines()
             if line.startswith("| ") and line.split("|")[1].strip().split(" ")[0] in f}
     assert set(rows) == set(f), f"rows {sorted(rows)} against findings.csv's {sorted(f)}"
@@ -87,9 +89,11 @@ def test_the_mini_findings_paragraph_says_what_the_intervals_say():
 
 
 # docs/results-mini.md's sections on the sweeps -> the committed tables whose EN-ZH averages they print
-SWEEPS = {"## Which layer MCL aligns": (["paired_vs_vanilla", "paired_vs_layer1"], "mcl_layer", "layer_intervals"),
-          "## Cross-lingual against monolingual": (["paired_vs_vanilla", "paired_vs_p_src1"], "p_src", "p_src_intervals"),
-          "## What each part adds": (["table8_paired"], "ablation", None)}
+SWEEPS = {"## Which layer MCL aligns": (["paired_vs_vanilla", "paired_vs_layer1"], "mcl_layer", ["layer_intervals"]),
+          "## Cross-lingual against monolingual": (["paired_vs_vanilla", "paired_vs_p_src1"], "p_src", ["p_src_intervals"]),
+          "## What each part adds": (["table8_paired"], "ablation", []),
+          "## Pooling and the weight of CIT": (["paired_vs_vanilla", "paired_vs_default_pooling", "paired_vs_default_alpha"],
+                                              "appendix", ["pooling_intervals", "alpha_intervals"])}
 
 
 @pytest.mark.parametrize("heading", SWEEPS)
@@ -105,8 +109,8 @@ def test_the_mini_sweep_sections_print_the_committed_averages(heading):
     for name in tables:
         for row in csv.DictReader((ROOT / f"results/mini/{section}/{name}.csv").open(encoding="utf-8")):
             assert row["Avg"] in block, f"{heading}: {row['model']} {row['Avg']} ({section}/{name}.csv) is not printed"
-    if intervals:
-        for row in csv.DictReader((ROOT / f"results/mini/{section}/{intervals}.csv").open(encoding="utf-8")):
+    for name in intervals:
+        for row in csv.DictReader((ROOT / f"results/mini/{section}/{name}.csv").open(encoding="utf-8")):
             r = lambda x: Decimal(x).quantize(Decimal("0.1"), ROUND_HALF_UP)  # noqa: E731  (54.25 -> 54.3)
             shown = f"{r(row['value'])} [{r(row['low'])}, {r(row['high'])}]"
-            assert shown in block, f"{heading}: {shown} ({section}/{intervals}.csv) is not printed"
+            assert shown in block, f"{heading}: {shown} ({section}/{name}.csv) is not printed"
