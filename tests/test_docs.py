@@ -93,7 +93,9 @@ SWEEPS = {"## Which layer MCL aligns": (["paired_vs_vanilla", "paired_vs_layer1"
           "## Cross-lingual against monolingual": (["paired_vs_vanilla", "paired_vs_p_src1"], "p_src", ["p_src_intervals"]),
           "## What each part adds": (["table8_paired"], "ablation", []),
           "## Pooling and the weight of CIT": (["paired_vs_vanilla", "paired_vs_default_pooling", "paired_vs_default_alpha"],
-                                              "appendix", ["pooling_intervals", "alpha_intervals"])}
+                                              "appendix", ["pooling_intervals", "alpha_intervals"]),
+          "## Five languages": (["paired_vs_vanilla", "paired_pairwise_vs_bridge"], "multilingual", []),
+          "## Every language": (["paired_vs_vanilla"], "all_languages", [])}
 
 
 @pytest.mark.parametrize("heading", SWEEPS)
@@ -104,7 +106,8 @@ def test_the_mini_sweep_sections_print_the_committed_averages(heading):
     from decimal import ROUND_HALF_UP, Decimal
     text = (ROOT / "docs/results-mini.md").read_text(encoding="utf-8")
     block = text[text.index(heading):]
-    block = block[:block.index("\n## ")]
+    end = block.find("\n## ")   # the next section, if this is not the last
+    block = block if end < 0 else block[:end]
     tables, section, intervals = SWEEPS[heading]
     for name in tables:
         for row in csv.DictReader((ROOT / f"results/mini/{section}/{name}.csv").open(encoding="utf-8")):

@@ -131,3 +131,20 @@ def test_the_mini_sweeps_reuse_notebook_01s_gemma_models():
         assert key("ablation", label) == key("bilingual", part)
     others = {key("appendix", label) for label in ("pooling max", "pooling last", "alpha 1.0", "alpha 2.0")}
     assert len(others) == 4 and afp not in others
+
+
+def test_the_mini_multilingual_sections_hold_notebook_01s_budget():
+    """Multilingual and all-languages align more languages on Gemma with notebook 01's budget: their AFP runs
+    differ from notebook 01's AFP only in the data (its languages, multilingual's policy, and the per-language
+    cap the 19 languages of all-languages draw from), so the three sections' numbers come from one recipe."""
+    from dataclasses import asdict
+
+    def config(name, label):
+        (v,) = [v for v in section_variants(name, "mini") if v.arch == "gemma3-270m" and v.label == label]
+        return asdict(train_config(v, "mini"))
+    afp = config("bilingual", "AFP")
+    for name, label in [("multilingual", "bridge"), ("multilingual", "pairwise"), ("all_languages", "AFP")]:
+        other = config(name, label)
+        assert {k for k in afp if afp[k] != other[k]} == {"data"}, f"{name} {label}: another budget"
+        moved = {k for k in afp["data"] if afp["data"][k] != other["data"][k]}
+        assert "langs" in moved and moved <= {"langs", "policy", "max_pairs_per_lang"}, f"{name} {label}: {moved}"
