@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # DVC stages call the venv's python and papermill
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup setup-models lock lab repro world check test unit notebooks bench clean-runs
+.PHONY: setup setup-models lock lab repro check test unit notebooks bench clean-runs
 setup: $(STAMP)
 
 # Exact, hash-checked versions (docs/environment-and-tests.md): torch first from its own lock (the CPU build;
@@ -74,12 +74,6 @@ lab: setup
 
 # one log line per training run instead of progress bars (the executed notebooks keep every output)
 repro: setup setup-models
-	TQDM_DISABLE=1 $(BIN)/dvc repro
-
-# rebuild the committed mini world models on purpose (about 40 minutes on 2 CPU cores without bf16; README
-# "Time"), then every result downstream of them
-world: setup
-	TQDM_DISABLE=1 $(BIN)/dvc repro --force world_pretrain
 	TQDM_DISABLE=1 $(BIN)/dvc repro
 
 # after `make repro`: the fresh headline metrics against the committed ones (tolerances: README, "Reproducibility")

@@ -20,7 +20,7 @@ from pathlib import Path
 from .config import UserError
 
 COMMANDS = {
-    "world": ("afp_lib.world.cli", "build the mini world: corpus, tokenizer, vanilla models, diagnostic"),
+    "world": ("afp_lib.world.cli", "build the world: a corpus (mini), plus tokenizer, toy models, diagnostic (smoke)"),
     "train": ("afp_lib.trainer.cli", "align a model with AFP (MCL + CIT) or a baseline"),
     "evaluate": ("afp_lib.eval.cli", "in-context learning and translation evaluation"),
     "analyse": ("afp_lib.analysis.cli", "alignment/uniformity, retrieval, t-SNE, tables"),

@@ -1,10 +1,10 @@
 """`python -m afp_lib repro-check [--profile mini] [--ref HEAD]`: does a fresh `make repro` give the committed
 headline numbers?
 
-It compares the DVC metrics files of the working tree (`results/<profile>/metrics/*.json` and
-`results/world/<profile>/diagnostic.json`, just regenerated) with the same files as committed at `--ref`
-(read with `git show`), key by key, within the tolerances of `TOLERANCES`. `--fresh DIR --committed DIR`
-compare two folders of metrics files instead. Exit 0: every committed number reproduced; 1: a number is
+It compares the DVC metrics files of the working tree (`results/<profile>/metrics/*.json` and, where the
+profile's world has toy models, `results/world/<profile>/diagnostic.json`, just regenerated) with the same
+files as committed at `--ref` (read with `git show`), key by key, within the tolerances of `TOLERANCES`.
+`--fresh DIR --committed DIR` compare two folders of metrics files instead. Exit 0: every committed number reproduced; 1: a number is
 outside its tolerance, or a committed file or key is missing from the fresh run (new keys are listed only);
 3: nothing was regenerated (below).
 
@@ -117,7 +117,9 @@ def metric_paths(profile: str) -> list[str]:
     """Repo-relative paths of a profile's metrics files (those present in the working tree or committed)."""
     root = repo_root()
     paths = {str(p.relative_to(root)) for p in (root / "results" / profile / "metrics").glob("*.json")}
-    paths.add(f"results/world/{profile}/diagnostic.json")
+    world = f"results/world/{profile}/diagnostic.json"   # smoke's toy models; mini's world is a corpus alone
+    if (root / world).is_file():
+        paths.add(world)
     listed = subprocess.run(["git", "ls-files", f"results/{profile}/metrics"], cwd=root, capture_output=True, text=True)
     paths |= {p for p in listed.stdout.split() if p.endswith(".json")}
     return sorted(paths)

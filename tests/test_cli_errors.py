@@ -12,8 +12,17 @@ from afp_lib import cli
 from afp_lib.config import UnknownName, UserError, user_input
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "runs/world/mini/xglm"   # committed (a save_pretrained folder)
+MODEL = "<model>"   # stands for the `saved_model` fixture's folder in the parametrized commands below
 SHARED_MIRROR = ROOT.parent / "shared" / "afp-data"
+
+
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory, tiny_models, toy_tokenizer):
+    """A tiny random XGLM as a save_pretrained folder with its tokenizer, as a user's --model would be."""
+    folder = tmp_path_factory.mktemp("model") / "xglm"
+    tiny_models["xglm"].save_pretrained(folder)
+    toy_tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def afp(*argv, **env):
@@ -51,15 +60,15 @@ def afp(*argv, **env):
      "afp data check: error: argument --as: --as 'facebook/xnli/zh': give the split after the dataset"),
     (["data", "check", "no-such.jsonl", "--as", "facebook/xnli/zh/validation"], "afp data: error: no-such.jsonl: no such file"),
 ])
-def test_a_mistake_is_one_line_and_exit_2(argv, message):
-    code, out, err = afp(*argv)
+def test_a_mistake_is_one_line_and_exit_2(argv, message, saved_model):
+    code, out, err = afp(*[saved_model if a == MODEL else a for a in argv])
     assert code == 2, err
     assert "Traceback" not in err and err.count("\n") == 1, err
     assert err.startswith(message), err
 
 
-def test_afp_debug_shows_the_traceback():
-    code, _, err = afp("train", "--base-model", MODEL, "mcl.layr=2", "--dry-run", AFP_DEBUG="1")
+def test_afp_debug_shows_the_traceback(saved_model):
+    code, _, err = afp("train", "--base-model", saved_model, "mcl.layr=2", "--dry-run", AFP_DEBUG="1")
     assert code == 1 and "Traceback" in err and "UnknownName" in err
 
 
@@ -119,15 +128,15 @@ def test_user_input_makes_library_errors_user_errors():
     assert isinstance(e.value, KeyError) and str(e.value).startswith("unknown profile 'minii'")
 
 
-def test_model_ref(tmp_path, monkeypatch):
+def test_model_ref(tmp_path, monkeypatch, saved_model):
     import argparse
     (tmp_path / "empty").mkdir()
     with pytest.raises(argparse.ArgumentTypeError, match="a folder without config.json"):
         cli.model_ref(str(tmp_path / "empty"))
-    for bad in ("runs/world/mini/xglmm", "./x/y", "no-slash"):
+    for bad in (saved_model + "m", "./x/y", "no-slash"):
         with pytest.raises(argparse.ArgumentTypeError, match="no such folder"):
             cli.model_ref(bad)
-    assert cli.model_ref(str(ROOT / MODEL)) == str(ROOT / MODEL)
+    assert cli.model_ref(saved_model) == saved_model
     assert cli.model_ref("facebook/xglm-564M") == "facebook/xglm-564M"   # shaped like a hub id
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert cli.require_model("facebook/xglm-564M") == "facebook/xglm-564M"   # online: the hub will say
@@ -136,7 +145,7 @@ def test_model_ref(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UserError, match="not in the local hub cache"):
         cli.require_model("facebook/xglm-564M")
-    assert cli.require_model(str(ROOT / MODEL)) == str(ROOT / MODEL)
+    assert cli.require_model(saved_model) == saved_model
 
 
 def test_evaluate_prints_chance_beside_accuracies():

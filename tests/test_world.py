@@ -375,6 +375,39 @@ def test_ensure_world_builds_only_what_is_missing_or_stale(tmp_path, monkeypatch
         world.ensure_world("paper")
 
 
+def test_the_mini_world_is_its_corpus_alone(tmp_path, monkeypatch, capsys):
+    """mini's sections align the pretrained models of params.yaml `models`: its world builds the corpus (the
+    probes' held-out text) and nothing else, and asking it for a toy model says what to use instead."""
+    import afp_lib.world as world
+    from afp_lib.world import steps
+    from afp_lib.world.cli import main
+    monkeypatch.setenv("AFP_RUNS", str(tmp_path))
+    calls = []
+
+    def corpus(profile, cfg):
+        calls.append("corpus")
+        path = world.world_dir(profile) / "corpus" / "stats.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"fingerprint": world.fingerprints(cfg)["corpus"]}))
+
+    def other(step):
+        return lambda *a: calls.append(step)
+    monkeypatch.setattr(steps, "corpus", corpus)
+    for step in ("tokenizer", "pretrain", "diagnose"):
+        monkeypatch.setattr(steps, step, other(step))
+    assert world.load_world_config("mini").archs == []
+    assert world.ensure_world("mini") == tmp_path / "world" / "mini"
+    assert calls == ["corpus"] and sorted(p.name for p in (tmp_path / "world" / "mini").iterdir()) == ["corpus"]
+    assert main(["all", "--profile", "mini"]) == 0 and calls == ["corpus"]   # current: nothing rebuilt, no diagnostic
+    with pytest.raises(KeyError, match=r"the mini world builds no models .*gemma3-270m.*profile smoke"):
+        world.base_model("mini", "xglm")
+    for step in ("tokenizer", "pretrain", "diagnose"):
+        with pytest.raises(SystemExit):
+            main([step, "--profile", "mini"])
+        assert "the mini world is its corpus alone" in capsys.readouterr().err
+    assert calls == ["corpus"]
+
+
 def test_cli_paper_steps_only_leave_a_note(tmp_path, monkeypatch):
     from afp_lib.world.cli import main
     monkeypatch.setenv("AFP_RUNS", str(tmp_path))

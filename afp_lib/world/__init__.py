@@ -1,7 +1,8 @@
-"""The `mini` world: no pretrained model can be downloaded here, so afp makes its own vanilla multilingual
-causal LMs (an XGLM and a BLOOM), biased like the real ones: much English, some Chinese and Turkish, little
-Thai and Swahili. Steps: corpus (mirror mono text, leak-checked) -> tokenizer -> pretrain per arch ->
-diagnose. The `paper` profile names hub checkpoints instead and builds nothing.
+"""The built world: a leak-checked corpus of the mirror's monolingual text and, for `smoke` (CI), toy vanilla
+multilingual causal LMs (an XGLM and a BLOOM of a few million parameters), biased like the real ones: much
+English, some Chinese and Turkish, little Thai and Swahili. Steps: corpus -> tokenizer -> pretrain per arch ->
+diagnose. `mini` builds the corpus alone (its held-out text is the perplexity probes'; its sections align the
+pretrained models of params.yaml `models`); the `paper` profile names hub checkpoints and builds nothing.
 
     from afp_lib.world import base_model, ensure_world
     ensure_world("smoke")                    # builds whatever is missing (seconds for smoke)
@@ -40,7 +41,8 @@ def _stamp(path: Path) -> str | None:
 
 
 def ensure_world(profile: str, archs: list[str] | None = None) -> Path:
-    """Build the missing or out-of-date parts of the smoke/mini world (idempotent); return world_dir."""
+    """Build the missing or out-of-date parts of the smoke/mini world (idempotent); return world_dir. A world
+    without archs (mini: its sections align pretrained models) is its corpus alone, the probes' held-out text."""
     from . import steps  # torch (world.config imports afp_lib.models)
     if profile not in BUILT_PROFILES:
         raise ValueError(f"profile {profile!r} has no built world (it uses hub models); "
@@ -50,6 +52,8 @@ def ensure_world(profile: str, archs: list[str] | None = None) -> Path:
     stale = _stamp(root / "corpus" / "stats.json") != fp["corpus"]
     if stale:
         steps.corpus(profile, cfg)
+    if not (archs or cfg.archs):
+        return root
     if stale or _stamp(root / "tokenizer" / "token_stats.json") != fp["tokenizer"]:
         steps.tokenizer(profile, cfg)
     # a model is current when it was pretrained under this config (its stamp) on these exact tokens: a fresh

@@ -1,7 +1,8 @@
 """`python -m afp_lib world {corpus,tokenizer,pretrain,diagnose,all} --profile P [--arch A] [--set k=v]`.
 
 Each step command rebuilds its step (DVC decides when); `all` builds only what is missing or stale and then
-writes the diagnostic. The paper profile uses hub checkpoints: its build steps only leave a note."""
+writes the diagnostic. A world without archs (mini) is its corpus alone: `corpus` and `all` build it, the
+other steps refuse. The paper profile uses hub checkpoints: its build steps only leave a note."""
 from __future__ import annotations
 
 import json
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if profile not in BUILT_PROFILES and args.step != "diagnose":
         return _paper_note(profile, cfg, args.step)
+    if not cfg.archs and args.step in ("tokenizer", "pretrain", "diagnose"):
+        parser.error(f"world.{profile}.archs is empty: the {profile} world is its corpus alone (its sections "
+                     f"align the pretrained models of params.yaml `models`); `{args.step}` is for a world with "
+                     f"toy models, e.g. --profile smoke")
     if args.step == "corpus":
         steps.corpus(profile, cfg)
     elif args.step == "tokenizer":
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.overrides:
             parser.error("`all` builds the configuration in params.yaml; use the step commands with --set")
         ensure_world(profile, [args.arch] if args.arch else None)
-        steps.diagnose(profile, cfg)
+        if cfg.archs:   # a corpus-only world has no model to diagnose
+            steps.diagnose(profile, cfg)
     return 0
 
 

@@ -24,7 +24,8 @@ BUILT_PROFILES = ("smoke", "mini")
 
 
 def world_dir(profile: str) -> Path:
-    """runs/world/<profile>: corpus/, tokenizer/, one save_pretrained folder per arch, ckpt/."""
+    """runs/world/<profile>: corpus/ and, where the world has archs (smoke), tokenizer/, one save_pretrained
+    folder per arch and ckpt/."""
     return runs_dir() / "world" / profile
 
 
@@ -45,6 +46,11 @@ def base_model(profile: str, arch: str) -> str:
         if arch not in cfg.models:
             raise KeyError(f"no {arch!r} model in world.{profile}.models; known: {', '.join(cfg.models)}")
         return cfg.models[arch]
+    if not cfg.archs:
+        known = ", ".join(read_params().get("models") or {}) or "none listed"
+        raise KeyError(f"the {profile} world builds no models (world.{profile}.archs is empty), so {arch!r} is "
+                       f"none of them: name a pretrained model of params.yaml `models` ({known}), a "
+                       f"save_pretrained folder, or profile smoke for the toy models")
     if arch not in cfg.archs:
         raise KeyError(f"arch {arch!r} is not built in the {profile} world; use one of {', '.join(cfg.archs)}")
     folder = world_dir(profile) / arch
