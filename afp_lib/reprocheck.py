@@ -36,7 +36,7 @@ TOLERANCES: list[tuple[str, float, float]] = [
     (r"best_layer", 0.0, 0.0),                      # a choice, not a measurement: exact
     (r"\bppl\b", 0.0, 0.02),                        # perplexity: 2% relative
     (r"bits_per_byte", 0.01, 0.0),                  # 0.01 bits per byte
-    (r"align|uniform", 0.02, 0.0),                  # Wang & Isola alignment / uniformity
+    (r"\b(align|uniform)\b", 0.02, 0.0),            # Wang & Isola alignment / uniformity (a word: not acc_aligned)
     (r"retrieval_xx2en", 0.01, 0.0),                # the world diagnostic's retrieval, a fraction: 1 point
     (r"", 1.0, 0.0),                                # everything else is in percent (accuracy, retrieval,
 ]                                                   # answer shares, BLEU) and their s.e.: 1 point

@@ -63,4 +63,8 @@ def test_tolerances_are_the_documented_ones():
     assert reprocheck.tolerance("xglm.bits_per_byte.en") == (0.01, 0.0)
     assert reprocheck.tolerance("probes.AFP.dev uniform") == (0.02, 0.0)
     assert reprocheck.tolerance("xglm.retrieval_xx2en.Han") == (0.01, 0.0)
+    assert reprocheck.tolerance("probes.AFP.align se") == (0.02, 0.0)
+    # the headline accuracies and BLEU of the aligned models are percentages, not alignment (a cold run on
+    # another CPU moved acc_aligned by 0.09 points and failed against 0.02)
+    assert reprocheck.tolerance("acc_aligned") == reprocheck.tolerance("bleu_aligned") == (1.0, 0.0)
 
