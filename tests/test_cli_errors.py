@@ -53,6 +53,8 @@ def afp(*argv, **env):
     (["evaluate", "--model", MODEL, "--tasks", "xcopa,flores", "--langs", "zh"],
      "afp evaluate: error: flores translates between the --langs languages; it needs two or more, got zh"),
     (["evaluate", "--model", MODEL, "--shots", "a"], "afp evaluate: error: argument --shots: 'a' must be comma-separated"),
+    (["prepare", "train", "--section", "bilingul"],
+     "afp prepare: error: unknown section 'bilingul'; did you mean 'bilingual'? (known: bilingual, mcl_layer,"),
     (["data", "chek"], "afp data: error: unknown subcommand 'chek'; did you mean 'check'?"),
     (["data", "check", "params.yaml", "--as", "facebook/xnli/xx/validation"],
      "afp data: error: --as facebook/xnli/xx/validation: facebook/xnli has no config 'xx'"),
@@ -94,7 +96,7 @@ print(json.dumps({"parsers": len(seen), "heavy": heavy, "undocumented": undocume
 
 
 @pytest.mark.parametrize("argv", [["train"], ["evaluate"], ["world"], ["data", "check"], ["data", "verify"],
-                                  ["data", "fetch"], ["paper-plan"], ["repro-check"], ["rehearse"], ["analyse", "tables"],
+                                  ["data", "fetch"], ["paper-plan"], ["prepare"], ["repro-check"], ["rehearse"], ["analyse", "tables"],
                                   ["analyse", "represent"]])
 def test_help_imports_no_torch_and_documents_every_option(argv):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

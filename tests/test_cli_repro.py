@@ -77,6 +77,7 @@ def test_a_changed_configuration_makes_older_results_stale(clone, capsys):
     ("runs/world/mini/xglm/config.json", True), ("runs/world/mini/corpus/stats.json", True),
     ("runs/models/gemma3-270m/model.safetensors", True),
     ("results/mini/metrics/bilingual.json", False), ("figures/mini/bilingual/fig1.png", False),
+    ("results/mini/prepared/bilingual-train.json", False), ("results/smoke/prepared/bilingual-train.json", True),
 ])
 def test_generated_outputs_are_ignored_by_git(path, ignored):
     done = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)

@@ -112,6 +112,15 @@ def test_dvc_stages_follow_the_declarations():
         f"runs/models/{name}" for name in pretrained]
     assert {k: v["notebook"] + ".ipynb" for k, v in stages["section"]["foreach"].items()} == NOTEBOOKS
     assert [d for d in stages["scorecard"]["deps"] if d.startswith("results/")] == [f"results/${{profile}}/{s}" for s in SECTIONS]
+    # each section's runs, then its cells, made ahead by their own stages (afp_lib/plan/prepare.py), in that order
+    manifest = "results/${{profile}}/prepared/${{{}}}-{}.json".format
+    for step, before in (("train", None), ("score", "train")):
+        stage = stages[f"prepare_{step}"]
+        assert stage["foreach"] == list(SECTIONS)
+        assert stage["do"]["cmd"] == f"python -m afp_lib prepare {step} --profile ${{profile}} --section ${{item}}"
+        assert list(stage["do"]["outs"][0]) == [manifest("item", step)]
+        assert before is None or manifest("item", before) in stage["do"]["deps"]
+    assert manifest("key", "score") in stages["section"]["do"]["deps"]
 
 
 def test_the_mini_sweeps_reuse_notebook_01s_gemma_models():
