@@ -67,12 +67,11 @@ def score(name: str, profile: str, build: bool = True) -> dict:
     from ..experiment import eval_cells, evaluate
     from .grid import section_requests
     _require_base_models(name, profile)
-    cells = {}
+    cells = set()   # a cell two requests share (a model in two groups) is listed once
     for r in section_requests(name, profile):
         if build:
             evaluate(r.variant, profile, r.overrides, r.translation, evaluate_missing=True)
-        for c in eval_cells(r.variant, profile, r.overrides, r.translation):
-            cells.setdefault(_under_runs(cell_file(c)), None)
+        cells |= {_under_runs(cell_file(c)) for c in eval_cells(r.variant, profile, r.overrides, r.translation)}
     return {"section": name, "profile": profile, "step": "score", "cells": sorted(cells)}
 
 
