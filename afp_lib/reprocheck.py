@@ -4,8 +4,8 @@ headline numbers?
 It compares the DVC metrics files of the working tree (`results/<profile>/metrics/*.json` and, where the
 profile's world has toy models, `results/world/<profile>/diagnostic.json`, just regenerated) with the same
 files as committed at `--ref` (read with `git show`), key by key, within the tolerances of `TOLERANCES`.
-`--fresh DIR --committed DIR` compare two folders of metrics files instead. Exit 0: every committed number reproduced; 1: a number is
-outside its tolerance, or a committed file or key is missing from the fresh run (new keys are listed only);
+`--fresh DIR --committed DIR` compare two folders of metrics files instead. Exit 0: every committed number
+reproduced; 1: a number is outside its tolerance, or a committed file or key is missing from the fresh run (new keys are listed only);
 3: nothing was regenerated (below).
 
 Regenerated or not: on a fresh clone `dvc repro` finds every stage unchanged and writes nothing, and the
